@@ -1,0 +1,44 @@
+"""The `embedstore` command: one Typer app combining one module per command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli import store_cmds
+from embedstore import __version__
+
+app = typer.Typer(
+    name="embedstore",
+    help="Extract backbone embeddings once into Zarr; probe, sweep and fuse them in seconds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+store_cmds.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"embedstore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Extract backbone embeddings once into Zarr; probe, sweep and fuse them in seconds."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""`embedstore ls` and `embedstore info`: what a store holds, as rich tables or JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli._common import console, human_bytes, user_errors
+from embedstore import open_store
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ls")(ls)
+    app.command("info")(info)
+
+
+def ls(
+    store: Annotated[str, typer.Argument(help="Path of the store (a .zarr folder).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every dataset and backbone array in a store: shape, dtype, size, completeness."""
+    with user_errors():
+        s = open_store(store)
+        rows = [
+            (s.dataset_info(d), [s.array_info(d, b) for b in s.backbones(d)]) for d in s.datasets()
+        ]
+    if as_json:
+        out = [
+            {**asdict(ds), "arrays": [asdict(a) for a in arrays]} for ds, arrays in rows
+        ]
+        typer.echo(json.dumps({"store": store, "created_by": s.created_by, "datasets": out}, indent=2))
+        return
+    table = Table(title=f"{store}  ({s.created_by}, format {s.format_version})")
+    for col in ("dataset", "task", "samples", "backbone", "shape", "dtype", "on disk", "status"):
+        table.add_column(col, justify="right" if col in ("samples", "on disk") else "left")
+    for ds, arrays in rows:
+        if not arrays:
+            table.add_row(ds.name, ds.task, str(ds.n_samples), "—", "", "", "", "")
+        for i, a in enumerate(arrays):
+            table.add_row(
+                ds.name if i == 0 else "",
+                ds.task if i == 0 else "",
+                str(ds.n_samples) if i == 0 else "",
+                a.backbone,
+                f"{a.shape[0]}×{a.shape[1]}",
+                a.dtype,
+                human_bytes(a.nbytes_stored),
+                _status(a),
+            )
+    if not rows:
+        console.print(f"{store}: no datasets yet")
+        return
+    console.print(table)
+
+
+def info(
+    store: Annotated[str, typer.Argument(help="Path of the store (a .zarr folder).")],
+    dataset: Annotated[str | None, typer.Argument(help="A dataset in the store.")] = None,
+    backbone: Annotated[str | None, typer.Argument(help="A backbone extracted for DATASET.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Describe a store, one dataset (classes, splits, backbones), or one array (provenance)."""
+    with user_errors():
+        s = open_store(store)
+        if dataset is None:
+            payload = {
+                "store": store,
+                "format": s.format_version,
+                "created_by": s.created_by,
+                "datasets": [asdict(s.dataset_info(d)) for d in s.datasets()],
+            }
+        elif backbone is None:
+            ds = s.dataset_info(dataset)
+            payload = {**asdict(ds), "arrays": [asdict(s.array_info(dataset, b)) for b in ds.backbones]}
+        else:
+            payload = {**asdict(s.array_info(dataset, backbone)), "missing": s.missing(dataset, backbone)}
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    if dataset is None:
+        table = Table(title=f"{store}")
+        for col in ("dataset", "task", "classes", "samples", "train/val/test", "backbones"):
+            table.add_column(col)
+        for ds in payload["datasets"]:
+            c = ds["split_counts"]
+            table.add_row(
+                ds["name"], ds["task"], str(len(ds["class_names"])), str(ds["n_samples"]),
+                f"{c['train']}/{c['val']}/{c['test']}", ", ".join(ds["backbones"]) or "—",
+            )
+        console.print(f"format {s.format_version}, written by {s.created_by}")
+        console.print(table)
+    elif backbone is None:
+        table = Table(title=f"{store} :: {dataset}", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        c = payload["split_counts"]
+        table.add_row("task", payload["task"])
+        table.add_row("classes", ", ".join(payload["class_names"]))
+        table.add_row("samples", str(payload["n_samples"]))
+        table.add_row("train / val / test", f"{c['train']} / {c['val']} / {c['test']}")
+        table.add_row("patient groups", "yes" if payload["has_group"] else "no")
+        table.add_row("source", payload["source"] or "—")
+        for a in payload["arrays"]:
+            table.add_row(
+                a["backbone"],
+                f"{a['shape'][0]}×{a['shape'][1]} {a['dtype']}, {human_bytes(a['nbytes_stored'])}, "
+                f"{'complete' if a['complete'] else 'INCOMPLETE'}",
+            )
+        console.print(table)
+    else:
+        table = Table(title=f"{store} :: {dataset} :: {backbone}", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        table.add_row("shape", f"{payload['shape'][0]}×{payload['shape'][1]}")
+        table.add_row("dtype", payload["dtype"])
+        table.add_row("chunk rows", str(payload["chunk_rows"]))
+        table.add_row("on disk", human_bytes(payload["nbytes_stored"]))
+        table.add_row("status", _status_dict(payload))
+        table.add_row("missing rows", str(payload["n_missing"]))
+        for key, value in payload["provenance"].items():
+            table.add_row(f"provenance.{key}", json.dumps(value) if not isinstance(value, str) else value)
+        console.print(table)
+
+
+def _status(a) -> str:
+    if a.complete:
+        return "complete" + (f" ({a.n_missing} missing)" if a.n_missing else "")
+    return f"[yellow]incomplete {a.rows_written}/{a.shape[0]}[/]"
+
+
+def _status_dict(a: dict) -> str:
+    if a["complete"]:
+        return "complete"
+    return f"incomplete ({a['rows_written']} of {a['shape'][0]} rows written)"

@@ -1,0 +1,99 @@
+"""The exceptions embedstore raises: one root, subclasses that also inherit a builtin where one fits.
+
+Every message says what was expected, what was received, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmbedstoreError",
+    "StoreNotFoundError",
+    "StoreExistsError",
+    "FormatVersionError",
+    "ReadOnlyError",
+    "DatasetNotFoundError",
+    "ArrayNotFoundError",
+    "IncompleteArrayError",
+    "ConflictError",
+    "InvalidDataError",
+    "UnknownBackboneError",
+    "WeightsNotFoundError",
+    "ChecksumError",
+    "CheckpointError",
+    "BadImageError",
+    "SourceError",
+    "ProtocolError",
+    "ArchiveError",
+]
+
+
+class EmbedstoreError(Exception):
+    """Root of every error embedstore raises on purpose; the CLI prints these without a traceback."""
+
+
+class StoreNotFoundError(EmbedstoreError, FileNotFoundError):
+    """No embedstore store at the given location."""
+
+
+class StoreExistsError(EmbedstoreError, FileExistsError):
+    """Something that is not an embedstore store is already at the location."""
+
+
+class FormatVersionError(EmbedstoreError):
+    """The store was written by a newer format than this code understands."""
+
+
+class ReadOnlyError(EmbedstoreError, PermissionError):
+    """A write was asked of a store opened read-only (archives and remote URLs are always read-only)."""
+
+
+class DatasetNotFoundError(EmbedstoreError, LookupError):
+    """The store has no dataset of that name."""
+
+
+class ArrayNotFoundError(EmbedstoreError, LookupError):
+    """The dataset has no embeddings for that backbone."""
+
+
+class IncompleteArrayError(EmbedstoreError):
+    """The embeddings array exists but was never marked complete."""
+
+
+class ConflictError(EmbedstoreError):
+    """Writing would change data already stored; nothing was overwritten."""
+
+
+class InvalidDataError(EmbedstoreError, ValueError):
+    """Input arrays have the wrong shape, type or values (NaN, duplicates, mismatched lengths)."""
+
+
+class UnknownBackboneError(EmbedstoreError, LookupError):
+    """A backbone name that is not in the registry."""
+
+
+class WeightsNotFoundError(EmbedstoreError, FileNotFoundError):
+    """A backbone's weights are neither given, cached, nor downloadable."""
+
+
+class ChecksumError(EmbedstoreError):
+    """A file or array does not match its recorded sha256."""
+
+
+class CheckpointError(EmbedstoreError):
+    """A checkpoint cannot be converted or loaded strictly into its architecture."""
+
+
+class BadImageError(EmbedstoreError):
+    """An image file cannot be read (unreadable, truncated, empty)."""
+
+
+class SourceError(EmbedstoreError, ValueError):
+    """An image source (folder, CSV manifest, .npz, demo) is malformed or missing."""
+
+
+class ProtocolError(EmbedstoreError, ValueError):
+    """An evaluation protocol cannot run on this data (too few samples, wrong task kind)."""
+
+
+class ArchiveError(EmbedstoreError):
+    """An archive is malformed, tampered with, or conflicts with its target."""
