@@ -29,10 +29,10 @@ def ls(
             (s.dataset_info(d), [s.array_info(d, b) for b in s.backbones(d)]) for d in s.datasets()
         ]
     if as_json:
-        out = [
-            {**asdict(ds), "arrays": [asdict(a) for a in arrays]} for ds, arrays in rows
-        ]
-        typer.echo(json.dumps({"store": store, "created_by": s.created_by, "datasets": out}, indent=2))
+        out = [{**asdict(ds), "arrays": [asdict(a) for a in arrays]} for ds, arrays in rows]
+        typer.echo(
+            json.dumps({"store": store, "created_by": s.created_by, "datasets": out}, indent=2)
+        )
         return
     table = Table(title=f"{store}  ({s.created_by}, format {s.format_version})")
     for col in ("dataset", "task", "samples", "backbone", "shape", "dtype", "on disk", "status"):
@@ -60,7 +60,9 @@ def ls(
 def info(
     store: Annotated[str, typer.Argument(help="Path of the store (a .zarr folder).")],
     dataset: Annotated[str | None, typer.Argument(help="A dataset in the store.")] = None,
-    backbone: Annotated[str | None, typer.Argument(help="A backbone extracted for DATASET.")] = None,
+    backbone: Annotated[
+        str | None, typer.Argument(help="A backbone extracted for DATASET.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Describe a store, one dataset (classes, splits, backbones), or one array (provenance)."""
@@ -75,9 +77,15 @@ def info(
             }
         elif backbone is None:
             ds = s.dataset_info(dataset)
-            payload = {**asdict(ds), "arrays": [asdict(s.array_info(dataset, b)) for b in ds.backbones]}
+            payload = {
+                **asdict(ds),
+                "arrays": [asdict(s.array_info(dataset, b)) for b in ds.backbones],
+            }
         else:
-            payload = {**asdict(s.array_info(dataset, backbone)), "missing": s.missing(dataset, backbone)}
+            payload = {
+                **asdict(s.array_info(dataset, backbone)),
+                "missing": s.missing(dataset, backbone),
+            }
     if as_json:
         typer.echo(json.dumps(payload, indent=2, default=str))
         return
@@ -88,8 +96,12 @@ def info(
         for ds in payload["datasets"]:
             c = ds["split_counts"]
             table.add_row(
-                ds["name"], ds["task"], str(len(ds["class_names"])), str(ds["n_samples"]),
-                f"{c['train']}/{c['val']}/{c['test']}", ", ".join(ds["backbones"]) or "—",
+                ds["name"],
+                ds["task"],
+                str(len(ds["class_names"])),
+                str(ds["n_samples"]),
+                f"{c['train']}/{c['val']}/{c['test']}",
+                ", ".join(ds["backbones"]) or "—",
             )
         console.print(f"format {s.format_version}, written by {s.created_by}")
         console.print(table)
@@ -122,7 +134,9 @@ def info(
         table.add_row("status", _status_dict(payload))
         table.add_row("missing rows", str(payload["n_missing"]))
         for key, value in payload["provenance"].items():
-            table.add_row(f"provenance.{key}", json.dumps(value) if not isinstance(value, str) else value)
+            table.add_row(
+                f"provenance.{key}", json.dumps(value) if not isinstance(value, str) else value
+            )
         console.print(table)
 
 

@@ -215,8 +215,8 @@ class Store:
                     "labels, splits or classes; nothing was changed. Pass overwrite=True "
                     "(--overwrite) to replace them, or use another dataset name"
                 )
-            old_ids = g["ids"][:]
-            if self.backbones(name) and not np.array_equal(old_ids.astype(str), data["ids"]):
+            old_ids = _as_str(g["ids"][:])
+            if self.backbones(name) and not np.array_equal(old_ids, data["ids"]):
                 raise ConflictError(
                     f"dataset '{name}' has embeddings for {len(self.backbones(name))} backbone(s) "
                     "aligned to its current ids; new ids would misalign them. "
@@ -253,14 +253,14 @@ class Store:
                 continue
             stored = g[key][:]
             if value.dtype.kind in "OUT":
-                stored, value = stored.astype(str), value.astype(str)
+                stored = _as_str(stored)
             if stored.shape != value.shape or not np.array_equal(stored, value):
                 return False
         return True
 
     def ids(self, dataset: str) -> np.ndarray:
         """Sample ids, array of shape (n_samples,) of str."""
-        return self._dataset_group(dataset)["ids"][:].astype(str)
+        return _as_str(self._dataset_group(dataset)["ids"][:])
 
     def labels(self, dataset: str) -> np.ndarray:
         """Labels: (n_samples,) int64, or (n_samples, n_classes) uint8 for multilabel."""
@@ -273,7 +273,7 @@ class Store:
     def group(self, dataset: str) -> np.ndarray | None:
         """Group (patient) ids, (n_samples,) str, or None when the dataset has none."""
         g = self._dataset_group(dataset)
-        return g["group"][:].astype(str) if "group" in g.array_keys() else None
+        return _as_str(g["group"][:]) if "group" in g.array_keys() else None
 
     def split_rows(self, dataset: str, split: str) -> np.ndarray:
         """Row indices of one split ('train', 'val' or 'test'), sorted."""
@@ -549,7 +549,9 @@ def create_store(location: str | os.PathLike[str]) -> Store:
             f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"
         )
     root = zarr.open_group(str(path), mode="w")
-    root.attrs.update({"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"})
+    root.attrs.update(
+        {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+    )
     return Store(root, str(path), read_only=False)
 
 
@@ -575,21 +577,23 @@ def _check_name(name: str, what: str) -> None:
 
 def _split_code(split: str) -> int:
     if split not in SPLIT_CODES:
-        raise InvalidDataError(
-            f"split must be one of {', '.join(SPLIT_CODES)}, got '{split}'"
-        )
+        raise InvalidDataError(f"split must be one of {', '.join(SPLIT_CODES)}, got '{split}'")
     return SPLIT_CODES[split]
 
 
 def _validate_dataset(ids, labels, split, task, class_names, group) -> dict[str, np.ndarray | None]:
     if task not in TASK_KINDS:
         raise InvalidDataError(f"task must be one of {', '.join(TASK_KINDS)}, got '{task}'")
-    ids = np.asarray(ids).astype(str)
+    ids = _as_str(np.asarray(ids))
     n = len(ids)
     if ids.ndim != 1 or n == 0:
-        raise InvalidDataError(f"ids must be a non-empty 1-D array of strings, got shape {ids.shape}")
+        raise InvalidDataError(
+            f"ids must be a non-empty 1-D array of strings, got shape {ids.shape}"
+        )
     if (ids == "").any():
-        raise InvalidDataError(f"ids must be non-empty strings; row(s) {np.flatnonzero(ids == '')[:10].tolist()} are empty")
+        raise InvalidDataError(
+            f"ids must be non-empty strings; row(s) {np.flatnonzero(ids == '')[:10].tolist()} are empty"
+        )
     uniq, counts = np.unique(ids, return_counts=True)
     if len(uniq) != n:
         dups = uniq[counts > 1][:5].tolist()
@@ -612,7 +616,9 @@ def _validate_dataset(ids, labels, split, task, class_names, group) -> dict[str,
             if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
                 labels = labels.astype(np.int64)
             else:
-                raise InvalidDataError(f"labels must be integer class indices, got dtype {labels.dtype}")
+                raise InvalidDataError(
+                    f"labels must be integer class indices, got dtype {labels.dtype}"
+                )
         labels = labels.astype(np.int64)
         if task == "binary" and k != 2:
             raise InvalidDataError(f"a binary task needs exactly 2 class names, got {k}")
@@ -622,21 +628,26 @@ def _validate_dataset(ids, labels, split, task, class_names, group) -> dict[str,
                 f"[{labels.min()}, {labels.max()}]"
             )
     split = np.asarray(split)
-    if split.dtype.kind in "OUS":
-        bad = sorted(set(split.astype(str).tolist()) - set(SPLIT_CODES))
+    if split.dtype.kind in "OUST":
+        bad = sorted(set(_as_str(split).tolist()) - set(SPLIT_CODES))
         if bad:
             raise InvalidDataError(f"split names must be train/val/test, got {bad[:5]}")
-        split = np.array([SPLIT_CODES[s] for s in split.astype(str)], dtype=np.uint8)
+        split = np.array([SPLIT_CODES[s] for s in _as_str(split)], dtype=np.uint8)
     if split.shape != (n,):
         raise InvalidDataError(f"split must have shape ({n},), got {split.shape}")
     if not np.isin(split, list(SPLIT_CODES.values())).all():
         raise InvalidDataError("split codes must be 0 (train), 1 (val) or 2 (test)")
     split = split.astype(np.uint8)
     if group is not None:
-        group = np.asarray(group).astype(str)
+        group = _as_str(np.asarray(group))
         if group.shape != (n,):
             raise InvalidDataError(f"group must have shape ({n},), got {group.shape}")
     return {"ids": ids, "labels": labels, "split": split, "group": group}
+
+
+def _as_str(values: np.ndarray) -> np.ndarray:
+    """Zarr returns numpy's variable-width StringDType; give callers a plain '<U' array."""
+    return np.array(values.tolist(), dtype=str)
 
 
 def _zarr_dtype(value: np.ndarray) -> Any:
