@@ -17,6 +17,7 @@ Rows are aligned by sample across every backbone of a dataset. Only this module 
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Sequence
@@ -287,12 +288,14 @@ class Store:
         return sorted(k for k in g.group_keys())
 
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
-        if backbone not in self.backbones(dataset):
-            known = ", ".join(self.backbones(dataset)) or "none"
+        extracted = self.backbones(dataset)
+        if backbone not in extracted:
+            close = difflib.get_close_matches(backbone, extracted, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
             raise ArrayNotFoundError(
-                f"backbone '{backbone}' has not been extracted for dataset '{dataset}' "
-                f"(extracted: {known}); run `embedstore extract STORE --dataset {dataset} "
-                f"--backbone {backbone} ...`"
+                f"backbone '{backbone}' has not been extracted for dataset '{dataset}'; {hint}"
+                f"(extracted: {', '.join(extracted) or 'none'}); run `embedstore extract STORE "
+                f"--dataset {dataset} --backbone {backbone} ...`"
             )
         return self._root[dataset][backbone]
 

@@ -14,7 +14,14 @@ from typing import Any
 
 from embedstore.errors import InvalidDataError, UnknownBackboneError
 
-__all__ = ["Preprocess", "WeightsSource", "BackboneSpec", "register", "get_backbone", "list_backbones"]
+__all__ = [
+    "Preprocess",
+    "WeightsSource",
+    "BackboneSpec",
+    "register",
+    "get_backbone",
+    "list_backbones",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,137 @@
+"""`embedstore probe`: evaluate stored embeddings (single backbones and fusions) in seconds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli._common import console, err_console, user_errors
+from embedstore import open_store
+from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
+from embedstore.probes.features import parse_fuse
+from embedstore.report import ProbeResult, format_metric, write_jsonl
+
+
+def register(app: typer.Typer) -> None:
+    app.command("probe")(probe)
+
+
+def probe(
+    store: Annotated[str, typer.Argument(help="Store path, archive (.zip) or URL.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset in the store.")],
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option("--backbone", "-b", help="A backbone to evaluate alone (repeatable)."),
+    ] = None,
+    fuse: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(help="proto, fewshot, knn, logreg, dvme, a comma list, or all."),
+    ] = "all",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed for episodes, splits and bootstraps.")] = 0,
+    normalize: Annotated[
+        str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
+    ] = "l2",
+    grid: Annotated[
+        str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
+    ] = "ericsson",
+    k: Annotated[int, typer.Option(help="kNN neighbours.")] = 20,
+    shots: Annotated[int, typer.Option(help="Few-shot: support samples per class.")] = 20,
+    ways: Annotated[
+        int | None, typer.Option(help="Few-shot: classes per episode (default 2, or 5 if >2).")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Few-shot: number of episodes.")] = 600,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
+    out: Annotated[
+        str | None, typer.Option(help="Append one JSON record per result to this file.")
+    ] = None,
+) -> None:
+    """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
+    with user_errors():
+        sets = [[b] for b in backbone or []] + [list(parse_fuse(f)) for f in fuse or []]
+        options = ProbeOptions(
+            seed=seed,
+            device=device,
+            normalize=normalize,
+            grid=grid,
+            k=k,
+            k_shot=shots,
+            n_way=ways,
+            n_episodes=episodes,
+        )
+        s = open_store(store)
+        with console.status("probing…") as status:
+            results = evaluate_probes(
+                s,
+                dataset,
+                sets,
+                method,
+                options,
+                progress=lambda name, m: status.update(f"{m} on {name}"),
+            )
+        if out:
+            write_jsonl(results, out)
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps(r.to_dict(), default=str))
+        return
+    render(results, store)
+    if out:
+        err_console.print(f"wrote {len(results)} records to {out}")
+
+
+def render(results: list[ProbeResult], title: str) -> None:
+    """One row per feature set, one column group per method: accuracy and AUC ± 95% CI."""
+    methods = list(dict.fromkeys(r.method for r in results))
+    names = list(dict.fromkeys(r.feature_name for r in results))
+    by_key = {(r.feature_name, r.method): r for r in results}
+    extra_cols = [m for m in ("auc", "kappa") if any(m in r.metrics for r in results)]
+    table = Table(title=f"{title} :: {results[0].dataset}" if results else title)
+    table.add_column("features")
+    for m in methods:
+        table.add_column(f"{m}\nacc", justify="right")
+        if m != "fewshot":
+            for e in extra_cols:
+                table.add_column(f"{m}\n{e}", justify="right")
+    for name in names:
+        row = [name]
+        for m in methods:
+            r = by_key.get((name, m))
+            row.append(format_metric(r.metrics.get("accuracy")) if r else "—")
+            if m != "fewshot":
+                for e in extra_cols:
+                    row.append(format_metric(r.metrics.get(e)) if r else "—")
+        table.add_row(*row)
+    console.print(table)
+    for r in results:
+        if r.method == "fewshot":
+            p = r.protocol
+            console.print(
+                f"fewshot: {p['n_way']}-way {p['k_shot']}-shot, {p['n_query']} queries, "
+                f"{p['n_episodes']} episodes from test; ± is 1.96·σ/√episodes",
+                highlight=False,
+            )
+            break
+    for r in results:
+        if r.method == "logreg":
+            console.print(
+                f"logreg {r.feature_name}: C={r.hyperparameters['C']:.3g} chosen on "
+                f"{r.selected_on}",
+                highlight=False,
+            )
+        if r.method == "dvme" and "attention" in r.extra:
+            att = r.extra["attention"]["overall"]
+            shares = ", ".join(f"{b} {a:.2f}" for b, a in zip(r.extra["attention_backbones"], att))
+            console.print(
+                f"dvme {r.feature_name}: mean attention received: {shares}", highlight=False
+            )
+    console.print("± is the half-width of a 95% bootstrap CI over test rows unless noted.")

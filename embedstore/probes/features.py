@@ -1,0 +1,161 @@
+"""Feature sets read from a store: one backbone, or a fusion of several aligned by sample.
+
+A probe run loads each backbone's array once; fusions are concatenations of the already-loaded,
+per-backbone-normalised blocks. Rows that are missing (unreadable image) in any backbone of the run
+are dropped from every feature set, so that all comparisons in one run are paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedstore.errors import InvalidDataError
+from embedstore.store import SPLIT_CODES, Store
+
+__all__ = ["NORMALIZATIONS", "FeatureSet", "LabelledData", "load_feature_sets", "parse_fuse"]
+
+NORMALIZATIONS = ("l2", "standard", "none")
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """The dataset side of a run: labels, splits and groups of the rows every feature set keeps.
+
+    ``rows`` are indices into the dataset's full arrays; every other array is already restricted to
+    them, so ``labels[i]`` belongs to ``FeatureSet.X[i]``.
+    """
+
+    dataset: str
+    task: str
+    class_names: tuple[str, ...]
+    rows: np.ndarray  # (n,)
+    ids: np.ndarray  # (n,)
+    labels: np.ndarray  # (n,) int or (n, C) uint8
+    split: np.ndarray  # (n,) uint8
+    group: np.ndarray | None  # (n,)
+    n_dropped: int = 0
+
+    def indices(self, split: str) -> np.ndarray:
+        """Positions (into X / labels) of one split."""
+        return np.flatnonzero(self.split == SPLIT_CODES[split])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features of one backbone or one fusion, array X of shape (n, sum(widths)), float32."""
+
+    backbones: tuple[str, ...]
+    X: np.ndarray
+    widths: tuple[int, ...]
+    normalize: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.backbones)
+
+    @property
+    def is_fusion(self) -> bool:
+        return len(self.backbones) > 1
+
+
+def parse_fuse(spec: str) -> tuple[str, ...]:
+    """'dino,swav' -> ('dino', 'swav'); refuses empty parts and repeats."""
+    parts = tuple(p.strip() for p in spec.split(","))
+    if len(parts) < 2 or any(not p for p in parts):
+        raise InvalidDataError(
+            f"--fuse expects two or more comma-separated backbones, e.g. 'a,b'; got '{spec}'"
+        )
+    if len(set(parts)) != len(parts):
+        raise InvalidDataError(f"--fuse lists a backbone twice: '{spec}'")
+    return parts
+
+
+def load_feature_sets(
+    store: Store,
+    dataset: str,
+    feature_sets: Sequence[Sequence[str]],
+    *,
+    normalize: str = "l2",
+) -> tuple[LabelledData, list[FeatureSet]]:
+    """Load each backbone once and build every requested feature set on the common rows.
+
+    Args:
+        feature_sets: e.g. [["a"], ["b"], ["a", "b"]]: single backbones and fusions.
+        normalize: 'l2' (each backbone's rows to unit norm, then concatenate: the default),
+            'standard' (each dimension to zero mean / unit variance using training-split
+            statistics only), or 'none'.
+
+    Returns:
+        The labelled rows shared by all feature sets, and one FeatureSet per request, in order.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise InvalidDataError(
+            f"normalize must be one of {', '.join(NORMALIZATIONS)}, got '{normalize}'"
+        )
+    if not feature_sets:
+        raise InvalidDataError("give at least one backbone (--backbone) or fusion (--fuse)")
+    info = store.dataset_info(dataset)
+    needed = list(dict.fromkeys(b for fs in feature_sets for b in fs))
+    for b in needed:
+        store.array_info(dataset, b)  # raises a clear error for a backbone not extracted
+    valid = np.ones(info.n_samples, dtype=bool)
+    for b in needed:
+        valid &= store.valid_rows(dataset, b)
+    rows = np.flatnonzero(valid)
+    split = store.split(dataset)[rows]
+    group = store.group(dataset)
+    data = LabelledData(
+        dataset=dataset,
+        task=info.task,
+        class_names=info.class_names,
+        rows=rows,
+        ids=store.ids(dataset)[rows],
+        labels=store.labels(dataset)[rows],
+        split=split,
+        group=None if group is None else group[rows],
+        n_dropped=int(info.n_samples - len(rows)),
+    )
+    train = split == SPLIT_CODES["train"]
+    blocks: dict[str, np.ndarray] = {}
+    provenance: dict[str, Any] = {}
+    for b in needed:
+        X = store.embeddings(dataset, b)
+        X = X[rows] if len(rows) != len(X) else X
+        blocks[b] = _normalize(X, normalize, train)
+        provenance[b] = store.array_info(dataset, b).provenance
+    out = []
+    for fs in feature_sets:
+        fs = tuple(fs)
+        X = blocks[fs[0]] if len(fs) == 1 else np.concatenate([blocks[b] for b in fs], axis=1)
+        out.append(
+            FeatureSet(
+                backbones=fs,
+                X=X,
+                widths=tuple(blocks[b].shape[1] for b in fs),
+                normalize=normalize,
+                provenance={b: provenance[b] for b in fs},
+            )
+        )
+    return data, out
+
+
+def _normalize(X: np.ndarray, how: str, train: np.ndarray) -> np.ndarray:
+    """Normalise one backbone's block, shape (n, d); statistics come from training rows only."""
+    if how == "l2":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        return X / np.maximum(norms, 1e-12)
+    if how == "standard":
+        ref = X[train] if train.any() else X
+        mean = ref.mean(axis=0)
+        std = ref.std(axis=0)
+        return (X - mean) / np.where(std > 1e-12, std, 1.0)
+    return X
