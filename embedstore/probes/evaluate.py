@@ -85,7 +85,7 @@ def selection_split(data: LabelledData, seed: int) -> tuple[np.ndarray, np.ndarr
             members = np.flatnonzero(keys == c)
             rng.shuffle(members)
             is_val[members[: max(1, round(0.2 * len(members)))]] = True
-    return train[~is_val], train[is_val], "val (20% of train, seed %d)" % seed
+    return train[~is_val], train[is_val], f"val (20% of train, seed {seed})"
 
 
 def evaluate_probes(
