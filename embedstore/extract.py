@@ -30,9 +30,9 @@ import torchvision
 from torch.utils.data import DataLoader, Dataset
 
 from embedstore._version import __version__
-from embedstore.backbones.registry import BackboneSpec, get_backbone
+from embedstore.backbones import BackboneSpec, LoadedBackbone, get_backbone, load_model
 from embedstore.data import ImageTransform, Source, open_source
-from embedstore.errors import BadImageError, InvalidDataError, WeightsNotFoundError
+from embedstore.errors import BadImageError, InvalidDataError
 from embedstore.store import Store, create_store
 
 __all__ = ["ExtractProgress", "ExtractSummary", "extract", "default_workers"]
@@ -101,37 +101,6 @@ def _resolve_device(device: str) -> torch.device:
             "(torch.cuda.is_available() is False); use --device cpu or --device auto"
         )
     return torch.device(device)
-
-
-def _load(name: str, weights: str | None) -> Any:
-    """``embedstore.backbones.load_model(name, weights=)`` -> LoadedBackbone (eval mode, weights
-    resolved and checked). Until the registry provides it, weight-less specs build here."""
-    try:
-        from embedstore.backbones import load_model
-    except ImportError:
-        return _load_random_init(name, weights)
-    return load_model(name, weights=weights)
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    spec: BackboneSpec
-    model: torch.nn.Module
-    weights_path: str | None
-    weights_sha256: str | None
-
-
-def _load_random_init(name: str, weights: str | None) -> _Loaded:
-    spec = get_backbone(name)
-    if spec.weights is not None or weights is not None:
-        raise WeightsNotFoundError(
-            f"backbone '{name}' needs weights, but this install has no weight loader "
-            "(embedstore.backbones.load_model); update embedstore"
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = spec.builder()
-    return _Loaded(spec, model.eval(), None, None)
 
 
 def _chunk_rows(dim: int, dtype: str, batch_size: int) -> int:
@@ -215,7 +184,7 @@ class _BackgroundWriter:
 
 
 def _provenance(
-    spec: BackboneSpec, loaded: Any, device: torch.device, **extra: Any
+    spec: BackboneSpec, loaded: LoadedBackbone, device: torch.device, **extra: Any
 ) -> dict[str, Any]:
     device_name = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
@@ -251,6 +220,7 @@ def extract(
     overwrite: bool = False,
     skip_bad: bool = False,
     progress: Callable[[ExtractProgress], None] | None = None,
+    chunk_rows: int | None = None,
 ) -> list[ExtractSummary]:
     """Run each backbone over a source's images and store the embeddings, resumably.
 
@@ -273,6 +243,8 @@ def extract(
         skip_bad: write zeros for unreadable images and record them as missing rows, instead
             of stopping with :class:`BadImageError`.
         progress: called with an :class:`ExtractProgress` after every batch.
+        chunk_rows: rows per stored chunk, the resume granularity; a multiple of batch_size
+            (default: ~4 MiB rounded to whole batches).
 
     Returns:
         One :class:`ExtractSummary` per backbone, in the order given.
@@ -292,6 +264,11 @@ def extract(
         )
     if int(batch_size) < 1:
         raise InvalidDataError(f"batch_size must be >= 1, got {batch_size}")
+    if chunk_rows is not None and (chunk_rows < 1 or chunk_rows % batch_size):
+        raise InvalidDataError(
+            f"chunk_rows must be a positive multiple of batch_size ({batch_size}) so that a "
+            f"resumed run recomputes the same batches, got {chunk_rows}"
+        )
     if dtype not in ("float16", "float32"):
         raise InvalidDataError(f"dtype must be 'float16' or 'float32', got '{dtype}'")
     if workers == "auto":
@@ -309,6 +286,7 @@ def extract(
                 store, dataset, src, spec, weights.get(spec.name), index=index,
                 n_backbones=len(specs), batch_size=int(batch_size), workers=workers, device=dev,
                 dtype=dtype, overwrite=overwrite, skip_bad=skip_bad, progress=progress,
+                chunk_rows=chunk_rows,
             )
         )  # fmt: skip
     return summaries
@@ -330,6 +308,7 @@ def _extract_one(
     overwrite: bool,
     skip_bad: bool,
     progress: Callable[[ExtractProgress], None] | None,
+    chunk_rows: int | None,
 ) -> ExtractSummary:
     n = len(src)
     if spec.name in store.backbones(dataset) and not overwrite:
@@ -344,7 +323,7 @@ def _extract_one(
         raise InvalidDataError(
             f"backbone '{spec.name}' has no preprocess.crop; batching needs a fixed image size"
         )
-    loaded = _load(spec.name, weights)
+    loaded = load_model(spec, weights=weights)
     model = loaded.model.eval().to(device)
     is_cnn = "vit" not in spec.arch.lower() and any(
         isinstance(m, torch.nn.Conv2d) for m in model.modules()
@@ -356,7 +335,7 @@ def _extract_one(
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     writer = store.writer(
         dataset, spec.name, dim=spec.dim, dtype=dtype,
-        chunk_rows=_chunk_rows(spec.dim, dtype, batch_size), overwrite=overwrite,
+        chunk_rows=chunk_rows or _chunk_rows(spec.dim, dtype, batch_size), overwrite=overwrite,
     )  # fmt: skip
     start = writer.rows_written
     bs = batch_size

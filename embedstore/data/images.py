@@ -6,7 +6,6 @@ names the file, so the extractor can stop on it or record the row as missing.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,13 @@ def read_image(path: str | Path) -> Image.Image | np.ndarray:
 
 def require_pydicom() -> Any:
     """Import pydicom, or explain how to install the optional extra."""
-    if importlib.util.find_spec("pydicom") is None:
+    try:
+        import pydicom
+    except ImportError:
         raise SourceError(
             "reading DICOM files needs pydicom, which is not installed; "
             "install it with `pip install 'embedstore[dicom]'` (or `pip install pydicom`)"
-        )
-    import pydicom
-
+        ) from None
     return pydicom
 
 
