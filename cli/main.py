@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import probe_cmds, store_cmds
+from cli import extract_cmds, probe_cmds, store_cmds
 from embedstore import __version__
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 store_cmds.register(app)
+extract_cmds.register(app)
 probe_cmds.register(app)
 
 

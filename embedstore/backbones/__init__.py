@@ -1,0 +1,44 @@
+"""Named pretrained backbones (``arch.tag``): registry, checkpoint conversion, weights, loading.
+
+``load_model("resnet50.dino")`` returns a ``LoadedBackbone`` whose ``model`` maps (B, 3, H, W)
+float images to (B, dim) embeddings; the entry's ``preprocess`` says how to make those images.
+The built-in entries (``zoo.py``) are registered on import of this package.
+"""
+
+from __future__ import annotations
+
+from embedstore.backbones.loading import LoadedBackbone, load_model
+from embedstore.backbones.registry import (
+    BackboneSpec,
+    Preprocess,
+    WeightsSource,
+    get_backbone,
+    list_backbones,
+    register,
+    unregister,
+)
+from embedstore.backbones.weights import weights_available as _weights_available_for_source
+
+__all__ = [
+    "BackboneSpec",
+    "Preprocess",
+    "WeightsSource",
+    "LoadedBackbone",
+    "register",
+    "unregister",
+    "get_backbone",
+    "list_backbones",
+    "load_model",
+    "weights_available",
+]
+
+
+def weights_available(spec: BackboneSpec | str) -> bool:
+    """True when the entry's weights are on this machine (hub cache or installed package) or it
+    needs none; never touches the network."""
+    if isinstance(spec, str):
+        spec = get_backbone(spec)
+    return _weights_available_for_source(spec.weights)
+
+
+from embedstore.backbones import zoo as _zoo  # noqa: E402,F401  (registers the built-in entries)

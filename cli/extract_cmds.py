@@ -1,0 +1,150 @@
+"""`embedstore extract`: run backbones over an image source into a store, with a progress bar
+per backbone and a summary table at the end."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli._common import console, err_console, user_errors
+from embedstore.data import open_source
+from embedstore.errors import InvalidDataError
+from embedstore.extract import ExtractProgress, extract
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract")(extract_cmd)
+
+
+def _parse_weights(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InvalidDataError(
+                f"--weights expects NAME=PATH (e.g. resnet50.dino=./dino_resnet50.pth), "
+                f"got '{item}'"
+            )
+        out[name] = path
+    return out
+
+
+def extract_cmd(
+    store: Annotated[
+        str, typer.Argument(help="Store to fill (a .zarr folder); created if missing.")
+    ],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name inside the store.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", help="Image folder (one subfolder per class), a .csv, a .npz, or 'demo'."
+        ),
+    ],
+    backbone: Annotated[
+        list[str], typer.Option("--backbone", help="Registered backbone; repeat for several.")
+    ],
+    weights: Annotated[
+        list[str] | None,
+        typer.Option("--weights", help="NAME=PATH: a local checkpoint for backbone NAME."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 64,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Loader worker processes (default: auto).")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="Stored dtype: float16 or float32.")] = (
+        "float16"
+    ),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a different dataset; redo complete arrays.")
+    ] = False,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Record unreadable images as missing rows, not an error."),
+    ] = False,
+    path_column: Annotated[
+        str, typer.Option("--path-column", help="CSV: column with image paths.")
+    ] = "path",
+    label_column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label-column", help="CSV: label column; repeat for multilabel 0/1 columns."
+        ),
+    ] = None,
+    split_column: Annotated[
+        str | None, typer.Option("--split-column", help="CSV: column with train/val/test.")
+    ] = None,
+    group_column: Annotated[
+        str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+) -> None:
+    """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
+    with user_errors():
+        weight_map = _parse_weights(weights or [])
+        src = open_source(
+            source,
+            path_column=path_column,
+            label_columns=label_column or None,
+            split_column=split_column,
+            group_column=group_column,
+            seed=seed,
+        )
+        progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8.1f} img/s"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        tasks: dict[str, int] = {}
+
+        def on_progress(p: ExtractProgress) -> None:
+            if p.backbone not in tasks:
+                tasks[p.backbone] = progress.add_task(
+                    f"[{p.index + 1}/{p.n_backbones}] {p.backbone}", total=p.total, rate=0.0
+                )
+            progress.update(tasks[p.backbone], completed=p.done, rate=p.images_per_s, refresh=False)
+
+        try:
+            with progress:
+                summaries = extract(
+                    store,
+                    dataset=dataset,
+                    source=src,
+                    backbones=backbone,
+                    weights=weight_map,
+                    batch_size=batch_size,
+                    workers="auto" if workers is None else workers,
+                    device=device,
+                    dtype=dtype,
+                    overwrite=overwrite,
+                    skip_bad=skip_bad,
+                    progress=on_progress,
+                )
+        except KeyboardInterrupt:
+            err_console.print(
+                "[yellow]interrupted[/]: complete chunks are kept; run the same command again "
+                "to resume"
+            )
+            raise typer.Exit(130) from None
+    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description})")
+    for col in ("backbone", "rows", "dim", "dtype", "seconds", "images/s", "missing", "status"):
+        table.add_column(col, justify="left" if col in ("backbone", "dtype", "status") else "right")
+    for s in summaries:
+        table.add_row(
+            s.backbone,
+            str(s.rows),
+            str(s.dim),
+            s.dtype,
+            f"{s.seconds:.1f}",
+            f"{s.images_per_s:.1f}" if s.rows_extracted else "—",
+            str(s.n_missing),
+            s.status + (f" from row {s.start_row}" if s.status == "resumed" else ""),
+        )
+    console.print(table)

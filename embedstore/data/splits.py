@@ -1,0 +1,100 @@
+"""Train / val / test splits: parse the source's own, or make stratified ones from a fixed seed,
+keeping every group (patient) inside one split when groups are known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from embedstore.errors import SourceError
+
+__all__ = ["DEFAULT_FRACTIONS", "SPLIT_ALIASES", "make_splits", "parse_split_names"]
+
+DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
+SPLIT_ALIASES = {
+    "train": 0,
+    "training": 0,
+    "val": 1,
+    "valid": 1,
+    "validation": 1,
+    "dev": 1,
+    "test": 2,
+    "testing": 2,
+}
+
+
+def parse_split_names(values: Sequence[str], *, where: str) -> np.ndarray:
+    """Split names (train/val/test and common aliases) -> codes, array of shape (n,) uint8."""
+    out = np.empty(len(values), dtype=np.uint8)
+    for i, value in enumerate(values):
+        key = str(value).strip().lower()
+        if key not in SPLIT_ALIASES:
+            raise SourceError(
+                f"{where}: split value '{value}' (row {i}) is not one of train, val, test "
+                f"(aliases: {', '.join(sorted(SPLIT_ALIASES))}); fix the value or leave the "
+                "split column out to make stratified splits"
+            )
+        out[i] = SPLIT_ALIASES[key]
+    return out
+
+
+def _strata(labels: np.ndarray) -> np.ndarray:
+    """One integer stratum per sample: the class, or the label combination for multilabel."""
+    if labels.ndim == 1:
+        return np.unique(labels, return_inverse=True)[1]
+    keys = np.packbits(labels.astype(bool), axis=1)
+    return np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def make_splits(
+    labels: np.ndarray,
+    *,
+    group: np.ndarray | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+) -> np.ndarray:
+    """Stratified split codes (0 train, 1 val, 2 test), array of shape (n_samples,) uint8.
+
+    Within each stratum (class, or label combination for multilabel) the units are shuffled with
+    ``seed`` and laid end to end; a unit goes to the split its midpoint falls in, so each stratum
+    is divided as close to ``fractions`` as whole units allow. A unit is a sample, or with
+    ``group`` a whole group (stratified by its most common stratum), so no group spans two splits.
+
+    Args:
+        labels: (n,) class indices or (n, C) 0/1 multilabel.
+        group: optional (n,) group ids (e.g. patient).
+        fractions: train, val, test fractions summing to 1.
+        seed: fixed seed; the same inputs always give the same splits.
+    """
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.shape != (3,) or (fractions < 0).any() or abs(fractions.sum() - 1.0) > 1e-6:
+        raise SourceError(
+            f"split fractions must be three non-negative numbers (train, val, test) summing to 1, "
+            f"got {fractions.tolist()}"
+        )
+    labels = np.asarray(labels)
+    n = len(labels)
+    strata = _strata(labels)
+    if group is None:
+        unit_of = np.arange(n)
+        unit_stratum = strata
+    else:
+        _, unit_of = np.unique(np.asarray(group).astype(str), return_inverse=True)
+        unit_of = unit_of.reshape(-1)
+        n_units = int(unit_of.max()) + 1
+        counts = np.zeros((n_units, int(strata.max()) + 1), dtype=np.int64)
+        np.add.at(counts, (unit_of, strata), 1)
+        unit_stratum = counts.argmax(axis=1)
+    unit_size = np.bincount(unit_of, minlength=len(unit_stratum)).astype(np.float64)
+    bounds = np.cumsum(fractions)[:2]
+    rng = np.random.default_rng(seed)
+    unit_split = np.zeros(len(unit_stratum), dtype=np.uint8)
+    for s in np.unique(unit_stratum):
+        units = rng.permutation(np.flatnonzero(unit_stratum == s))
+        sizes = unit_size[units]
+        ends = np.cumsum(sizes)
+        mid = (ends - sizes / 2.0) / ends[-1]
+        unit_split[units] = np.searchsorted(bounds, mid, side="right").astype(np.uint8)
+    return unit_split[unit_of]

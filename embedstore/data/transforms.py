@@ -1,0 +1,94 @@
+"""Image preprocessing, implemented once: any image -> RGB -> resize short side -> centre crop ->
+float tensor in [0, 1] -> normalise. The parameters come from a backbone's ``spec.preprocess``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as F
+
+from embedstore.errors import BadImageError
+
+__all__ = ["to_rgb", "ImageTransform"]
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Non-8-bit grey or colour (16-bit PNG, float) -> uint8 by the image's own min..max."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    values = arr.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise BadImageError("image contains NaN or Inf pixel values")
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    return np.round((values - lo) / (hi - lo) * 255.0).astype(np.uint8)
+
+
+def to_rgb(image: Image.Image | np.ndarray) -> Image.Image:
+    """Any PIL image or array (H, W), (H, W, 1), (H, W, 3), (H, W, 4) -> an RGB PIL image.
+
+    Grey becomes three equal channels, alpha is dropped, palettes are expanded, and images that
+    are not 8-bit are scaled to 8 bits by their own min..max.
+    """
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+            raise BadImageError(
+                f"an image array must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+                f"got {arr.shape}"
+            )
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise BadImageError(f"image array is empty, shape {arr.shape}")
+        arr = np.ascontiguousarray(_to_uint8(arr))
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        return Image.fromarray(arr[..., :3], mode="RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return to_rgb(np.asarray(image))
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image
+
+
+class ImageTransform:
+    """Callable: image -> float32 tensor of shape (3, crop, crop), from a ``Preprocess``.
+
+    Args:
+        preprocess: object with ``resize`` (short side, or None to keep), ``crop`` (square
+            centre crop, or None), ``mean`` / ``std`` (3-tuples, or None for no normalisation)
+            and ``interpolation`` ('bilinear', 'bicubic', 'nearest', ...).
+    """
+
+    def __init__(self, preprocess: Any) -> None:
+        self.resize = preprocess.resize
+        self.crop = preprocess.crop
+        self.mean = tuple(preprocess.mean) if preprocess.mean is not None else None
+        self.std = tuple(preprocess.std) if preprocess.std is not None else None
+        self.interpolation = InterpolationMode(str(preprocess.interpolation).lower())
+
+    def __call__(self, image: Image.Image | np.ndarray) -> torch.Tensor:
+        img = to_rgb(image)
+        if self.resize is not None:
+            img = F.resize(img, int(self.resize), interpolation=self.interpolation, antialias=True)
+        if self.crop is not None:
+            img = F.center_crop(img, [int(self.crop), int(self.crop)])
+        x = F.pil_to_tensor(img).to(torch.float32).div_(255.0)  # (3, H, W)
+        if self.mean is not None and self.std is not None:
+            x = F.normalize(x, self.mean, self.std)
+        return x
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageTransform(resize={self.resize}, crop={self.crop}, mean={self.mean}, "
+            f"std={self.std}, interpolation={self.interpolation.value})"
+        )
