@@ -469,7 +469,10 @@ class EmbeddingWriter:
         self.rows_written = int(group.attrs.get("rows_written", 0))
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
-        self._missing: list[dict[str, Any]] = list(group.attrs.get("missing", []))
+        # Rows recorded missing beyond the resume point were never written: they are redone.
+        self._missing: list[dict[str, Any]] = [
+            m for m in group.attrs.get("missing", []) if m["row"] < self.rows_written
+        ]
 
     @property
     def next_row(self) -> int:

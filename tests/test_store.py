@@ -270,3 +270,18 @@ def test_create_refuses_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError):
         create_store(tmp_path / "stuff")
     assert (tmp_path / "stuff" / "notes.txt").read_text() == "mine"
+
+
+def test_resumed_writer_forgets_missing_rows_past_the_resume_point(tmp_path):
+    store = create_store(tmp_path / "rm.zarr")
+    make_dataset(store, n=20)
+    w = store.writer("toy", "bb", dim=2, dtype="float32", chunk_rows=8)
+    w.mark_missing(2, "img_0002.png", "bad")
+    w.mark_missing(10, "img_0010.png", "bad")
+    w.write(np.ones((12, 2)))  # chunk 0..7 flushed; row 10 still buffered when interrupted
+    w2 = store.writer("toy", "bb", dim=2, dtype="float32")
+    assert w2.rows_written == 8
+    w2.mark_missing(10, "img_0010.png", "bad")
+    w2.write(np.ones((12, 2)))
+    w2.finish({})
+    assert [m["row"] for m in store.missing("toy", "bb")] == [2, 10]
