@@ -1,8 +1,8 @@
-"""Logistic many-shot sweep: embedstore vs scikit-learn's warm-started lbfgs loop (the published procedure).
+"""Logistic many-shot sweep: embedstore vs scikit-learn's warm-started lbfgs loop.
 
     python benchmarks/bench_logistic.py                      # 10,000 x 2,048, 5 classes (DESIGN.md)
     python benchmarks/bench_logistic.py --n 2000 --dim 512   # quick
-    python benchmarks/bench_logistic.py --n 100              # low-label: fewer samples than dimensions
+    python benchmarks/bench_logistic.py --n 100              # low-label: n < dim
 
 Synthetic L2-normalised features: class means plus anisotropic noise (power-law spectrum, random
 rotation, a common offset), so accuracy is well below 100% and the best C is inside the grid.
@@ -87,7 +87,8 @@ def main() -> None:
     c_ours, acc_ours, iters = embedstore_sweep(*data, Cs, args.device)
     t_ours = time.perf_counter() - t
     print(
-        f"embedstore  {t_ours:8.2f} s  best C {c_ours:.4g}  test acc {acc_ours:.4f}  ({iters} L-BFGS iterations)"
+        f"embedstore  {t_ours:8.2f} s  best C {c_ours:.4g}  test acc {acc_ours:.4f}  "
+        f"({iters} L-BFGS iterations)"
     )
     if args.skip_sklearn:
         return
@@ -96,7 +97,8 @@ def main() -> None:
     t_sk = time.perf_counter() - t
     print(f"sklearn     {t_sk:8.2f} s  best C {c_sk:.4g}  test acc {acc_sk:.4f}")
     print(
-        f"speed-up {t_sk / t_ours:.1f}x; same C: {c_ours == c_sk}; test acc difference {100 * (acc_ours - acc_sk):+.2f} points"
+        f"speed-up {t_sk / t_ours:.1f}x; same C: {c_ours == c_sk}; "
+        f"test acc difference {100 * (acc_ours - acc_sk):+.2f} points"
     )
 
 
