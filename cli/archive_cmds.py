@@ -73,7 +73,8 @@ def verify_cmd(
             if report.has_manifest
             else "layout rules only: no manifest, so no checksums to recompute"
         )
-        table = Table(title=f"{location} ({report.kind}; {how})")
+        console.print(f"{location} ({report.kind}): {how}", highlight=False, soft_wrap=True)
+        table = Table()
         for col in ("array", "checksum", "status"):
             table.add_column(col)
         for c in report.checks:

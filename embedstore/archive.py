@@ -244,7 +244,10 @@ class _ZipRaw(_Raw):
         return list(self._names)
 
     def read(self, key: str) -> bytes:
-        return self._zf.read(key)
+        try:
+            return self._zf.read(key)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:  # e.g. CRC mismatch
+            raise ArchiveError(f"member '{key}' cannot be read: {exc}") from None
 
     def close(self) -> None:
         self._zf.close()
@@ -545,7 +548,12 @@ def _check_manifest(layout: _Layout, manifest: dict, found: dict, status: dict) 
             status[a] = "unlisted"
             continue
         expected = arrays[a]
-        d = layout.digest(a)
+        try:
+            d = layout.digest(a)
+        except (ArchiveError, OSError) as exc:
+            status[a] = "mismatch"
+            found.setdefault(a, []).append(f"stored chunks unreadable: {exc}")
+            continue
         if d.hexdigest() == expected.get("sha256"):
             status[a] = "ok"
         else:
@@ -603,7 +611,11 @@ def _check_dataset(store: Store, ds: str) -> dict[str, list[str]]:
                 f"incomplete ({a.rows_written} of {a.shape[0]} rows written, "
                 f"complete={a.complete})",
             )
-        n_bad, first = _non_finite_rows(store, ds, bb, a.shape, a.chunk_rows)
+        try:
+            n_bad, first = _non_finite_rows(store, ds, bb, a.shape, a.chunk_rows)
+        except Exception as exc:  # a corrupt chunk fails to decode
+            bad(path, f"cannot be decoded: {type(exc).__name__}: {exc}")
+            continue
         if n_bad:
             bad(path, f"{n_bad} row(s) contain NaN or Inf (first: {first})")
         if len(store.valid_rows(ds, bb)) != a.shape[0]:
