@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import extract_cmds, probe_cmds, store_cmds
+from cli import archive_cmds, extract_cmds, probe_cmds, store_cmds
 from embedstore import __version__
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 store_cmds.register(app)
 extract_cmds.register(app)
 probe_cmds.register(app)
+archive_cmds.register(app)
 
 
 def _version(value: bool) -> None:

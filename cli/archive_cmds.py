@@ -1,0 +1,142 @@
+"""`embedstore export / verify / import / merge`: share stores as one verified file or a URL."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli._common import console, err_console, human_bytes, user_errors
+from embedstore.archive import (
+    ON_CONFLICT,
+    ImportResult,
+    export_archive,
+    import_archive,
+    merge_stores,
+    verify,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("verify")(verify_cmd)
+    app.command("import")(import_cmd)
+    app.command("merge")(merge)
+
+
+def export(
+    store: Annotated[str, typer.Argument(help="Store to export (a .zarr folder, archive or URL).")],
+    archive: Annotated[str, typer.Argument(help="Archive file to write (e.g. shared.zip).")],
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Dataset to include (repeat); default all."),
+    ] = None,
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backbone", "-b", help="Backbone to include (repeat); default all complete."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace ARCHIVE if it exists.")
+    ] = False,
+) -> None:
+    """Write datasets and complete backbone arrays into one checksummed archive file."""
+    with user_errors():
+        result = export_archive(
+            store, archive, datasets=dataset, backbones=backbone, overwrite=overwrite
+        )
+    for line in result.skipped:
+        err_console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    n_bb = sum(len(b) for b in result.datasets.values())
+    console.print(
+        f"wrote {result.archive}: {len(result.datasets)} dataset(s), {n_bb} backbone array(s), "
+        f"{result.n_arrays} arrays checksummed, {human_bytes(result.nbytes)}",
+        highlight=False,
+    )
+
+
+def verify_cmd(
+    location: Annotated[str, typer.Argument(help="A store folder, an archive file, or a URL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Recompute checksums and check the layout of every array; exit 1 on any problem."""
+    with user_errors():
+        report = verify(location)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        how = (
+            "checksums from the manifest and layout rules"
+            if report.has_manifest
+            else "layout rules only: no manifest, so no checksums to recompute"
+        )
+        console.print(f"{location} ({report.kind}): {how}", highlight=False, soft_wrap=True)
+        table = Table()
+        for col in ("array", "checksum", "status"):
+            table.add_column(col)
+        for c in report.checks:
+            status = "[green]OK[/]" if c.ok else "[red]" + "; ".join(c.problems) + "[/]"
+            table.add_row(c.path, c.checksum, status)
+        console.print(table)
+        for p in report.problems:
+            err_console.print(f"[red]problem:[/] {p}", highlight=False, soft_wrap=True)
+        if report.ok:
+            console.print("[green]all checks passed[/]")
+    if not report.ok:
+        if not as_json:
+            n = len(report.problem_lines())
+            err_console.print(f"[bold red]error:[/] verification failed ({n} problem(s))")
+        raise typer.Exit(1)
+
+
+def import_cmd(
+    archive: Annotated[
+        str, typer.Argument(help="Archive file (or store folder, or URL) to import.")
+    ],
+    store: Annotated[str, typer.Argument(help="Local store to add to; created if missing.")],
+    on_conflict: Annotated[
+        str,
+        typer.Option(
+            "--on-conflict",
+            help="A dataset of the same name with different ids/labels/splits: "
+            f"{' | '.join(ON_CONFLICT)} (rename imports it as NAME-2).",
+        ),
+    ] = "fail",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace backbones already complete in STORE.")
+    ] = False,
+) -> None:
+    """Verify an archive, then add its datasets and backbones to a local store."""
+    with user_errors():
+        result = import_archive(archive, store, on_conflict=on_conflict, overwrite=overwrite)
+    _print_result("imported", result)
+
+
+def merge(
+    store_a: Annotated[str, typer.Argument(help="First store, archive or URL.")],
+    store_b: Annotated[str, typer.Argument(help="Second store, archive or URL.")],
+    out: Annotated[str, typer.Argument(help="New local store to write.")],
+) -> None:
+    """Combine two stores whose common datasets agree (ids, labels, splits) into a new store."""
+    with user_errors():
+        result = merge_stores(store_a, store_b, out)
+    _print_result("merged", result)
+
+
+def _print_result(verb: str, r: ImportResult) -> None:
+    for src, dst in r.renamed.items():
+        console.print(f"dataset '{src}' conflicts with the target: imported as '{dst}'")
+    for d in r.datasets_skipped:
+        err_console.print(f"[yellow]skipped[/] dataset '{d}' (conflicts with the target)")
+    for line in r.backbones_skipped:
+        err_console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    console.print(
+        f"{verb} into {r.target}: {len(r.datasets_added)} new dataset(s), "
+        f"{len(r.backbones_added)} backbone(s) added, {len(r.backbones_replaced)} replaced",
+        highlight=False,
+    )
+    if r.backbones_added or r.datasets_added:
+        console.print("  " + ", ".join(r.backbones_added or r.datasets_added), highlight=False)
