@@ -107,7 +107,7 @@ def evaluate_probes(
     opts = options or ProbeOptions()
     data, sets = load_feature_sets(store, dataset, feature_sets, normalize=opts.normalize)
     if isinstance(methods, str):
-        methods = resolve_methods(methods, data.task, has_fusion=any(len(f) > 1 for f in sets))
+        methods = resolve_methods(methods, data.task, has_fusion=any(f.is_fusion for f in sets))
     else:
         methods = resolve_methods(",".join(methods), data.task, has_fusion=False)
     if not len(data.indices("test")):
@@ -155,7 +155,7 @@ def _run_one(method: str, fs: FeatureSet, data: LabelledData, opts: ProbeOptions
         }
         hyper = {"k": opts.k}
     elif method == "logreg":
-        from embedstore.probes.logistic import GRIDS, LogisticProbe, logistic_sweep
+        from embedstore.probes.logistic import GRIDS, fit_best, logistic_sweep
 
         tr, va, selected_on = selection_split(data, opts.seed)
         Cs = GRIDS[opts.grid]
@@ -169,8 +169,9 @@ def _run_one(method: str, fs: FeatureSet, data: LabelledData, opts: ProbeOptions
             device=opts.device,
         )
         fit_rows = np.concatenate([tr, va])
-        model = LogisticProbe(C=float(sweep.best_C), task=data.task, device=opts.device).fit(
-            fs.X[fit_rows], data.labels[fit_rows]
+        model = fit_best(
+            sweep, fs.X[tr], data.labels[tr], fs.X[va], data.labels[va], task=data.task,
+            device=opts.device,
         )
         protocol = {
             "name": "L2 logistic regression, C chosen on validation, refit on train+val",

@@ -154,7 +154,7 @@ def _proba(z: np.ndarray, link: str) -> np.ndarray:
         z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=-1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.exp(-np.logaddexp(0.0, -z))  # the sigmoid, without overflow for large |z|
 
 
 class LogisticProbe:

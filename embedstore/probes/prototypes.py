@@ -180,8 +180,8 @@ def sample_episodes(
             hint = (
                 f"the largest feasible k_shot is {best} with n_query={n_query}"
                 if best >= 1
-                else f"lower n_query (the {n_way}th largest class has "
-                f"{int(np.sort(counts)[::-1][n_way - 1])} samples)"
+                else f"lower n_query: the {n_way} largest classes have only "
+                f"{int(np.sort(counts)[::-1][n_way - 1])} samples or more"
             )
         raise ProtocolError(
             f"{n_way}-way {k_shot}-shot episodes with {n_query} queries need {need} samples in "

@@ -117,11 +117,13 @@ def test_selection_split_without_val_is_20_percent_of_train_and_fixed(tmp_path):
 
 
 def test_probe_errors(tmp_path):
-    store, *_ = _signal_store(tmp_path / "s.zarr", n=60)
+    store, *_ = _signal_store(tmp_path / "s.zarr")
     with pytest.raises(ArrayNotFoundError, match="did you mean 'good'"):
         evaluate_probes(store, "d", [["good", "goood"]], "knn", FAST)
-    with pytest.raises(ProtocolError, match="largest feasible"):
-        evaluate_probes(store, "d", [["good"]], "fewshot", ProbeOptions(k_shot=50))
+    with pytest.raises(ProtocolError, match="largest feasible k_shot is"):
+        evaluate_probes(store, "d", [["good"]], "fewshot", ProbeOptions(k_shot=200))
+    with pytest.raises(ProtocolError, match="lower n_query"):
+        evaluate_probes(store, "d", [["good"]], "fewshot", ProbeOptions(n_query=500))
     w = store.writer("d", "partial", dim=3, chunk_rows=8)
     w.write(np.ones((10, 3)))
     with pytest.raises(IncompleteArrayError):
