@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import store_cmds
+from cli import backbones_cmds, store_cmds
 from embedstore import __version__
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 store_cmds.register(app)
+backbones_cmds.register(app)
 
 
 def _version(value: bool) -> None:
