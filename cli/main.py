@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import archive_cmds, extract_cmds, probe_cmds, store_cmds
+from cli import archive_cmds, backbones_cmds, extract_cmds, probe_cmds, store_cmds
 from embedstore import __version__
 
 app = typer.Typer(
@@ -16,10 +16,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-store_cmds.register(app)
-extract_cmds.register(app)
-probe_cmds.register(app)
-archive_cmds.register(app)
+# Command groups, in the order `--help` lists them.
+for _group in (store_cmds, backbones_cmds, extract_cmds, probe_cmds, archive_cmds):
+    _group.register(app)
 
 
 def _version(value: bool) -> None:

@@ -37,6 +37,10 @@ def _few(keys: list[str]) -> str:
 def load_state_dict_strict(model: nn.Module, sd: dict[str, Any], *, what: str = "") -> None:
     """Load ``sd`` into ``model`` requiring exactly its keys and shapes; else CheckpointError."""
     expected = model.state_dict()
+    sd = dict(sd)
+    for k, v in expected.items():  # files saved before PyTorch 0.4.1 have no BN step counter
+        if k.endswith(".num_batches_tracked") and k not in sd:
+            sd[k] = torch.zeros_like(v)
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     wrong = [
