@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 demo: $(VENV)/.installed
 	$(BIN)/embedstore extract $(DEMO_STORE) --dataset br35h --source demo \
