@@ -476,8 +476,13 @@ def _split_rows(
         rows = rng.permutation(np.flatnonzero(targets == c))
         val.append(rows[: min(int(round(fraction * len(rows))), len(rows) - 1)])
     va = np.concatenate(val)
-    if len(va) == 0:  # tiny data: take one row of the largest class
+    if len(va) == 0:  # tiny data: take one row of the largest class, if it can spare one
         counts = np.bincount(targets)
+        if counts.max() < 2:
+            raise ProtocolError(
+                f"cannot hold out a validation set from {n} rows with one row per class; "
+                "pass X_val and y_val, or val_fraction=0 to train without early stopping"
+            )
         va = rng.permutation(np.flatnonzero(targets == counts.argmax()))[:1]
     mask = np.zeros(n, dtype=bool)
     mask[va] = True
