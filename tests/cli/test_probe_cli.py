@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -51,7 +52,7 @@ def test_probe_table_and_out_file(tmp_path):
             "--fuse",
             "a,b",
             "--method",
-            "knn,logreg",
+            "knn,logreg,dvme",
             "--out",
             str(out),
         ],
@@ -59,15 +60,22 @@ def test_probe_table_and_out_file(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "a+b" in result.stdout and "knn" in result.stdout and "logreg" in result.stdout
+    assert "mean attention received: a " in result.stdout
     records = read_jsonl(out)
     assert [(r.feature_name, r.method) for r in records] == [
         ("a", "knn"),
         ("a", "logreg"),
+        ("a", "dvme"),
         ("b", "knn"),
         ("b", "logreg"),
+        ("b", "dvme"),
         ("a+b", "knn"),
         ("a+b", "logreg"),
+        ("a+b", "dvme"),
     ]
+    dvme = records[-1]
+    assert dvme.extra["attention_backbones"] == ["a", "b"]
+    assert sum(dvme.extra["attention"]["mean"]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_probe_json_passes_options_through(tmp_path):
