@@ -130,7 +130,9 @@ def render(results: list[ProbeResult], title: str) -> None:
             )
         if r.method == "dvme" and "attention" in r.extra:
             att = r.extra["attention"]["mean"]
-            shares = ", ".join(f"{b} {a:.2f}" for b, a in zip(r.extra["attention_backbones"], att, strict=True))
+            shares = ", ".join(
+                f"{b} {a:.2f}" for b, a in zip(r.extra["attention_backbones"], att, strict=True)
+            )
             console.print(
                 f"dvme {r.feature_name}: mean attention received: {shares}", highlight=False
             )

@@ -170,7 +170,12 @@ def _run_one(method: str, fs: FeatureSet, data: LabelledData, opts: ProbeOptions
         )
         fit_rows = np.concatenate([tr, va])
         model = fit_best(
-            sweep, fs.X[tr], data.labels[tr], fs.X[va], data.labels[va], task=data.task,
+            sweep,
+            fs.X[tr],
+            data.labels[tr],
+            fs.X[va],
+            data.labels[va],
+            task=data.task,
             device=opts.device,
         )
         protocol = {
