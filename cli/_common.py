@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,8 +12,10 @@ from rich.console import Console
 
 from embedstore.errors import EmbedstoreError
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or captured output has no terminal width; rich would squeeze tables into 80 columns.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 @contextmanager

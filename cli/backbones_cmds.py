@@ -32,8 +32,7 @@ def preprocess_summary(p: Preprocess) -> str:
 def backbones(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the registered backbones: architecture, embedding dim, preprocessing, method, and
-    whether the weights are on this machine (torch hub cache or an installed package)."""
+    """List the registered backbones: architecture, dim, preprocessing, whether weights are local."""
     with user_errors():
         rows = [
             {
