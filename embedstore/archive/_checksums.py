@@ -1,0 +1,210 @@
+"""``sha256-chunks-v1`` digests, the metadata safety rules, and the manifest check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from embedstore.archive._members import _META, _open_raw, _Raw
+from embedstore.errors import ArchiveError, ArrayNotFoundError
+
+MANIFEST_KEY = "embedstore_manifest"
+MANIFEST_VERSION = 1
+CHECKSUM_SCHEME = "sha256-chunks-v1"
+_SAFE_DTYPES = frozenset(
+    "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 float32 float64 string".split()
+)
+_SAFE_CODECS = frozenset({"bytes", "zstd", "gzip", "blosc", "crc32c", "vlen-utf8", "transpose"})
+
+
+def _canonical_sha256(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _metadata_problems(meta: Any) -> list[str]:
+    """Why a node's zarr.json is not a safe, plain embedstore node (empty when it is)."""
+    if not isinstance(meta, dict) or meta.get("zarr_format") != 3:
+        return ["metadata is not Zarr v3 (zarr_format 3)"]
+    node_type = meta.get("node_type")
+    if node_type == "group":
+        return []
+    if node_type != "array":
+        return [f"unknown node_type {node_type!r}"]
+    problems = []
+    if meta.get("data_type") not in _SAFE_DTYPES:
+        problems.append(f"data type {meta.get('data_type')!r} is not numeric, bool or string")
+    codecs = meta.get("codecs") or []
+    names = [c.get("name") if isinstance(c, dict) else c for c in codecs]
+    unsafe = [str(n) for n in names if n not in _SAFE_CODECS]
+    if unsafe:
+        problems.append(
+            f"codec(s) {', '.join(unsafe)} not accepted "
+            f"(allowed: {', '.join(sorted(_SAFE_CODECS))})"
+        )
+    if (meta.get("chunk_grid") or {}).get("name") != "regular":
+        problems.append("chunk grid is not 'regular'")
+    if (meta.get("chunk_key_encoding") or {}).get("name") not in ("default", "v2"):
+        problems.append("chunk key encoding is not 'default' or 'v2'")
+    if meta.get("storage_transformers"):
+        problems.append("storage transformers are not accepted")
+    return problems
+
+
+def _chunk_coords(rel: str, meta: dict) -> tuple[int, ...] | None:
+    """Integer chunk coordinates of a chunk key relative to its array, None if not a chunk key."""
+    enc = meta.get("chunk_key_encoding") or {}
+    default_sep = "/" if enc.get("name") == "default" else "."
+    sep = (enc.get("configuration") or {}).get("separator", default_sep)
+    if enc.get("name") == "default":
+        if rel == "c":
+            return ()
+        if not rel.startswith("c" + sep):
+            return None
+        rel = rel[2:]
+    try:
+        return tuple(int(p) for p in rel.split(sep))
+    except ValueError:
+        return None
+
+
+def _chunk_keys(array: str, meta: dict, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(chunk keys in grid order, stray keys) of one array, keys relative to the store root."""
+    prefix = array + "/"
+    chunks, stray = [], []
+    for k in keys:
+        rel = k[len(prefix) :]
+        if rel == _META:
+            continue
+        coords = _chunk_coords(rel, meta)
+        if coords is None:
+            stray.append(k)
+        else:
+            chunks.append((coords, k))
+    return [k for _, k in sorted(chunks)], stray
+
+
+class _Digest:
+    """Accumulates ``sha256-chunks-v1`` over an array's chunks, fed in grid order."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.n_chunks = 0
+        self.nbytes = 0
+
+    def add(self, rel_key: str, data: bytes) -> None:
+        self._h.update(rel_key.encode() + b"\0" + len(data).to_bytes(8, "big"))
+        self._h.update(data)
+        self.n_chunks += 1
+        self.nbytes += len(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def array_sha256(location: str, array: str, *, storage_options: dict | None = None) -> str:
+    """``sha256-chunks-v1`` digest of one array (path like 'dataset/backbone/embeddings')."""
+    raw = _open_raw(str(location), storage_options)
+    try:
+        layout = _Layout(raw)
+        if array not in layout.arrays:
+            raise ArrayNotFoundError(
+                f"no array '{array}' in '{location}' (arrays: {', '.join(layout.arrays)})"
+            )
+        return layout.digest(array).hexdigest()
+    finally:
+        raw.close()
+
+
+class _Layout:
+    """Nodes (groups and arrays) of a raw store with their parsed metadata and chunk keys."""
+
+    def __init__(self, raw: _Raw, keys: Sequence[str] | None = None) -> None:
+        self.raw = raw
+        self.keys = list(raw.keys() if keys is None else keys)
+        self.meta: dict[str, Any] = {}
+        self.problems: list[str] = []
+        for k in self.keys:
+            if k == _META or k.endswith("/" + _META):
+                node = k[: -len(_META)].rstrip("/")
+                try:
+                    self.meta[node] = json.loads(raw.read(k))
+                except (ValueError, UnicodeDecodeError) as exc:
+                    self.meta[node] = None
+                    self.problems.append(f"{k}: not valid JSON ({exc})")
+        self.arrays = sorted(
+            n for n, m in self.meta.items() if isinstance(m, dict) and m.get("node_type") == "array"
+        )
+        by_array: dict[str, list[str]] = {a: [] for a in self.arrays}
+        self.stray: list[str] = []
+        for k in self.keys:
+            if k == _META or k.endswith("/" + _META):
+                continue
+            owner = next((a for a in self.arrays if k.startswith(a + "/")), None)
+            if owner is None:
+                self.stray.append(k)
+            else:
+                by_array[owner].append(k)
+        self.chunks: dict[str, list[str]] = {}
+        for a in self.arrays:
+            self.chunks[a], stray = _chunk_keys(a, self.meta[a], by_array[a])
+            self.stray += stray
+
+    def digest(self, array: str, sink: Callable[[str, bytes], None] | None = None) -> _Digest:
+        """Digest of one array's chunks; ``sink(key, data)`` sees every chunk as it is read."""
+        d = _Digest()
+        for k in self.chunks[array]:
+            data = self.raw.read(k)
+            d.add(k[len(array) + 1 :], data)
+            if sink is not None:
+                sink(k, data)
+        return d
+
+
+def _array_entry(meta: dict, digest: _Digest) -> dict[str, Any]:
+    return {
+        "sha256": digest.hexdigest(),
+        "n_chunks": digest.n_chunks,
+        "nbytes": digest.nbytes,
+        "shape": list(meta.get("shape", [])),
+        "dtype": meta.get("data_type"),
+        "chunk_shape": list(
+            ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape", [])
+        ),
+    }
+
+
+def _check_manifest(layout: _Layout, manifest: dict, found: dict, status: dict) -> None:
+    nodes, arrays = manifest["nodes"], manifest["arrays"]
+    for node in sorted(set(nodes) | {n for n in layout.meta if n}):
+        if node not in layout.meta:
+            found.setdefault(node, []).append("listed in the manifest but missing")
+            if node in arrays:
+                status[node] = "missing"
+        elif node not in nodes:
+            found.setdefault(node, []).append("not listed in the manifest (added after export?)")
+        elif _canonical_sha256(layout.meta[node]) != nodes[node].get("metadata_sha256"):
+            found.setdefault(node, []).append("metadata (zarr.json) differs from the manifest")
+    for a in layout.arrays:
+        if a not in arrays:
+            status[a] = "unlisted"
+            continue
+        expected = arrays[a]
+        try:
+            d = layout.digest(a)
+        except (ArchiveError, OSError) as exc:
+            status[a] = "mismatch"
+            found.setdefault(a, []).append(f"stored chunks unreadable: {exc}")
+            continue
+        if d.hexdigest() == expected.get("sha256"):
+            status[a] = "ok"
+        else:
+            status[a] = "mismatch"
+            found.setdefault(a, []).append(
+                f"checksum mismatch: its {d.n_chunks} stored chunk(s) hash to "
+                f"{d.hexdigest()[:12]}…, "
+                f"the manifest says {str(expected.get('sha256'))[:12]}… "
+                f"({expected.get('n_chunks')} chunk(s)); the data was altered or corrupted"
+            )

@@ -1,0 +1,190 @@
+"""Exporting a store's datasets and complete arrays into one archive (a Zarr zip store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from embedstore._version import __version__
+from embedstore.archive._checksums import (
+    CHECKSUM_SCHEME,
+    MANIFEST_KEY,
+    MANIFEST_VERSION,
+    _array_entry,
+    _canonical_sha256,
+    _Layout,
+    _metadata_problems,
+)
+from embedstore.archive._members import _META, _open_raw
+from embedstore.errors import (
+    ArchiveError,
+    ArrayNotFoundError,
+    InvalidDataError,
+    StoreExistsError,
+)
+from embedstore.store import _DATA_ARRAYS, Store, _is_remote, open_store
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_archive` wrote."""
+
+    archive: str
+    datasets: dict[str, tuple[str, ...]]
+    skipped: tuple[str, ...]  # "dataset/backbone: reason"
+    n_arrays: int
+    nbytes: int
+
+
+def export_archive(
+    store: str | os.PathLike[str],
+    archive: str | os.PathLike[str],
+    *,
+    datasets: Sequence[str] | None = None,
+    backbones: Sequence[str] | None = None,
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+) -> ExportResult:
+    """Write the chosen datasets and complete backbone arrays of ``store`` into one archive.
+
+    Stored files are copied byte for byte (no re-encoding) into a zip written to a temporary
+    name beside ``archive`` and renamed into place when complete, so an interrupted export never
+    leaves a valid-looking archive. Incomplete arrays are skipped and listed in the result.
+
+    Args:
+        datasets: dataset names to export; default all.
+        backbones: backbone names to export (from every chosen dataset that has them);
+            default all complete ones.
+        overwrite: replace an existing archive file.
+    """
+    store = str(store)
+    src = open_store(store, storage_options=storage_options)
+    names = src.datasets()
+    chosen = list(dict.fromkeys(datasets)) if datasets else names
+    for d in chosen:
+        src.dataset_info(d)  # raises DatasetNotFoundError naming the known ones
+    if backbones:
+        present = {b for d in chosen for b in src.backbones(d)}
+        unknown = [b for b in backbones if b not in present]
+        if unknown:
+            raise ArrayNotFoundError(
+                f"backbone(s) {', '.join(unknown)} not extracted for dataset(s) "
+                f"{', '.join(chosen)} (extracted: {', '.join(sorted(present)) or 'none'}); "
+                "see `embedstore ls STORE`"
+            )
+    plan: dict[str, list[str]] = {}
+    skipped = []
+    for d in chosen:
+        plan[d] = []
+        for b in src.backbones(d):
+            if backbones and b not in backbones:
+                continue
+            info = src.array_info(d, b)
+            if info.complete:
+                plan[d].append(b)
+            else:
+                skipped.append(
+                    f"{d}/{b}: incomplete ({info.rows_written} of {info.shape[0]} rows written); "
+                    "finish it with `embedstore extract` to export it"
+                )
+    out = Path(archive)
+    if out.is_dir() or (out.exists() and not overwrite):
+        raise StoreExistsError(
+            f"'{out}' already exists; pass overwrite=True (--overwrite) to replace it, "
+            "or choose another archive path"
+        )
+    if (
+        not _is_remote(store)
+        and Path(store).is_dir()
+        and out.resolve().is_relative_to(Path(store).resolve())
+    ):
+        raise InvalidDataError(f"the archive '{out}' must be outside the store '{store}'")
+
+    raw = _open_raw(store, storage_options)
+    try:
+        keys = [k for k in raw.keys() if _exported(k, plan)]
+        layout = _Layout(raw, keys)
+        for node, meta in layout.meta.items():
+            if _metadata_problems(meta):
+                raise ArchiveError(
+                    f"'{store}/{node}' cannot be exported: {_metadata_problems(meta)[0]}"
+                )
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            nodes, arrays = _write_archive(layout, tmp, src, plan, store)
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        raw.close()
+    return ExportResult(
+        archive=str(out),
+        datasets={d: tuple(bbs) for d, bbs in plan.items()},
+        skipped=tuple(skipped),
+        n_arrays=len(arrays),
+        nbytes=out.stat().st_size,
+    )
+
+
+def _exported(key: str, plan: dict[str, list[str]]) -> bool:
+    parts = key.split("/")
+    if len(parts) < 2 or parts[0] not in plan:
+        return False
+    return (len(parts) == 2 and parts[1] == _META) or (
+        len(parts) > 2 and (parts[1] in _DATA_ARRAYS or parts[1] in plan[parts[0]])
+    )
+
+
+def _write_archive(
+    layout: _Layout, tmp: Path, src: Store, plan: dict, store: str
+) -> tuple[dict, dict]:
+    nodes: dict[str, dict] = {}
+    arrays: dict[str, dict] = {}
+    with open(tmp, "wb") as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+
+            def put(key: str, data: bytes) -> None:
+                info = zipfile.ZipInfo(key, date_time=_ZIP_EPOCH)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, data)
+
+            for node in sorted(layout.meta):
+                meta_key = f"{node}/{_META}"
+                put(meta_key, layout.raw.read(meta_key))
+                nodes[node] = {"metadata_sha256": _canonical_sha256(layout.meta[node])}
+                if node in layout.arrays:
+                    arrays[node] = _array_entry(layout.meta[node], layout.digest(node, sink=put))
+            manifest = {
+                "manifest_version": MANIFEST_VERSION,
+                "checksum": CHECKSUM_SCHEME,
+                "embedstore_version": __version__,
+                "embedstore_format": src.format_version,
+                "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "source": store,
+                "datasets": plan,
+                "nodes": nodes,
+                "arrays": arrays,
+            }
+            root = {
+                "attributes": {
+                    "embedstore_format": src.format_version,
+                    "created_by": src.created_by,
+                    "exported_by": f"embedstore {__version__}",
+                    MANIFEST_KEY: manifest,
+                },
+                "zarr_format": 3,
+                "node_type": "group",
+            }
+            put(_META, json.dumps(root, indent=2).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    return nodes, arrays

@@ -1,0 +1,342 @@
+"""Importing an archive (or store, or URL) into a local store, and merging two stores.
+
+Everything is staged beside the target and moved into place at the end, rolled back on error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embedstore.archive._checksums import MANIFEST_KEY, _Layout
+from embedstore.archive._export import _exported
+from embedstore.archive._members import _META, _open_raw
+from embedstore.archive._verify import _verify_raw
+from embedstore.errors import (
+    ArchiveError,
+    ConflictError,
+    InvalidDataError,
+    StoreExistsError,
+)
+from embedstore.store import (
+    Store,
+    _is_remote,
+    _iter_dataset_differences,
+    create_store,
+    open_store,
+)
+
+ON_CONFLICT = ("fail", "skip", "rename")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :func:`import_archive` (or :func:`merge_stores`) added to the target store."""
+
+    source: str
+    target: str
+    datasets_added: tuple[str, ...] = ()
+    renamed: dict[str, str] = field(default_factory=dict)
+    datasets_skipped: tuple[str, ...] = ()
+    backbones_added: tuple[str, ...] = ()  # "dataset/backbone" in the target
+    backbones_replaced: tuple[str, ...] = ()
+    backbones_skipped: tuple[str, ...] = ()  # "dataset/backbone: reason"
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One group to copy: a whole dataset (with some backbones) or one backbone."""
+
+    src: str  # "dataset" or "dataset/backbone"
+    dst: str
+    backbones: tuple[str, ...] = ()  # for a dataset copy
+    replace: bool = False  # dst exists in the target and is replaced
+
+    def takes(self, key: str) -> bool:
+        if "/" in self.src:
+            return key.startswith(self.src + "/")
+        return _exported(key, {self.src: list(self.backbones)})
+
+
+def import_archive(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    on_conflict: str = "fail",
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+) -> ImportResult:
+    """Add the datasets and complete backbones of an archive (or any store or URL) to a local store.
+
+    The source is verified first (checksums when it has a manifest, layout rules always) and
+    every copied chunk is hashed again against the manifest while it is copied; files are copied
+    byte for byte, so imported arrays are bit-identical to the source (dtype, chunks, codecs,
+    values). Everything is written to a staging folder beside ``target`` and moved into place
+    at the end: a failed import leaves ``target`` as it was. ``target`` is created if missing.
+
+    Args:
+        on_conflict: a dataset of the same name with different ids, labels, splits, groups or
+            classes: 'fail' (raise :class:`ConflictError`), 'skip' it, or 'rename' it to
+            ``<name>-2``, ``<name>-3``, ... (reusing one that agrees).
+        overwrite: replace backbones already complete in the target (default: skip them).
+    """
+    if on_conflict not in ON_CONFLICT:
+        raise InvalidDataError(
+            f"on_conflict must be one of {', '.join(ON_CONFLICT)}, got '{on_conflict}'"
+        )
+    source, target_path = str(source), Path(target)
+    if _is_remote(str(target)):
+        raise InvalidDataError(f"the import target must be a local folder, got '{target}'")
+    is_store = (target_path / _META).is_file()
+    if (
+        not is_store
+        and target_path.exists()
+        and (target_path.is_file() or any(target_path.iterdir()))
+    ):
+        raise StoreExistsError(
+            f"'{target_path}' exists and is neither an embedstore store nor an empty folder; "
+            "choose another target"
+        )
+    raw = _open_raw(source, storage_options)  # archive member names are checked here, first
+    try:
+        report = _verify_raw(raw, source, storage_options)
+        if report.problems:
+            raise ArchiveError(_failed(source, report.problems))
+        src = open_store(source, storage_options=storage_options)
+        tgt = open_store(target_path, mode="r+") if is_store else None
+        copies, result = _plan(src, tgt, on_conflict, overwrite, source, str(target_path))
+        layout = _Layout(raw)
+        copied_nodes = {n for c in copies for n in layout.meta if n and c.takes(f"{n}/{_META}")}
+        blocking = [
+            f"{c.path}: {p}" for c in report.checks if c.path in copied_nodes for p in c.problems
+        ]
+        if blocking:
+            raise ArchiveError(_failed(source, blocking))
+        manifest = (layout.meta.get("") or {}).get("attributes", {}).get(MANIFEST_KEY)
+        expected = {a: e.get("sha256") for a, e in manifest["arrays"].items()} if manifest else {}
+        if copies:
+            _commit(layout, copies, target_path, new_store=not is_store, expected=expected)
+        elif not is_store:
+            create_store(target_path)
+        return result
+    finally:
+        raw.close()
+
+
+def _failed(source: str, problems: Sequence[str]) -> str:
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return (
+        f"'{source}' failed verification, nothing was imported: {'; '.join(problems[:3])}{more}. "
+        f"See `embedstore verify {source}`"
+    )
+
+
+def _plan(
+    src: Store, tgt: Store | None, on_conflict: str, overwrite: bool, source: str, target: str
+) -> tuple[list[_Copy], ImportResult]:
+    copies: list[_Copy] = []
+    added, skipped_ds, bb_added, bb_replaced, bb_skipped = [], [], [], [], []
+    renamed: dict[str, str] = {}
+    existing = set(tgt.datasets()) if tgt is not None else set()
+    taken = set(existing)
+    for d in src.datasets():
+        bbs = []
+        for b in src.backbones(d):
+            if src.array_info(d, b).complete:
+                bbs.append(b)
+            else:
+                bb_skipped.append(f"{d}/{b}: incomplete in the source")
+        dst = d
+        if d in existing and (diff := _dataset_differences(src, d, tgt, d)):
+            if on_conflict == "fail":
+                raise ConflictError(
+                    f"dataset '{d}' in '{source}' differs from the one in '{target}' in: "
+                    f"{', '.join(diff)}; nothing was imported. Pass --on-conflict rename to import "
+                    f"it as '{d}-2', or --on-conflict skip to leave it out"
+                )
+            if on_conflict == "skip":
+                skipped_ds.append(d)
+                bb_skipped += [
+                    f"{d}/{b}: dataset skipped (conflict: {', '.join(diff)})" for b in bbs
+                ]
+                continue
+            k = 2
+            while True:
+                dst = f"{d}-{k}"
+                if dst in existing and not _dataset_differences(src, d, tgt, dst):
+                    break
+                if dst not in taken:
+                    break
+                k += 1
+            renamed[d] = dst
+        if dst in existing:
+            have = tgt.backbones(dst)
+            for b in bbs:
+                if b in have and tgt.array_info(dst, b).complete and not overwrite:
+                    bb_skipped.append(
+                        f"{dst}/{b}: already complete in the target (--overwrite replaces it)"
+                    )
+                    continue
+                copies.append(_Copy(f"{d}/{b}", f"{dst}/{b}", replace=b in have))
+                (bb_replaced if b in have else bb_added).append(f"{dst}/{b}")
+        else:
+            taken.add(dst)
+            copies.append(_Copy(d, dst, backbones=tuple(bbs)))
+            added.append(dst)
+            bb_added += [f"{dst}/{b}" for b in bbs]
+    result = ImportResult(
+        source=source,
+        target=target,
+        datasets_added=tuple(added),
+        renamed=renamed,
+        datasets_skipped=tuple(skipped_ds),
+        backbones_added=tuple(bb_added),
+        backbones_replaced=tuple(bb_replaced),
+        backbones_skipped=tuple(bb_skipped),
+    )
+    return copies, result
+
+
+def _dataset_differences(a: Store, da: str, b: Store, db: str) -> list[str]:
+    """Fields in which dataset ``da`` of ``a`` and ``db`` of ``b`` differ (empty: they agree)."""
+    ia, ib = a.dataset_info(da), b.dataset_info(db)
+    return list(
+        _iter_dataset_differences(
+            vars(ia), lambda name: getattr(a, name)(da), vars(ib), lambda name: getattr(b, name)(db)
+        )
+    )
+
+
+def _commit(
+    layout: _Layout, copies: list[_Copy], target: Path, *, new_store: bool, expected: dict
+) -> None:
+    """Copy into a staging folder beside ``target``, then move into place (rolled back on error)."""
+    target = target.absolute()
+    stage = target.parent / f".{target.name}.import-{uuid.uuid4().hex[:8]}"
+    stage.mkdir(parents=True)
+    moved: list[tuple[Path | None, Path]] = []
+    try:
+        if new_store:
+            create_store(stage)
+        for c in copies:
+            _copy_group(layout, c, stage, expected)
+        if new_store:
+            if target.exists():
+                target.rmdir()  # an empty folder, checked before
+            os.replace(stage, target)
+            return
+        trash = stage / "replaced"
+        for c in copies:
+            dst = target / c.dst
+            if c.replace:
+                (trash / c.dst).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(dst, trash / c.dst)
+                moved.append((trash / c.dst, dst))
+            os.replace(stage / c.dst, dst)
+            moved.append((None, dst))
+    except BaseException:
+        for old, dst in reversed(moved):
+            if old is None:
+                shutil.rmtree(dst, ignore_errors=True)
+            else:
+                os.replace(old, dst)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _copy_group(layout: _Layout, c: _Copy, base: Path, expected: dict) -> None:
+    root = base.resolve()
+
+    def put(key: str, data: bytes) -> None:
+        out = (base / c.dst / key[len(c.src) + 1 :]).resolve()
+        if not out.is_relative_to(root):  # names were checked; this is the last line of defence
+            raise ArchiveError(f"member '{key}' would be written outside the target; refused")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+
+    for node in sorted(layout.meta):
+        if not node or not c.takes(f"{node}/{_META}"):
+            continue
+        put(f"{node}/{_META}", layout.raw.read(f"{node}/{_META}"))
+        if node in layout.arrays:
+            digest = layout.digest(node, sink=put)
+            if expected.get(node) and digest.hexdigest() != expected[node]:
+                raise ArchiveError(
+                    f"array '{node}' changed while it was imported (checksum mismatch); "
+                    "nothing was imported"
+                )
+
+
+def merge_stores(
+    store_a: str | os.PathLike[str],
+    store_b: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    storage_options: dict | None = None,
+) -> ImportResult:
+    """Combine two stores (or archives, or URLs) into a new local store ``out``.
+
+    Datasets present in both must agree (ids, labels, splits, groups, classes) and a backbone
+    present in both must hold the same embeddings; otherwise :class:`ConflictError` names the
+    dataset and field, and nothing is written.
+    """
+    a, b, out_path = str(store_a), str(store_b), Path(out)
+    if out_path.exists() and (out_path.is_file() or any(out_path.iterdir())):
+        raise StoreExistsError(
+            f"'{out_path}' already exists; merge writes a new store, choose another path"
+        )
+    sa = open_store(a, storage_options=storage_options)
+    sb = open_store(b, storage_options=storage_options)
+    for d in sorted(set(sa.datasets()) & set(sb.datasets())):
+        diff = _dataset_differences(sa, d, sb, d)
+        if diff:
+            raise ConflictError(
+                f"cannot merge: dataset '{d}' differs between '{a}' and '{b}' in: "
+                f"{', '.join(diff)}; "
+                "nothing was written. Rename it in one store, or import with --on-conflict rename"
+            )
+        for bb in sorted(set(sa.backbones(d)) & set(sb.backbones(d))):
+            if (
+                sa.array_info(d, bb).complete
+                and sb.array_info(d, bb).complete
+                and not _same_embeddings(sa, sb, d, bb)
+            ):
+                raise ConflictError(
+                    f"cannot merge: dataset '{d}', backbone '{bb}': embeddings differ between "
+                    f"'{a}' and '{b}'; nothing was written. Export one side without it "
+                    f"(`embedstore export ... --backbone`) first"
+                )
+    created = not out_path.exists()
+    try:
+        ra = import_archive(a, out_path, storage_options=storage_options)
+        rb = import_archive(b, out_path, storage_options=storage_options)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_path, ignore_errors=True)
+        raise
+    return ImportResult(
+        source=f"{a} + {b}",
+        target=str(out_path),
+        datasets_added=ra.datasets_added + rb.datasets_added,
+        backbones_added=ra.backbones_added + rb.backbones_added,
+        backbones_skipped=ra.backbones_skipped + rb.backbones_skipped,
+    )
+
+
+def _same_embeddings(sa: Store, sb: Store, d: str, bb: str) -> bool:
+    ia, ib = sa.array_info(d, bb), sb.array_info(d, bb)
+    if ia.shape != ib.shape or ia.dtype != ib.dtype:
+        return False
+    step = max(ia.chunk_rows, 2**24 // max(1, 4 * ia.shape[1]))
+    for start in range(0, ia.shape[0], step):
+        rows = slice(start, start + step)
+        if not np.array_equal(sa.embeddings(d, bb, rows=rows), sb.embeddings(d, bb, rows=rows)):
+            return False
+    return np.array_equal(sa.valid_rows(d, bb), sb.valid_rows(d, bb))

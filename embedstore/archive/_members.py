@@ -1,0 +1,142 @@
+"""Raw access to a store's stored files (folder, zip archive, URL) and member-name safety."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from embedstore.errors import ArchiveError, StoreNotFoundError
+from embedstore.store import _is_remote, _remote_storage_options
+
+_META = "zarr.json"
+
+
+def check_member_name(name: str) -> None:
+    """Refuse a stored key that could escape the target folder or is not a plain store path."""
+    bad = None
+    if not name:
+        bad = "empty name"
+    elif "\\" in name:
+        bad = "backslash in name"
+    elif name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        bad = "absolute path"
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        bad = "control character in name"
+    else:
+        parts = name.rstrip("/").split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            bad = "'.', '..' or empty path component"
+        elif any(p.startswith(".") for p in parts):
+            bad = "hidden component (starting with '.'; Zarr v2 metadata is not accepted)"
+    if bad:
+        raise ArchiveError(
+            f"archive member '{name}' is refused ({bad}); nothing was read or written. "
+            "An embedstore archive holds only relative Zarr v3 keys such as 'dataset/ids/c/0'"
+        )
+
+
+class _Raw:
+    """The stored files of a store as bytes, keyed by path relative to the store root."""
+
+    location: str
+    kind: str
+
+    def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def read(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _DirRaw(_Raw):
+    kind = "store"
+
+    def __init__(self, path: Path) -> None:
+        self.location, self._root = str(path), path
+
+    def keys(self) -> list[str]:
+        out = []
+        for dirpath, dirnames, files in os.walk(self._root):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(self._root).as_posix()
+            out += [f for f in sorted(files)] if rel == "." else [f"{rel}/{f}" for f in files]
+        return sorted(out)
+
+    def read(self, key: str) -> bytes:
+        return (self._root / key).read_bytes()
+
+
+class _ZipRaw(_Raw):
+    kind = "archive"
+
+    def __init__(self, path: Path) -> None:
+        self.location = str(path)
+        try:
+            self._zf = zipfile.ZipFile(path, "r")
+        except zipfile.BadZipFile as exc:
+            raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
+        names = self._zf.namelist()
+        for name in names:  # central directory only: no member content read yet
+            check_member_name(name)
+        dups = (
+            sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
+        )
+        if dups:
+            self._zf.close()
+            raise ArchiveError(
+                f"archive '{path}' holds member '{dups[0]}' more than once; it was tampered "
+                "with or built by another tool. Export it again with `embedstore export`"
+            )
+        self._names = sorted(n for n in names if not n.endswith("/"))
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._zf.read(key)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:  # e.g. CRC mismatch
+            raise ArchiveError(f"member '{key}' cannot be read: {exc}") from None
+
+    def close(self) -> None:
+        self._zf.close()
+
+
+class _FsspecRaw(_Raw):
+    kind = "remote"
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
+        from fsspec.core import url_to_fs
+
+        self.location = url
+        self._fs, self._root = url_to_fs(
+            url.rstrip("/"), **_remote_storage_options(url, storage_options)
+        )
+        self._root = self._root.rstrip("/")
+
+    def keys(self) -> list[str]:
+        found = self._fs.find(self._root)
+        prefix = self._root + "/"
+        return sorted(p[len(prefix) :] for p in found if p.startswith(prefix))
+
+    def read(self, key: str) -> bytes:
+        return self._fs.cat_file(f"{self._root}/{key}")
+
+
+def _open_raw(location: str, storage_options: dict[str, Any] | None = None) -> _Raw:
+    if _is_remote(location):
+        return _FsspecRaw(location, storage_options)
+    path = Path(location.removeprefix("file://"))
+    if path.is_file():
+        return _ZipRaw(path)
+    if (path / _META).is_file():
+        return _DirRaw(path)
+    raise StoreNotFoundError(
+        f"no store or archive at '{location}'; pass a store folder (.zarr), an archive made by "
+        "`embedstore export`, or a URL"
+    )

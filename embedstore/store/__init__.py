@@ -1,0 +1,45 @@
+"""The embedding store: a Zarr v3 group holding datasets and, per dataset, one array per backbone.
+
+Layout (documented for zarr-python users in the README)::
+
+    <store>.zarr/                 attrs: embedstore_format, created_by
+      <dataset>/                  attrs: task, class_names, source, n_samples, split_codes
+        ids      (N,) str         unique sample ids
+        labels   (N,) int64 | (N, C) uint8 for multilabel
+        split    (N,) uint8       0 train, 1 val, 2 test
+        group    (N,) str         optional patient / group ids
+        <backbone>/               attrs: complete, rows_written, provenance, missing
+          embeddings (N, D) float16 | float32, chunked by rows, zstd-compressed
+          missing    (N,) bool    optional: rows whose image could not be read
+
+Rows are aligned by sample across every backbone of a dataset. Only this package imports
+zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer``
+(:class:`EmbeddingWriter`), ``_locations`` (folders, archives and URLs; :func:`create_store`,
+:func:`open_store`), ``_validate`` (input checks and conversions).
+"""
+
+from __future__ import annotations
+
+# The underscored names and EMBEDDING_DTYPES are not in __all__: embedstore.archive uses them (it
+# reads stores as files, never through zarr).
+from embedstore.store._locations import _is_remote as _is_remote
+from embedstore.store._locations import _remote_storage_options as _remote_storage_options
+from embedstore.store._locations import create_store, open_store
+from embedstore.store._store import FORMAT_VERSION, ArrayInfo, DatasetInfo, Store
+from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
+from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
+from embedstore.store._validate import SPLIT_CODES, TASK_KINDS
+from embedstore.store._validate import _iter_dataset_differences as _iter_dataset_differences
+from embedstore.store._writer import EmbeddingWriter
+
+__all__ = [
+    "FORMAT_VERSION",
+    "SPLIT_CODES",
+    "TASK_KINDS",
+    "ArrayInfo",
+    "DatasetInfo",
+    "EmbeddingWriter",
+    "Store",
+    "create_store",
+    "open_store",
+]

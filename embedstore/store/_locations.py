@@ -1,0 +1,175 @@
+"""Where a store lives: a local folder, an archive (Zarr zip store), or an fsspec URL."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from embedstore._version import __version__
+from embedstore.errors import (
+    InvalidDataError,
+    ReadOnlyError,
+    StoreExistsError,
+    StoreNotFoundError,
+)
+from embedstore.store._store import FORMAT_VERSION, Store
+
+
+def _is_remote(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+_REMOTE_SCHEMES = ("http", "https", "s3")
+
+
+def _remote_storage_options(
+    location: str, storage_options: dict[str, Any] | None
+) -> dict[str, Any]:
+    """fsspec options for a URL: the caller's, plus an S3 endpoint from the environment.
+
+    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (the AWS CLI's variables) point ``s3://`` at an
+    S3-compatible server (MinIO, moto, Ceph) when ``storage_options`` names no endpoint.
+    """
+    opts = dict(storage_options or {})
+    if location.startswith("s3://"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client_kwargs = dict(opts.get("client_kwargs") or {})
+        if endpoint and "endpoint_url" not in opts and "endpoint_url" not in client_kwargs:
+            client_kwargs["endpoint_url"] = endpoint
+            opts["client_kwargs"] = client_kwargs
+    return opts
+
+
+def _open_remote_root(
+    location: str, mode: str, storage_options: dict[str, Any] | None
+) -> zarr.Group:
+    """Open the root group of a store at an fsspec URL (https://, http://, s3://), read-only."""
+    scheme = location.split("://", 1)[0].lower()
+    if scheme not in _REMOTE_SCHEMES:
+        raise StoreNotFoundError(
+            f"cannot read '{location}': URL scheme '{scheme}' is not supported; "
+            f"use one of {', '.join(s + '://' for s in _REMOTE_SCHEMES)}, or a local path"
+        )
+    if mode != "r":
+        raise ReadOnlyError(
+            f"remote store '{location}' can only be opened read-only (mode='r'); "
+            "import it into a local store with `embedstore import URL STORE` to modify it"
+        )
+    opts = _remote_storage_options(location, storage_options)
+    try:
+        from zarr.storage import FsspecStore
+
+        fs_store = FsspecStore.from_url(location.rstrip("/"), storage_options=opts, read_only=True)
+    except ImportError as exc:
+        raise StoreNotFoundError(
+            f"reading '{location}' needs fsspec and its {scheme} backend ({exc.name or exc}); "
+            "install them with `pip install 'embedstore[remote]'`"
+        ) from None
+    try:
+        return zarr.open_group(fs_store, mode="r", zarr_format=3)
+    except FileNotFoundError:
+        raise StoreNotFoundError(
+            f"no Zarr v3 store at '{location}' (no zarr.json there); check the URL, "
+            "and that the store folder itself (the one holding zarr.json) was uploaded"
+        ) from None
+    except Exception as exc:  # network and permission errors come in many types
+        raise StoreNotFoundError(
+            f"could not read the store at '{location}': {type(exc).__name__}: {exc}; "
+            "check the URL, the network, and credentials or endpoint (storage_options, "
+            "AWS_ENDPOINT_URL)"
+        ) from None
+
+
+def _open_zip_root(path: Path, mode: str) -> zarr.Group:
+    """Open the root group of an archive (a Zarr zip store), read-only."""
+    if not zipfile.is_zipfile(path):
+        raise StoreNotFoundError(
+            f"'{path}' is a file but not a zip archive; pass a store folder (.zarr) or an "
+            "archive made by `embedstore export`"
+        )
+    if mode != "r":
+        raise ReadOnlyError(
+            f"archive '{path}' can only be opened read-only (mode='r'); import it into a "
+            "local store with `embedstore import ARCHIVE STORE` to modify it"
+        )
+    from zarr.storage import ZipStore
+
+    try:
+        return zarr.open_group(ZipStore(path, mode="r"), mode="r", zarr_format=3)
+    except FileNotFoundError:
+        raise StoreNotFoundError(
+            f"'{path}' is a zip file but not a Zarr store (no zarr.json member at its root); "
+            "pass an archive made by `embedstore export`"
+        ) from None
+
+
+def _open_root(
+    location: str | os.PathLike[str],
+    mode: str,
+    storage_options: dict[str, Any] | None = None,
+) -> zarr.Group:
+    """Open the root group of a store folder, an archive file, or a remote URL.
+
+    Archives and URLs open read-only and only as Zarr v3 (whose codecs never unpickle).
+    """
+    location = str(location)
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    if _is_remote(location):
+        return _open_remote_root(location, mode, storage_options)
+    path = Path(location)
+    if path.is_file():
+        return _open_zip_root(path, mode)
+    if not (path / "zarr.json").is_file():
+        if path.exists():
+            raise StoreNotFoundError(
+                f"'{path}' exists but is not a Zarr v3 store (no zarr.json); "
+                "pass the path of a store made by embedstore"
+            )
+        raise StoreNotFoundError(
+            f"no store at '{path}'; check the path, or create one with `embedstore extract`"
+        )
+    return zarr.open_group(str(path), mode=mode)
+
+
+def create_store(location: str | os.PathLike[str]) -> Store:
+    """Create a store at a local path, or open the one already there for writing."""
+    location = str(location)
+    if _is_remote(location):
+        raise ReadOnlyError(f"cannot create a store at remote location '{location}'")
+    path = Path(location)
+    if (path / "zarr.json").is_file():
+        return open_store(path, mode="r+")
+    if path.exists() and any(path.iterdir()):
+        raise StoreExistsError(
+            f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"
+        )
+    root = zarr.open_group(str(path), mode="w")
+    root.attrs.update(
+        {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+    )
+    return Store(root, str(path), read_only=False)
+
+
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    mode: str = "r",
+    storage_options: dict[str, Any] | None = None,
+) -> Store:
+    """Open an existing store; ``mode`` is 'r' (read-only, the default) or 'r+'.
+
+    ``location`` is a store folder, an archive file made by ``embedstore export`` (a Zarr zip
+    store), or a URL (``https://``, ``http://``, ``s3://``; needs ``embedstore[remote]``).
+    Archives and URLs are read-only. ``storage_options`` go to fsspec for URLs (credentials,
+    ``client_kwargs={"endpoint_url": ...}``); ``AWS_ENDPOINT_URL`` is honoured for ``s3://``.
+    """
+    if mode not in ("r", "r+"):
+        raise InvalidDataError(f"mode must be 'r' or 'r+', got '{mode}'")
+    location = str(location)
+    root = _open_root(location, mode, storage_options)
+    return Store(root, location, read_only=mode == "r")
