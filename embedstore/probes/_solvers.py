@@ -59,12 +59,10 @@ def make_basis(X: torch.Tensor, *, rotate: bool = True, intercept: bool = True) 
         V = torch.eye(D, dtype=X.dtype, device=X.device)
         Z = Xc
     elif n > D:
-        lam, V = torch.linalg.eigh(
-            Xc.T @ Xc
-        )  # (D,), (D, D): all directions kept, the rotation is exact
+        lam, V = _eigh(Xc.T @ Xc)  # (D,), (D, D): all directions kept, the rotation is exact
         Z = Xc @ V
     else:
-        lam, U = torch.linalg.eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
+        lam, U = _eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
         keep = lam > lam.max().clamp_min(torch.finfo(X.dtype).tiny) * (
             1e3 * torch.finfo(X.dtype).eps
         )
@@ -178,3 +176,19 @@ def from_original(basis: Basis, coef: torch.Tensor, intercept: torch.Tensor) -> 
     W_rot = torch.einsum("dr,pkd->prk", basis.V, coef)  # (P, r, K)
     b = intercept + coef @ basis.mean  # (P, K)
     return torch.cat([W_rot, b[:, None, :]], dim=1)
+
+
+def _eigh(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric eigendecomposition; single-threaded on CPU.
+
+    Measured here on a 2,100 x 2,100 kernel with the machine shared: 1.25 s on one thread, 6.5 s on
+    two (the threads spin against each other); LAPACK's tridiagonalisation gains little from more.
+    """
+    if A.device.type != "cpu":
+        return torch.linalg.eigh(A)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(A)
+    finally:
+        torch.set_num_threads(threads)

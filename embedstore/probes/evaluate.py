@@ -106,6 +106,8 @@ def evaluate_probes(
     """
     opts = options or ProbeOptions()
     data, sets = load_feature_sets(store, dataset, feature_sets, normalize=opts.normalize)
+    # 'all' trains DVME on fusions only: on one backbone it is an MLP, not a fusion head.
+    fusion_only = {"dvme"} if methods == "all" else set()
     if isinstance(methods, str):
         methods = resolve_methods(methods, data.task, has_fusion=any(f.is_fusion for f in sets))
     else:
@@ -116,6 +118,8 @@ def evaluate_probes(
     results = []
     for fs in sets:
         for method in methods:
+            if method in fusion_only and not fs.is_fusion:
+                continue
             if progress:
                 progress(fs.name, method)
             results.append(_run_one(method, fs, data, opts, episodes))

@@ -73,7 +73,13 @@ def test_probe_records_and_references(tmp_path):
         open_store(store.location), "d", [["good"], ["noise"], ["good", "noise"]], "all", FAST
     )
     by = {(r.feature_name, r.method): r for r in results}
-    assert {m for _, m in by} == {"proto", "fewshot", "knn", "logreg", "dvme"}
+    assert {m for name, m in by if name == "good+noise"} == {
+        "proto",
+        "fewshot",
+        "knn",
+        "logreg",
+        "dvme",
+    }
     assert by[("good", "logreg")].metrics["accuracy"]["value"] > 0.85
     assert by[("noise", "logreg")].metrics["accuracy"]["value"] < 0.7
     for r in results:
@@ -92,6 +98,7 @@ def test_probe_records_and_references(tmp_path):
         sk.score(X[test], labels[test]), abs=0.01
     )
     assert by[("good+noise", "dvme")].extra["attention_backbones"] == ["good", "noise"]
+    assert ("good", "dvme") not in by  # 'all' fits DVME on fusions only
 
 
 def test_fewshot_episodes_are_paired_across_feature_sets(tmp_path):
