@@ -285,3 +285,33 @@ def test_resumed_writer_forgets_missing_rows_past_the_resume_point(tmp_path):
     w2.write(np.ones((12, 2)))
     w2.finish({})
     assert [m["row"] for m in store.missing("toy", "bb")] == [2, 10]
+
+
+def test_disjoint_row_blocks_fill_one_array_like_a_single_writer(tmp_path):
+    """Two writers (as two processes would) each fill their own chunk-aligned block."""
+    X = np.random.default_rng(7).normal(size=(30, 5)).astype(np.float32)
+    single = create_store(tmp_path / "single.zarr")
+    make_dataset(single, n=30)
+    write_embeddings(single, "toy", "bb", X, dtype="float16", chunk_rows=8)
+
+    store = create_store(tmp_path / "blocks.zarr")
+    make_dataset(store, n=30)
+    store.writer("toy", "bb", dim=5, dtype="float16", chunk_rows=8, rows=(0, 16))
+    a = open_store(store.location, mode="r+").writer(
+        "toy", "bb", dim=5, dtype="float16", rows=(0, 16)
+    )
+    b = open_store(store.location, mode="r+").writer(
+        "toy", "bb", dim=5, dtype="float16", rows=(16, 30)
+    )
+    b.mark_missing(20, "img_0020.png", "truncated")
+    b.write(X[16:])
+    assert b.finish({"name": "bb"}) is False  # block a is still running
+    assert not store.array_info("toy", "bb").complete
+    assert store.array_info("toy", "bb").rows_written == 14
+    a.write(X[:16])
+    assert a.finish({"name": "bb"}) is True
+    got = open_store(store.location).embeddings("toy", "bb")
+    np.testing.assert_array_equal(got, single.embeddings("toy", "bb"))
+    assert store.missing("toy", "bb") == [{"row": 20, "id": "img_0020.png", "reason": "truncated"}]
+    with pytest.raises(InvalidDataError, match="aligned"):
+        store.writer("toy", "other", dim=5, chunk_rows=8, rows=(4, 16))

@@ -8,9 +8,11 @@ Layout (documented for zarr-python users in the README)::
         labels   (N,) int64 | (N, C) uint8 for multilabel
         split    (N,) uint8       0 train, 1 val, 2 test
         group    (N,) str         optional patient / group ids
-        <backbone>/               attrs: complete, rows_written, provenance, missing
+        <backbone>/               attrs: complete, provenance
           embeddings (N, D) float16 | float32, chunked by rows, zstd-compressed
-          missing    (N,) bool    optional: rows whose image could not be read
+          progress   (n_chunks,) uint8   1 once a chunk's rows are on disk (resume point)
+          missing    (N,) bool           rows whose image could not be read (zeros in embeddings)
+          missing_reason (N,) str        why, for those rows
 
 Rows are aligned by sample across every backbone of a dataset. Only this package imports
 zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer``

@@ -32,7 +32,7 @@ from embedstore.store._validate import (
     _validate_dataset,
     _zarr_dtype,
 )
-from embedstore.store._writer import EmbeddingWriter
+from embedstore.store._writer import EmbeddingWriter, create_progress_arrays, rows_done
 
 FORMAT_VERSION = 1
 _TARGET_CHUNK_BYTES = 4 * 2**20
@@ -256,9 +256,7 @@ class Store:
         bg = self._backbone_group(dataset, backbone)
         arr = bg["embeddings"]
         attrs = bg.attrs.asdict()
-        nbytes = arr.nbytes_stored()
-        if "missing" in bg.array_keys():
-            nbytes += bg["missing"].nbytes_stored()
+        nbytes = sum(bg[k].nbytes_stored() for k in bg.array_keys())
         return ArrayInfo(
             dataset=dataset,
             backbone=backbone,
@@ -267,8 +265,8 @@ class Store:
             chunk_rows=int(arr.chunks[0]),
             nbytes_stored=int(nbytes),
             complete=bool(attrs.get("complete", False)),
-            rows_written=int(attrs.get("rows_written", 0)),
-            n_missing=len(attrs.get("missing", [])),
+            rows_written=int(arr.shape[0]) if attrs.get("complete") else rows_done(bg),
+            n_missing=int(bg["missing"][:].sum()),
             provenance=dict(attrs.get("provenance", {})),
         )
 
@@ -294,7 +292,7 @@ class Store:
         """
         bg = self._backbone_group(dataset, backbone)
         if not allow_incomplete and not bg.attrs.get("complete", False):
-            written = bg.attrs.get("rows_written", 0)
+            written = rows_done(bg)
             raise IncompleteArrayError(
                 f"embeddings of '{backbone}' for '{dataset}' are incomplete ({written} of "
                 f"{bg['embeddings'].shape[0]} rows written); rerun the same `embedstore extract` "
@@ -316,14 +314,17 @@ class Store:
 
     def valid_rows(self, dataset: str, backbone: str) -> np.ndarray:
         """Boolean mask (n_samples,): False where the image was missing at extraction."""
-        bg = self._backbone_group(dataset, backbone)
-        if "missing" in bg.array_keys():
-            return ~bg["missing"][:].astype(bool)
-        return np.ones(bg["embeddings"].shape[0], dtype=bool)
+        return ~self._backbone_group(dataset, backbone)["missing"][:].astype(bool)
 
     def missing(self, dataset: str, backbone: str) -> list[dict[str, Any]]:
         """Rows recorded missing at extraction: dicts with row, id and reason."""
-        return list(self._backbone_group(dataset, backbone).attrs.get("missing", []))
+        bg = self._backbone_group(dataset, backbone)
+        rows = np.flatnonzero(bg["missing"][:])
+        if not len(rows):
+            return []
+        ids = self.ids(dataset)
+        reasons = _as_str(bg["missing_reason"][:])
+        return [{"row": int(r), "id": str(ids[r]), "reason": str(reasons[r])} for r in rows]
 
     def writer(
         self,
@@ -334,6 +335,7 @@ class Store:
         dtype: str = "float16",
         chunk_rows: int | None = None,
         overwrite: bool = False,
+        rows: tuple[int, int] | None = None,
     ) -> EmbeddingWriter:
         """Open a writer for one backbone's embeddings, creating or resuming the array.
 
@@ -345,6 +347,10 @@ class Store:
             dim: embedding width D.
             dtype: 'float16' or 'float32', chosen per array.
             chunk_rows: rows per chunk; default targets ~4 MiB chunks. Resume granularity.
+            rows: (start, stop), a chunk-aligned block for this writer alone, so that several
+                processes can fill one array at once (create the array first, e.g. from rank 0
+                with ``rows=(0, 0 + chunk_rows)`` or a plain call, then open one block each).
+                Default: all rows.
         """
         self._check_writable()
         _check_name(backbone, "backbone")
@@ -372,7 +378,7 @@ class Store:
                     "to discard it and start again"
                 )
             else:
-                return EmbeddingWriter(g[backbone], n_rows=n, dim=dim)
+                return EmbeddingWriter(g[backbone], dim=dim, **_block(rows))
         itemsize = np.dtype(dtype).itemsize
         if chunk_rows is None:
             chunk_rows = max(64, (_TARGET_CHUNK_BYTES // (dim * itemsize)) // 64 * 64)
@@ -381,8 +387,9 @@ class Store:
         bg.create_array(
             "embeddings", shape=(n, dim), chunks=(chunk_rows, dim), dtype=dtype, fill_value=0.0
         )
-        bg.attrs.update({"complete": False, "rows_written": 0, "provenance": {}, "missing": []})
-        return EmbeddingWriter(bg, n_rows=n, dim=dim)
+        create_progress_arrays(bg, n, chunk_rows)
+        bg.attrs.update({"complete": False, "provenance": {}})
+        return EmbeddingWriter(bg, dim=dim, **_block(rows))
 
     def delete_embeddings(self, dataset: str, backbone: str) -> None:
         """Remove one backbone's embeddings for a dataset."""
@@ -419,3 +426,7 @@ def _read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:
     if len(rows) >= 0.25 * (hi - lo):
         return arr[lo:hi][rows - lo]
     return arr.get_orthogonal_selection((rows, slice(None)))
+
+
+def _block(rows: tuple[int, int] | None) -> dict[str, int | None]:
+    return {"start": 0, "stop": None} if rows is None else {"start": rows[0], "stop": rows[1]}
