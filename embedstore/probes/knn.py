@@ -1,0 +1,315 @@
+"""Weighted k-nearest-neighbour classification, as in DINO (Caron et al. 2021).
+
+Each query takes its k most similar training samples; neighbour j votes for its class with weight
+``exp(sim_j / T)``; the class probabilities are the normalised votes (multilabel: a weighted mean of
+the neighbours' 0/1 label vectors, one probability per label).
+
+Similarity, the same convention everywhere in this module (larger = closer):
+
+- ``metric="cosine"``: both sides L2-normalised, ``sim = q · b`` (DINO's protocol).
+- ``metric="euclidean"``: ``sim = -||q - b||² / 2``: neighbours by smallest squared distance, weight
+  ``exp(-||q - b||² / (2T))``. On L2-normalised inputs ``-||q - b||²/2 = q·b - 1``, so Euclidean
+  and cosine then give the same neighbours and the same probabilities for the same T.
+
+The sweep layer computes one test × train :func:`similarity_matrix` and, for each label subset (a
+column selection), calls :func:`knn_proba_from_similarity`: only a top-k per cell, never a new
+matrix product. Backends: torch (matmul + top-k, chunked over queries) or FAISS (``IndexFlatIP`` /
+``IndexFlatL2``; on the GPU where a faiss GPU build is installed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedstore.errors import InvalidDataError
+from embedstore.probes.metrics import check_features, check_labels
+
+__all__ = [
+    "KNN_METRICS",
+    "KNN_BACKENDS",
+    "KNNClassifier",
+    "similarity_matrix",
+    "knn_topk",
+    "knn_proba_from_neighbors",
+    "knn_proba_from_similarity",
+]
+
+KNN_METRICS = ("cosine", "euclidean")
+KNN_BACKENDS = ("auto", "faiss", "torch")
+_CHUNK_BYTES = 128 * 2**20  # one (queries x base) similarity block
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidDataError(f"{name} must be one of {', '.join(choices)}; got '{value}'")
+
+
+def _as_tensor(X: Any, device: str | torch.device, name: str, n_features: int | None = None):
+    """(n, D) float32 tensor on ``device``; validated like :func:`check_features`."""
+    if isinstance(X, torch.Tensor):
+        if X.ndim != 2 or X.shape[0] == 0 or not bool(torch.isfinite(X.sum())):
+            check_features(X, name=name)  # raises the full message (or passes on an overflow)
+        if n_features is not None and X.shape[1] != n_features:
+            check_features(X[:1], name=name, n_features=n_features)
+        return X.detach().to(device=device, dtype=torch.float32)
+    X = check_features(X, name=name, n_features=n_features)
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+
+
+def _normalize(X: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(X, dim=1)
+
+
+def _faiss_gpu_available() -> bool:
+    try:
+        import faiss
+    except ImportError:
+        return False
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def _resolve_backend(backend: str, device: str | torch.device, nq: int, nb: int) -> str:
+    """'auto': torch on a GPU (or faiss-gpu if installed) ; on CPU torch for every shape measured.
+
+    Measured on the 2-core development CPU (benchmarks/bench_knn.py): torch chunked matmul + topk
+    was at least as fast as FAISS ``IndexFlat*`` for the probe shapes (1k-100k base, 2048-d);
+    FAISS is still available with ``backend="faiss"``.
+    """
+    _check_choice("backend", backend, KNN_BACKENDS)
+    if backend != "auto":
+        return backend
+    return "torch"
+
+
+def similarity_matrix(
+    query: Any, base: Any, *, metric: str = "cosine", device: str = "cpu"
+) -> torch.Tensor:
+    """All query × base similarities (see the module docstring), float32 tensor (nq, nb) on device.
+
+    Memory is ``4 * nq * nb`` bytes: fine for a test × train matrix of the probe sizes.
+    """
+    _check_choice("metric", metric, KNN_METRICS)
+    q = _as_tensor(query, device, "query")
+    b = _as_tensor(base, device, "base", n_features=q.shape[1])
+    with torch.no_grad():
+        if metric == "cosine":
+            return _normalize(q) @ _normalize(b).T
+        sim = q @ b.T - 0.5 * (q * q).sum(1, keepdim=True) - 0.5 * (b * b).sum(1)
+        return sim.clamp_(max=0.0)
+
+
+def knn_topk(
+    query: Any,
+    base: Any,
+    k: int,
+    *,
+    metric: str = "cosine",
+    backend: str = "auto",
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest base rows of each query row.
+
+    Args:
+        query: (nq, D) features; base: (nb, D) features; k: neighbours (clipped to nb).
+
+    Returns:
+        ``(sims, idx)``: float32 (nq, k) similarities, largest first, and int64 (nq, k) base rows.
+    """
+    _check_choice("metric", metric, KNN_METRICS)
+    _check_k(k)
+    q = _as_tensor(query, device, "query")
+    b = _as_tensor(base, device, "base", n_features=q.shape[1])
+    k = min(int(k), b.shape[0])
+    if metric == "cosine":
+        q, b = _normalize(q), _normalize(b)
+    return _topk_prepared(q, b, k, metric, backend, device)
+
+
+def _topk_prepared(q: torch.Tensor, b: torch.Tensor, k: int, metric: str, backend: str, device):
+    """Top-k of validated tensors, already L2-normalised for cosine."""
+    if _resolve_backend(backend, device, q.shape[0], b.shape[0]) == "faiss":
+        return _topk_faiss(q, b, k, metric)
+    return _topk_torch(q, b, k, metric)
+
+
+def _topk_torch(q: torch.Tensor, b: torch.Tensor, k: int, metric: str):
+    b_half_sq = 0.5 * (b * b).sum(1) if metric == "euclidean" else None  # (nb,)
+    step = max(1, _CHUNK_BYTES // (4 * b.shape[0]))
+    sims, idx = [], []
+    with torch.no_grad():
+        for s in range(0, q.shape[0], step):
+            qc = q[s : s + step]
+            block = qc @ b.T  # (chunk, nb)
+            if b_half_sq is not None:
+                block -= b_half_sq
+            v, i = block.topk(k, dim=1)  # sorted, largest first
+            if b_half_sq is not None:  # -||q-b||^2/2 = q.b - |b|^2/2 - |q|^2/2
+                v = (v - 0.5 * (qc * qc).sum(1, keepdim=True)).clamp_(max=0.0)
+            sims.append(v.cpu())
+            idx.append(i.cpu())
+    return torch.cat(sims).numpy(), torch.cat(idx).numpy().astype(np.int64)
+
+
+def _topk_faiss(q: torch.Tensor, b: torch.Tensor, k: int, metric: str):
+    import faiss
+
+    qn = np.ascontiguousarray(q.cpu().numpy(), dtype=np.float32)
+    bn = np.ascontiguousarray(b.cpu().numpy(), dtype=np.float32)
+    d = bn.shape[1]
+    index = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
+    if q.device.type == "cuda" and _faiss_gpu_available():
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), q.device.index or 0, index)
+    index.add(bn)
+    dist, idx = index.search(qn, k)
+    sims = dist if metric == "cosine" else np.minimum(-0.5 * dist, 0.0)
+    return sims.astype(np.float32), idx.astype(np.int64)
+
+
+def _check_k(k: int) -> None:
+    if int(k) != k or k < 1:
+        raise InvalidDataError(f"k must be an integer >= 1; got {k!r}")
+
+
+def knn_proba_from_neighbors(
+    sims: Any, labels_of_neighbors: Any, *, temperature: float = 0.07, n_classes: int | None = None
+) -> np.ndarray:
+    """DINO's weighted vote from the neighbours' similarities and labels.
+
+    Args:
+        sims: (nq, k) similarities of each query's neighbours.
+        labels_of_neighbors: (nq, k) int class indices in [0, n_classes), or (nq, k, L) 0/1 labels.
+        temperature: T in the vote weight ``exp(sim / T)``.
+        n_classes: number of classes C (single-label; default: largest label + 1).
+
+    Returns:
+        (nq, C) class probabilities, or (nq, L) per-label probabilities for multilabel.
+    """
+    if temperature <= 0:
+        raise InvalidDataError(f"temperature must be > 0; got {temperature}")
+    s = torch.as_tensor(np.asarray(sims) if not torch.is_tensor(sims) else sims).double()
+    lab = torch.as_tensor(
+        np.asarray(labels_of_neighbors)
+        if not torch.is_tensor(labels_of_neighbors)
+        else labels_of_neighbors
+    ).to(s.device)
+    if s.ndim != 2 or lab.shape[:2] != s.shape or lab.ndim not in (2, 3):
+        raise InvalidDataError(
+            f"sims must be (nq, k) and labels_of_neighbors (nq, k) or (nq, k, L); received "
+            f"{tuple(s.shape)} and {tuple(lab.shape)}"
+        )
+    # subtracting each row's largest similarity leaves the normalised votes unchanged
+    w = torch.exp((s - s.max(dim=1, keepdim=True).values) / temperature)  # (nq, k)
+    if lab.ndim == 3:  # multilabel: weighted mean of the neighbours' 0/1 vectors
+        votes = torch.einsum("qk,qkl->ql", w, lab.double())
+    else:
+        C = int(lab.max()) + 1 if n_classes is None else int(n_classes)
+        if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= C):
+            raise InvalidDataError(
+                f"neighbour labels must lie in [0, {C}); "
+                f"received {int(lab.min())}..{int(lab.max())}"
+            )
+        votes = torch.zeros(s.shape[0], C, dtype=torch.float64, device=s.device)
+        votes.scatter_add_(1, lab.long(), w)  # one-hot(labels) * weights, summed
+    return (votes / w.sum(dim=1, keepdim=True)).cpu().numpy()
+
+
+def knn_proba_from_similarity(
+    sim: Any, y_base: Any, *, k: int = 20, temperature: float = 0.07, n_classes: int | None = None
+) -> np.ndarray:
+    """Weighted-vote probabilities from a precomputed (nq, nb) similarity matrix.
+
+    ``sim[:, cols]`` with ``y_base[cols]`` evaluates a label subset with a top-k only.
+    ``y_base``: (nb,) int labels in [0, n_classes) or (nb, L) 0/1. Returns (nq, C) or (nq, L).
+    """
+    _check_k(k)
+    S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))
+    y = check_labels(y_base, name="y_base")
+    if S.ndim != 2 or S.shape[1] != y.shape[0]:
+        raise InvalidDataError(
+            f"sim must be (n_query, n_base) with n_base = len(y_base) = {y.shape[0]}; "
+            f"received {tuple(S.shape)}"
+        )
+    with torch.no_grad():
+        v, i = S.topk(min(int(k), S.shape[1]), dim=1)
+    yt = torch.from_numpy(y).to(S.device)
+    return knn_proba_from_neighbors(v, yt[i], temperature=temperature, n_classes=n_classes)
+
+
+class KNNClassifier:
+    """DINO's weighted kNN classifier (scikit-learn estimator API); see the module docstring.
+
+    Args:
+        k: neighbours per query (clipped to the training size; the value used is ``k_``).
+        temperature: T in the vote weight ``exp(sim / T)``.
+        metric: "cosine" (L2-normalised, DINO) or "euclidean" (``sim = -||q - b||² / 2``).
+        backend: "auto", "torch" (matmul + top-k) or "faiss".
+        device: torch device for the torch backend and the stored training features.
+
+    Fitted attributes: ``classes_`` (C,) single-label classes, or ``n_labels_`` for multilabel;
+    ``multilabel_``; ``n_features_in_``; ``k_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        k: int = 20,
+        temperature: float = 0.07,
+        metric: str = "cosine",
+        backend: str = "auto",
+        device: str = "cpu",
+    ) -> None:
+        self.k = k
+        self.temperature = temperature
+        self.metric = metric
+        self.backend = backend
+        self.device = device
+
+    def fit(self, X: Any, y: Any) -> KNNClassifier:
+        """Store the training features. X: (n, D); y: (n,) int labels or (n, L) 0/1 multilabel."""
+        _check_choice("metric", self.metric, KNN_METRICS)
+        _check_choice("backend", self.backend, KNN_BACKENDS)
+        _check_k(self.k)
+        if self.temperature <= 0:
+            raise InvalidDataError(f"temperature must be > 0; got {self.temperature}")
+        Xt = _as_tensor(X, self.device, "X")
+        y = check_labels(y, n_samples=Xt.shape[0])
+        self.multilabel_ = y.ndim == 2
+        if self.multilabel_:
+            self.n_labels_ = y.shape[1]
+            self._y = torch.from_numpy(y)
+        else:
+            self.classes_, inverse = np.unique(y, return_inverse=True)
+            self._y = torch.from_numpy(inverse.astype(np.int64))
+        self._X = _normalize(Xt) if self.metric == "cosine" else Xt
+        self.n_features_in_ = Xt.shape[1]
+        self.k_ = min(int(self.k), Xt.shape[0])
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n, C) class probabilities in the order of ``classes_``, or (n, L) per-label ones."""
+        if not hasattr(self, "_X"):
+            raise InvalidDataError("this KNNClassifier is not fitted yet; call fit(X, y) first")
+        q = _as_tensor(X, self.device, "X", n_features=self.n_features_in_)
+        if self.metric == "cosine":
+            q = _normalize(q)
+        sims, idx = _topk_prepared(q, self._X, self.k_, self.metric, self.backend, self.device)
+        n_classes = None if self.multilabel_ else self.classes_.size
+        labels = self._y[torch.from_numpy(idx)]  # (n, k) or (n, k, L)
+        return knn_proba_from_neighbors(
+            sims, labels, temperature=self.temperature, n_classes=n_classes
+        )
+
+    def predict(self, X: Any) -> np.ndarray:
+        """(n,) class labels, or (n, L) 0/1 labels (probability >= 0.5) for multilabel."""
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy (multilabel: mean per-label accuracy, as ``classification_metrics``)."""
+        y = check_labels(y)
+        return float((self.predict(X) == y).mean())

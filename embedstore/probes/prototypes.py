@@ -1,0 +1,260 @@
+"""Nearest class mean, and the episodic prototypical few-shot protocol.
+
+Protocol (Snell et al. 2017, as evaluated by Ericsson et al. 2021 and Anton et al. 2022): an episode
+draws N classes, K support and Q query samples per class (disjoint, without replacement); the
+prototype of a class is the mean of its support embeddings; each query goes to the prototype at the
+smallest squared Euclidean distance; the score is mean episode accuracy ± 1.96·σ/√E.
+
+Episodes depend only on the labels and the seed, so one :class:`Episodes` object is drawn per run
+and reused for every backbone and fusion: the comparison between feature sets is paired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedstore.errors import InvalidDataError, ProtocolError
+from embedstore.probes.metrics import check_features, check_labels
+
+__all__ = [
+    "NearestPrototype",
+    "Episodes",
+    "FewShotResult",
+    "sample_episodes",
+    "evaluate_episodes",
+    "default_n_way",
+]
+
+_CHUNK_BYTES = 8 * 2**20  # gathered query embeddings per step: a small reused, cache-sized buffer
+
+
+class NearestPrototype:
+    """Nearest class mean by squared Euclidean distance (scikit-learn estimator API).
+
+    ``predict_proba`` is the softmax of the negative squared distances to the class means.
+
+    Fitted attributes: ``classes_`` (C,), ``prototypes_`` (C, n_features), ``n_features_in_``.
+    """
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, X: Any, y: Any) -> NearestPrototype:
+        """Compute one mean per class. X: (n_samples, n_features); y: (n_samples,) int labels."""
+        X = check_features(X)
+        y = check_labels(y, n_samples=X.shape[0], allow_multilabel=False)
+        self.classes_, inverse = np.unique(y, return_inverse=True)
+        counts = np.bincount(inverse).astype(np.float64)
+        sums = np.zeros((self.classes_.size, X.shape[1]))
+        np.add.at(sums, inverse, X)
+        self.prototypes_ = sums / counts[:, None]  # (C, D)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _sq_distances(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "prototypes_"):
+            raise InvalidDataError("this NearestPrototype is not fitted yet; call fit(X, y) first")
+        X = check_features(X, n_features=self.n_features_in_).astype(np.float64)
+        P = self.prototypes_
+        d = (X**2).sum(1)[:, None] - 2.0 * X @ P.T + (P**2).sum(1)[None, :]  # (n, C)
+        return np.maximum(d, 0.0)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of negative squared distances, shape (n_samples, n_classes)."""
+        logits = -self._sq_distances(X)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Label of the nearest class mean, shape (n_samples,)."""
+        return self.classes_[self._sq_distances(X).argmin(axis=1)]
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy on (X, y)."""
+        y = check_labels(y, allow_multilabel=False)
+        return float((self.predict(X) == y).mean())
+
+
+def default_n_way(n_classes: int) -> int:
+    """The protocol's default ways: 2 for a binary task, else 5 (capped at ``n_classes``)."""
+    if n_classes < 2:
+        raise ProtocolError(
+            f"few-shot episodes need at least 2 classes; the labels have {n_classes}"
+        )
+    return 2 if n_classes == 2 else min(5, n_classes)
+
+
+@dataclass(frozen=True, eq=False)
+class Episodes:
+    """A fixed set of few-shot episodes over rows of one label vector.
+
+    Attributes:
+        classes: (E, N) int, the class label of each way.
+        support: (E, N, K) int, row indices of the support samples of each way.
+        query: (E, N, Q) int, row indices of the query samples of each way (disjoint from support).
+    """
+
+    classes: np.ndarray
+    support: np.ndarray
+    query: np.ndarray
+    n_way: int
+    k_shot: int
+    n_query: int
+    seed: int
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.classes.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class FewShotResult:
+    """Per-episode accuracies and their mean ± 1.96·σ/√E (σ: population std, ``ddof=0``)."""
+
+    accuracies: np.ndarray  # (E,)
+    mean: float
+    ci95: float
+    n_way: int
+    k_shot: int
+    n_query: int
+    n_episodes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Protocol parameters and the mean ± half-width, without the per-episode values."""
+        return {
+            "protocol": "prototypical few-shot (Snell et al. 2017; Ericsson et al. 2021)",
+            "accuracy": self.mean,
+            "ci95": self.ci95,
+            "n_way": self.n_way,
+            "k_shot": self.k_shot,
+            "n_query": self.n_query,
+            "n_episodes": self.n_episodes,
+        }
+
+
+def sample_episodes(
+    y: Any,
+    *,
+    n_way: int,
+    k_shot: int,
+    n_query: int = 15,
+    n_episodes: int = 600,
+    seed: int = 0,
+) -> Episodes:
+    """Draw N-way K-shot episodes with Q queries per class from labels ``y`` (n_samples,).
+
+    Classes are drawn uniformly among those with at least ``k_shot + n_query`` samples; within an
+    episode, support and query rows are drawn without replacement and are disjoint. The result
+    depends only on ``y`` and ``seed``. Row indices refer to positions in ``y``.
+
+    Raises:
+        ProtocolError: fewer than ``n_way`` classes have ``k_shot + n_query`` samples (the message
+            gives the samples per class and the largest feasible ``k_shot``).
+    """
+    y = check_labels(y, allow_multilabel=False)
+    for name, value, low in (
+        ("n_way", n_way, 2),
+        ("k_shot", k_shot, 1),
+        ("n_query", n_query, 1),
+        ("n_episodes", n_episodes, 1),
+    ):
+        if int(value) != value or value < low:
+            raise InvalidDataError(f"{name} must be an integer >= {low}; got {value!r}")
+    labels, counts = np.unique(y, return_counts=True)
+    need = k_shot + n_query
+    eligible = labels[counts >= need]
+    if eligible.size < n_way:
+        pairs = zip(labels.tolist(), counts.tolist(), strict=True)
+        per_class = ", ".join(f"{c}: {n}" for c, n in pairs)
+        if labels.size < n_way:
+            hint = f"the labels have only {labels.size} classes; use n_way <= {labels.size}"
+        else:
+            best = int(np.sort(counts)[::-1][n_way - 1]) - n_query
+            hint = (
+                f"the largest feasible k_shot is {best} with n_query={n_query}"
+                if best >= 1
+                else f"lower n_query (the {n_way}th largest class has "
+                f"{int(np.sort(counts)[::-1][n_way - 1])} samples)"
+            )
+        raise ProtocolError(
+            f"{n_way}-way {k_shot}-shot episodes with {n_query} queries need {need} samples in "
+            f"at least {n_way} classes; only {eligible.size} classes have that many "
+            f"(samples per class: {per_class}); {hint}"
+        )
+
+    rng = np.random.default_rng(seed)
+    # (E, N) classes: the first N of a random permutation of the eligible classes per episode
+    ways = np.argsort(rng.random((n_episodes, eligible.size)), axis=1)[:, :n_way]
+    classes = eligible[ways]
+    picks = np.empty((n_episodes, n_way, need), dtype=np.int64)
+    for c in eligible:  # one vectorised draw per class, over every (episode, way) that chose it
+        rows = np.flatnonzero(y == c)
+        where = np.argwhere(classes == c)  # (m, 2) episode, way
+        step = max(1, 4_000_000 // rows.size)
+        for start in range(0, where.shape[0], step):
+            sel = where[start : start + step]
+            keys = rng.random((sel.shape[0], rows.size))
+            # a uniformly random subset of `need` rows, then put in random order by their keys
+            first = np.argpartition(keys, need - 1, axis=1)[:, :need]
+            first_keys = np.take_along_axis(keys, first, axis=1)
+            chosen = np.take_along_axis(first, np.argsort(first_keys, axis=1), axis=1)
+            picks[sel[:, 0], sel[:, 1]] = rows[chosen]
+    support, query = picks[:, :, :k_shot].copy(), picks[:, :, k_shot:].copy()
+    for a in (classes, support, query):
+        a.setflags(write=False)
+    return Episodes(classes, support, query, int(n_way), int(k_shot), int(n_query), int(seed))
+
+
+def evaluate_episodes(X: Any, episodes: Episodes, *, device: str = "cpu") -> FewShotResult:
+    """Prototypical few-shot accuracy of features ``X`` (n_samples, dim) on ``episodes``.
+
+    Vectorised over episodes in torch (chunked to bound memory): prototypes (E, N, D) are support
+    means, queries (E, N·Q, D) go to the prototype at the smallest squared Euclidean distance.
+    """
+    if isinstance(X, torch.Tensor):
+        if X.ndim != 2 or not bool(torch.isfinite(X.sum())):  # a NaN / inf makes the sum one
+            check_features(X)  # raises with the full message (or passes on a mere overflow)
+        Xt = X.to(device=device, dtype=torch.float32)
+    else:
+        Xt = torch.from_numpy(np.ascontiguousarray(check_features(X), dtype=np.float32)).to(device)
+    n, D = Xt.shape
+    top = int(max(episodes.support.max(), episodes.query.max()))
+    if top >= n:
+        raise InvalidDataError(
+            f"episodes index row {top}, but X has only {n} rows; draw the episodes from the labels "
+            "of the same rows as X"
+        )
+    E, N, K, Q = episodes.n_episodes, episodes.n_way, episodes.k_shot, episodes.n_query
+    support = torch.from_numpy(episodes.support.reshape(E * N, K).copy()).to(Xt.device)
+    query = torch.from_numpy(episodes.query.reshape(E, N * Q).copy()).to(Xt.device)
+    truth = torch.arange(N, device=Xt.device).repeat_interleave(Q)  # (N*Q,) way of each query
+    chunk = max(1, _CHUNK_BYTES // (N * Q * D * 4))
+    accs = []
+    with torch.no_grad():
+        # prototypes of every episode at once: a fused gather-and-mean, nothing (E, N, K, D) built
+        protos = torch.nn.functional.embedding_bag(support, Xt, mode="mean").view(E, N, D)
+        half_sq = 0.5 * (protos * protos).sum(-1).unsqueeze(1)  # (E, 1, N)
+        buf = torch.empty(min(chunk, E) * N * Q, D, device=Xt.device)  # reused query buffer
+        for s in range(0, E, chunk):
+            qi = query[s : s + chunk]  # (e, N*Q)
+            e = qi.shape[0]
+            q = torch.index_select(Xt, 0, qi.reshape(-1), out=buf[: e * N * Q]).view(e, N * Q, D)
+            # -(1/2)||q - p||^2 up to the per-query constant ||q||^2/2 (no effect on the argmax)
+            score = torch.bmm(q, protos[s : s + e].transpose(1, 2)) - half_sq[s : s + e]
+            hit = score.argmax(dim=2) == truth  # (e, N*Q)
+            accs.append(hit.float().mean(dim=1).cpu())
+    acc = torch.cat(accs).double().numpy()
+    return FewShotResult(
+        accuracies=acc,
+        mean=float(acc.mean()),
+        ci95=float(1.96 * acc.std() / np.sqrt(E)),
+        n_way=N,
+        k_shot=K,
+        n_query=Q,
+        n_episodes=E,
+    )
