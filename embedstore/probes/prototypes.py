@@ -72,7 +72,8 @@ class NearestPrototype:
 
     def predict(self, X: Any) -> np.ndarray:
         """Label of the nearest class mean, shape (n_samples,)."""
-        return self.classes_[self._sq_distances(X).argmin(axis=1)]
+        d = self._sq_distances(X)
+        return self.classes_[d.argmin(axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""
@@ -247,8 +248,8 @@ def evaluate_episodes(X: Any, episodes: Episodes, *, device: str = "cpu") -> Few
             # -(1/2)||q - p||^2 up to the per-query constant ||q||^2/2 (no effect on the argmax)
             score = torch.bmm(q, protos[s : s + e].transpose(1, 2)) - half_sq[s : s + e]
             hit = score.argmax(dim=2) == truth  # (e, N*Q)
-            accs.append(hit.float().mean(dim=1).cpu())
-    acc = torch.cat(accs).double().numpy()
+            accs.append(hit.sum(dim=1).cpu())  # correct queries per episode
+    acc = torch.cat(accs).numpy() / float(N * Q)  # (E,) float64
     return FewShotResult(
         accuracies=acc,
         mean=float(acc.mean()),
