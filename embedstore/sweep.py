@@ -30,6 +30,7 @@ serves every kNN cross-validation, and the logistic grid warm-starts inside ``lo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -339,8 +340,13 @@ def _run_cell(method, sub: LabelSubset, sh: _Shared, data, cache, opts, selectio
         n_train=sub.n_labelled,
         n_test=int(len(sh.queries["test"])),
         provenance=sh.fs.provenance,
-        labels=sub.record(),
+        labels={**sub.record(), "subset_digest": _digest(data.ids[S])},
     )
+
+
+def _digest(ids: np.ndarray) -> str:
+    """A short fingerprint of the labelled sample ids: equal digests mean the same labels."""
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
 
 
 def _score(y: np.ndarray, proba: np.ndarray) -> float:
