@@ -1,0 +1,180 @@
+"""L2-regularised logistic regression for many C at once, in a rotated, preconditioned basis.
+
+The objective is scikit-learn's, per problem p:
+
+    f_p(W, b) = C_p * sum_i loss(x_i W + b, y_i) + 0.5 * ||W||^2      (b is not penalised)
+
+with softmax cross-entropy (``"softmax"``) or a sum of independent sigmoid cross-entropies
+(``"sigmoid"``, binary and multi-label). scikit-learn minimises f_p / (C_p n); the minimiser is the
+same, and the stopping test below uses that scaling so ``tol`` means what it means there.
+
+How it is made fast (see DESIGN.md, "Numbers to reach"):
+
+- Centre X and rotate it once onto the eigenvectors of its Gram matrix: ``Z = (X - mean) V``, whose
+  columns are orthogonal with squared norms ``lam``. The penalty is rotation-invariant, so nothing
+  changes in the problem, but the loss Hessian becomes close to diagonal,
+  ``C * lam_j * h_k + 1`` (h_k the mean curvature of class k), which is the preconditioner given
+  to L-BFGS. Centring decouples the intercept (its curvature is ``C * n * h_k``).
+- When n < D the Gram matrix is taken the other way round (the n x n kernel ``X Xᵀ``): the solution
+  lies in the row space of X, so the problem has at most n - 1 parameters per class instead of D.
+  This is the representer trick, written as a change of basis.
+- All problems are solved by one batched L-BFGS, so each step is one (n, r) x (r, P*K) product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from embedstore.probes._lbfgs import batched_lbfgs
+
+__all__ = ["Basis", "from_original", "make_basis", "solve_logistic", "to_original"]
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Centred, rotated training features ``Z`` (n, r+1) with a trailing column of ones.
+
+    ``V`` (D, r) maps rotated weights back (``W = V @ W_rot``), ``mean`` (D,) is the centre,
+    ``lam`` (r+1,) the squared column norms of ``Z`` (the last one, for the intercept, is n).
+    """
+
+    Z: torch.Tensor
+    V: torch.Tensor
+    mean: torch.Tensor
+    lam: torch.Tensor
+
+
+def make_basis(X: torch.Tensor, *, rotate: bool = True, intercept: bool = True) -> Basis:
+    """Centre ``X`` (n, D) and rotate it onto its principal axes (no rotation if ``rotate`` is False).
+
+    Without ``intercept`` X is not centred and the trailing column is zeros: the intercept then has
+    no gradient and stays at 0.
+    """
+    n, D = X.shape
+    mean = X.mean(dim=0) if intercept else torch.zeros(D, dtype=X.dtype, device=X.device)
+    Xc = X - mean  # (n, D)
+    if not rotate:
+        V = torch.eye(D, dtype=X.dtype, device=X.device)
+        Z = Xc
+    elif n > D:
+        lam, V = torch.linalg.eigh(
+            Xc.T @ Xc
+        )  # (D,), (D, D): all directions kept, the rotation is exact
+        Z = Xc @ V
+    else:
+        lam, U = torch.linalg.eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
+        keep = lam > lam.max().clamp_min(torch.finfo(X.dtype).tiny) * (
+            1e3 * torch.finfo(X.dtype).eps
+        )
+        lam, U = lam[keep], U[:, keep]
+        s = lam.sqrt()
+        Z = U * s  # (n, r)
+        V = (Xc.T @ U) / s  # (D, r), orthonormal columns
+    last = torch.full((n, 1), 1.0 if intercept else 0.0, dtype=X.dtype, device=X.device)
+    Z = torch.cat([Z, last], dim=1)
+    lam = (Z * Z).sum(dim=0)  # (r+1,)
+    lam[-1] = max(float(lam[-1]), 1.0)  # keeps the preconditioner finite when there is no intercept
+    return Basis(Z=Z, V=V, mean=mean, lam=lam)
+
+
+def solve_logistic(
+    basis: Basis,
+    Y: torch.Tensor,
+    Cs: torch.Tensor,
+    *,
+    link: str,
+    n_out: int,
+    init: torch.Tensor | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Solve one problem per C (P,) on the rotated features; returns ``(theta, n_iter, converged)``.
+
+    ``Y`` is (n,) int64 class indices for ``link="softmax"`` or (n, n_out) float 0/1 targets for
+    ``"sigmoid"``. ``theta`` has shape (P, r+1, n_out): rotated weights, then the intercept row in the
+    centred parametrisation (see :func:`to_original`). ``init`` is the same shape, or None for zeros.
+    """
+    Z, lam = basis.Z, basis.lam
+    n, r1 = Z.shape
+    K = n_out
+    dt = Z.dtype
+    Cs = Cs.to(device=Z.device, dtype=torch.float64)
+    pen = torch.ones(r1, 1, dtype=dt, device=Z.device)
+    pen[-1] = 0.0  # the intercept is not penalised
+    if link == "softmax":
+        onehot = torch.nn.functional.one_hot(Y, K).to(dt)  # (n, K)
+        curv0 = 0.5 * (1.0 - 1.0 / K)  # Böhning's bound, until the first evaluation says better
+    else:
+        onehot = Y.to(dt)  # (n, K)
+        curv0 = 0.25
+    P = len(Cs)
+    curv = torch.full(
+        (P, K), curv0, dtype=dt, device=Z.device
+    )  # mean loss curvature per problem, class
+
+    def fg(x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = len(idx)
+        th = x.view(p, r1, K)
+        logits = (Z @ th.permute(1, 0, 2).reshape(r1, p * K)).view(n, p, K)
+        if link == "softmax":
+            lse = torch.logsumexp(logits, dim=2)  # (n, p)
+            loss = (lse - (logits * onehot[:, None, :]).sum(2)).sum(0, dtype=torch.float64)
+            prob = torch.exp(logits - lse[:, :, None])
+            resid = prob - onehot[:, None, :]
+        else:
+            loss = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(
+                (0, 2), dtype=torch.float64
+            )
+            prob = torch.sigmoid(logits)
+            resid = prob - onehot[:, None, :]
+        curv[idx] = (prob * (1 - prob)).mean(0).clamp_min(1e-6)
+        C = Cs[idx]
+        resid = resid * C.to(dt)[None, :, None]
+        grad = (Z.T @ resid.reshape(n, p * K)).view(r1, p, K).permute(1, 0, 2)  # (p, r1, K)
+        grad = grad + th * pen
+        f = C * loss + 0.5 * (th * th * pen).sum((1, 2), dtype=torch.float64)
+        return f, grad.reshape(p, r1 * K)
+
+    def precond(v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        C = Cs[idx].to(dt)[:, None, None]
+        d = C * lam[None, :, None] * curv[idx][:, None, :] + pen[None]  # (p, r1, K)
+        return (v.view(-1, r1, K) / d).reshape(v.shape)
+
+    V = basis.V
+
+    def done(g: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        # scikit-learn's test: max |gradient of f / (C n)| <= tol, in the original coordinates.
+        gr = g.view(-1, r1, K)
+        gw = (
+            (V @ gr[:, :-1, :].permute(1, 0, 2).reshape(r1 - 1, -1))
+            .abs()
+            .amax(0)
+            .view(-1, K)
+            .amax(1)
+        )
+        gmax = torch.maximum(gw, gr[:, -1, :].abs().amax(1)).to(torch.float64)
+        return gmax <= tol * Cs[idx] * n
+
+    x0 = (
+        torch.zeros(P, r1 * K, dtype=dt, device=Z.device)
+        if init is None
+        else init.reshape(P, r1 * K).to(dt)
+    )
+    res = batched_lbfgs(fg, x0, precond, done, max_iter=max_iter)
+    return res.x.view(P, r1, K), res.n_iter, res.converged
+
+
+def to_original(basis: Basis, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotated ``theta`` (P, r+1, K) -> ``coef`` (P, K, D) and ``intercept`` (P, K) for raw features."""
+    W = torch.einsum("dr,prk->pkd", basis.V, theta[:, :-1, :])  # (P, K, D)
+    b = theta[:, -1, :] - W @ basis.mean  # (P, K)
+    return W, b
+
+
+def from_original(basis: Basis, coef: torch.Tensor, intercept: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`to_original` (up to the part of ``coef`` outside the basis): -> (P, r+1, K)."""
+    W_rot = torch.einsum("dr,pkd->prk", basis.V, coef)  # (P, r, K)
+    b = intercept + coef @ basis.mean  # (P, K)
+    return torch.cat([W_rot, b[:, None, :]], dim=1)

@@ -1,0 +1,387 @@
+"""Logistic-regression probe (scikit-learn's objective, solved in PyTorch) and the many-shot C sweep.
+
+Objective, exactly scikit-learn's ``LogisticRegression(penalty="l2")``:
+``C * sum_i loss_i + 0.5 * ||W||^2``, the intercept not penalised; softmax (multinomial) for
+multiclass and ordinal tasks, one sigmoid for binary, one sigmoid per label for multilabel (the
+same as one binary ``LogisticRegression`` per label). ``tol`` is scikit-learn's: the largest
+gradient component of the objective divided by ``C * n``.
+
+The many-shot protocol (Ericsson et al. 2021, ``linusericsson/ssl-transfer`` ``linear.py``) fits
+scikit-learn's ``LogisticRegression(solver="lbfgs", multi_class="multinomial", warm_start=True)``
+with ``C = 1 / wd`` for ``wd = logspace(-6, 5, 45)``, i.e. scikit-learn's own scaling (sum of losses
+times C plus half the squared norm), not a mean loss plus ``wd``. It keeps the first C (in grid
+order, C descending) with the best validation score, then refits on train+val. DINOv2 uses
+``C = logspace(-6, 5, 45)`` directly. Both grids are below; :func:`logistic_sweep` follows the same
+selection rule. All C values are solved together by one batched, preconditioned L-BFGS (see
+``_solvers.py``), which replaces the warm starts of the published loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from embedstore.errors import InvalidDataError
+from embedstore.probes import _solvers
+
+__all__ = [
+    "C_GRID_DINOV2",
+    "GRIDS",
+    "TASKS",
+    "WD_GRID",
+    "LogisticProbe",
+    "SweepResult",
+    "fit_best",
+    "logistic_sweep",
+]
+
+WD_GRID = np.logspace(-6, 5, 45)  # Ericsson et al. weight decays; C = 1 / wd
+C_GRID_DINOV2 = np.logspace(-6, 5, 45)  # DINOv2: C directly
+GRIDS = {"ericsson": 1.0 / WD_GRID, "dinov2": C_GRID_DINOV2}
+TASKS = ("binary", "multiclass", "ordinal", "multilabel")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise InvalidDataError(
+            f"{name} must be a 2-D array of shape (n_samples, dim); received shape {X.shape}. "
+            "Reshape a single sample with x.reshape(1, -1)."
+        )
+    if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X).all():
+        raise InvalidDataError(
+            f"{name} must be finite numbers; it contains NaN, inf or non-numeric values."
+        )
+    if n_features is not None and X.shape[1] != n_features:
+        raise InvalidDataError(
+            f"{name} has {X.shape[1]} features, but the probe was fitted with {n_features}; "
+            "pass features from the same backbone (or fusion) as in fit."
+        )
+    return X
+
+
+def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Labels -> (classes_, targets, link): int class indices for softmax, (n, K) 0/1 for sigmoid."""
+    if task not in TASKS:
+        raise InvalidDataError(f"task must be one of {TASKS}; received {task!r}.")
+    y = np.asarray(y)
+    if len(y) != n:
+        raise InvalidDataError(
+            f"X and y must have the same number of samples; received {n} and {len(y)}."
+        )
+    if task == "multilabel":
+        if y.ndim != 2 or not np.isin(y, (0, 1)).all():
+            raise InvalidDataError(
+                f"multilabel y must be a (n_samples, n_labels) 0/1 array; received shape {y.shape}."
+            )
+        return np.arange(y.shape[1]), y.astype(np.float64), "sigmoid"
+    if y.ndim != 1:
+        raise InvalidDataError(
+            f"{task} y must be 1-D class labels; received shape {y.shape} (use task='multilabel')."
+        )
+    classes, idx = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise InvalidDataError(
+            f"y must contain at least 2 classes; received only {classes.tolist()}."
+        )
+    if task == "binary" and len(classes) != 2:
+        raise InvalidDataError(f"binary y must contain exactly 2 classes; received {len(classes)}.")
+    if len(classes) == 2:  # as scikit-learn: one logit for the second class
+        return classes, idx[:, None].astype(np.float64), "sigmoid"
+    return classes, idx, "softmax"
+
+
+@dataclass
+class _Fitted:
+    basis: _solvers.Basis
+    theta: torch.Tensor  # (P, r+1, K)
+    n_iter: np.ndarray
+    coef: np.ndarray  # (P, K, D)
+    intercept: np.ndarray  # (P, K)
+
+
+def _fit_many(
+    X,
+    Y,
+    link,
+    n_out,
+    Cs,
+    *,
+    device,
+    dtype,
+    tol,
+    max_iter,
+    init=None,
+    precondition=True,
+    fit_intercept=True,
+) -> _Fitted:
+    dt = _DTYPES[dtype]
+    Xt = torch.as_tensor(X, device=device).to(dt)
+    basis = _solvers.make_basis(Xt, rotate=precondition, intercept=fit_intercept)
+    Yt = torch.as_tensor(Y, device=device)
+    theta0 = None
+    if init is not None:
+        coef0 = torch.as_tensor(
+            np.broadcast_to(init[0], (len(Cs), *init[0].shape)).copy(), device=device
+        ).to(dt)
+        b0 = np.asarray(init[1]) if fit_intercept else np.zeros(n_out)
+        b0 = torch.as_tensor(np.broadcast_to(b0, (len(Cs), n_out)).copy(), device=device).to(dt)
+        theta0 = _solvers.from_original(basis, coef0, b0)
+    theta, n_iter, _ = _solvers.solve_logistic(
+        basis,
+        Yt,
+        torch.as_tensor(np.asarray(Cs, dtype=np.float64)),
+        link=link,
+        n_out=n_out,
+        init=theta0,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    W, b = _solvers.to_original(basis, theta)
+    return _Fitted(basis, theta, n_iter.cpu().numpy(), W.cpu().numpy(), b.cpu().numpy())
+
+
+def _logits(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """X (n, D), coef (..., K, D), intercept (..., K) -> logits (..., n, K)."""
+    return np.einsum("nd,...kd->...nk", X, coef, optimize=True) + intercept[..., None, :]
+
+
+def _proba(z: np.ndarray, link: str) -> np.ndarray:
+    if link == "softmax":
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class LogisticProbe:
+    """L2-regularised logistic regression with scikit-learn's objective, fitted by full-batch L-BFGS.
+
+    Parameters: ``C`` inverse regularisation strength; ``task`` one of ``TASKS``; ``max_iter`` and
+    ``tol`` as in scikit-learn; ``fit_intercept``; ``device`` a torch device ("cpu", "cuda");
+    ``dtype`` "float32" (fast) or "float64"; ``precondition`` works in the rotated basis of the
+    training features (and the representer basis when n < D); False solves the plain primal problem.
+
+    Fitted: ``classes_``, ``coef_`` (n_out, D), ``intercept_`` (n_out,), ``n_iter_`` (int),
+    ``n_features_in_``. ``n_out`` is 1 for two classes, the number of classes or labels otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        C: float = 1.0,
+        task: str = "multiclass",
+        max_iter: int = 1000,
+        tol: float = 1e-6,
+        fit_intercept: bool = True,
+        device: str = "cpu",
+        dtype: str = "float32",
+        precondition: bool = True,
+    ) -> None:
+        self.C = C
+        self.task = task
+        self.max_iter = max_iter
+        self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.device = device
+        self.dtype = dtype
+        self.precondition = precondition
+
+    def fit(
+        self, X, y, *, init: LogisticProbe | tuple[np.ndarray, np.ndarray] | None = None
+    ) -> LogisticProbe:
+        """Fit on X (n, D) and y ((n,) labels, or (n, L) 0/1 for multilabel); ``init`` warm-starts."""
+        if not self.C > 0:
+            raise InvalidDataError(f"C must be positive; received {self.C}.")
+        if self.dtype not in _DTYPES:
+            raise InvalidDataError(
+                f"dtype must be one of {tuple(_DTYPES)}; received {self.dtype!r}."
+            )
+        X = _check_X(X)
+        self.classes_, Y, self._link = _encode(y, self.task, len(X))
+        n_out = Y.shape[1] if self._link == "sigmoid" else len(self.classes_)
+        if isinstance(init, LogisticProbe):
+            init = (init.coef_, init.intercept_)
+        if init is not None and np.shape(init[0]) != (n_out, X.shape[1]):
+            raise InvalidDataError(
+                f"init coef must have shape {(n_out, X.shape[1])}; received {np.shape(init[0])}. "
+                "Warm-start from a probe fitted on the same task, classes and features."
+            )
+        fitted = _fit_many(
+            X,
+            Y,
+            self._link,
+            n_out,
+            [self.C],
+            device=self.device,
+            dtype=self.dtype,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            init=init,
+            precondition=self.precondition,
+            fit_intercept=self.fit_intercept,
+        )
+        self.coef_, self.intercept_ = fitted.coef[0], fitted.intercept[0]
+        self.n_iter_ = int(fitted.n_iter[0])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits: (n,) for two classes, (n, n_out) otherwise."""
+        if not hasattr(self, "coef_"):
+            raise InvalidDataError("this LogisticProbe is not fitted yet; call fit(X, y) first.")
+        X = _check_X(X, n_features=self.n_features_in_)
+        z = _logits(X.astype(np.float64), self.coef_, self.intercept_)
+        return z[:, 0] if (self._link == "sigmoid" and self.task != "multilabel") else z
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, n_classes) probabilities; (n, L) per-label probabilities for multilabel."""
+        z = self.decision_function(X)
+        if self.task == "multilabel":
+            return _proba(z, "sigmoid")
+        if self._link == "sigmoid":
+            p = _proba(z, "sigmoid")
+            return np.stack([1.0 - p, p], axis=1)
+        return _proba(z, "softmax")
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (n,); a (n, L) 0/1 array for multilabel."""
+        z = self.decision_function(X)
+        if self.task == "multilabel":
+            return (z > 0).astype(np.int64)
+        if self._link == "sigmoid":
+            return self.classes_[(z > 0).astype(np.int64)]
+        return self.classes_[z.argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy (subset accuracy for multilabel, as ``sklearn.metrics.accuracy_score``)."""
+        pred, y = self.predict(X), np.asarray(y)
+        if pred.shape != y.shape:
+            raise InvalidDataError(f"y must have shape {pred.shape}; received {y.shape}.")
+        return float((pred == y).all(axis=1).mean() if pred.ndim == 2 else (pred == y).mean())
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """One C sweep: ``Cs`` (P,) in grid order, ``val_scores`` (P,), ``n_iter`` (P,), the chosen
+    ``best_C`` / ``best_index`` (first best in grid order), ``metric`` and ``selected_on`` (the split
+    the choice was made on), and the fitted ``coef`` (P, n_out, D) / ``intercept`` (P, n_out)."""
+
+    Cs: np.ndarray
+    val_scores: np.ndarray
+    n_iter: np.ndarray
+    best_C: float
+    best_index: int
+    metric: str
+    selected_on: str
+    coef: np.ndarray
+    intercept: np.ndarray
+
+
+def _score(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, metric) -> float:
+    if callable(metric):
+        return float(metric(y, proba))
+    if metric == "accuracy":
+        return float((pred == y).all(axis=1).mean() if pred.ndim == 2 else (pred == y).mean())
+    if metric == "balanced_accuracy":  # mean per-class recall ("mean per-class accuracy")
+        if pred.ndim == 2:
+            raise InvalidDataError(
+                "balanced_accuracy is not defined for multilabel; use 'accuracy' or a callable."
+            )
+        return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)]))
+    raise InvalidDataError(
+        f"metric must be 'accuracy', 'balanced_accuracy' or a callable(y_true, proba); received {metric!r}."
+    )
+
+
+def logistic_sweep(
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    *,
+    task: str = "multiclass",
+    Cs=GRIDS["ericsson"],
+    metric="accuracy",
+    device: str = "cpu",
+    dtype: str = "float32",
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    selected_on: str = "val",
+) -> SweepResult:
+    """Fit one probe per C on the training split and score each on the validation split.
+
+    X_train (n, D), X_val (m, D); labels as in :meth:`LogisticProbe.fit`. ``tol`` / ``max_iter``
+    default to scikit-learn's / the benchmark's settings. The test split is never an argument; name
+    the split passed as validation in ``selected_on`` (recorded in the result). Ties go to the first
+    C in ``Cs`` order, as in ssl-transfer's loop.
+    """
+    X_train = _check_X(X_train, "X_train")
+    X_val = _check_X(X_val, "X_val", n_features=X_train.shape[1])
+    Cs = np.asarray(Cs, dtype=np.float64).ravel()
+    if len(Cs) == 0 or not (Cs > 0).all():
+        raise InvalidDataError(f"Cs must be a non-empty array of positive values; received {Cs!r}.")
+    classes, Y, link = _encode(y_train, task, len(X_train))
+    y_val = np.asarray(y_val)
+    if len(y_val) != len(X_val):
+        raise InvalidDataError(
+            f"X_val and y_val must have the same length; received {len(X_val)} and {len(y_val)}."
+        )
+    n_out = Y.shape[1] if link == "sigmoid" else len(classes)
+    fitted = _fit_many(
+        X_train, Y, link, n_out, Cs, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+    )
+    z = _logits(
+        X_val.astype(np.float32),
+        fitted.coef.astype(np.float32),
+        fitted.intercept.astype(np.float32),
+    )
+    scores = np.empty(len(Cs))
+    for p in range(len(Cs)):  # (m, K) each
+        if task == "multilabel":
+            proba, pred = _proba(z[p], "sigmoid"), (z[p] > 0).astype(np.int64)
+        elif link == "sigmoid":
+            s = _proba(z[p, :, 0], "sigmoid")
+            proba, pred = np.stack([1 - s, s], axis=1), classes[(z[p, :, 0] > 0).astype(np.int64)]
+        else:
+            proba, pred = _proba(z[p], "softmax"), classes[z[p].argmax(axis=1)]
+        scores[p] = _score(y_val, proba, pred, metric)
+    best = int(np.argmax(scores))
+    return SweepResult(
+        Cs=Cs,
+        val_scores=scores,
+        n_iter=fitted.n_iter,
+        best_C=float(Cs[best]),
+        best_index=best,
+        metric=metric if isinstance(metric, str) else getattr(metric, "__name__", "custom"),
+        selected_on=selected_on,
+        coef=fitted.coef,
+        intercept=fitted.intercept,
+    )
+
+
+def fit_best(
+    sweep: SweepResult,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    *,
+    task: str = "multiclass",
+    device: str = "cpu",
+    dtype: str = "float32",
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+) -> LogisticProbe:
+    """The protocol's last step: refit at ``sweep.best_C`` on train+val, warm-started from the sweep's
+    solution at that C. Score the returned probe on the test split."""
+    X = np.concatenate([_check_X(X_train, "X_train"), _check_X(X_val, "X_val")])
+    y = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
+    probe = LogisticProbe(
+        C=sweep.best_C, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+    )
+    init = (sweep.coef[sweep.best_index], sweep.intercept[sweep.best_index])
+    return probe.fit(X, y, init=init)
