@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import probe_cmds, store_cmds
+from cli import probe_cmds, store_cmds, sweep_cmds
 from embedstore import __version__
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 store_cmds.register(app)
 probe_cmds.register(app)
+sweep_cmds.register(app)
 
 
 def _version(value: bool) -> None:
