@@ -184,6 +184,8 @@ def render_comparisons(comparisons, metric: str) -> None:
     for c in comparisons:
         ci = "—" if c.ci_low is None else f"{c.ci_low * 100:+.1f} to {c.ci_high * 100:+.1f}"
         p = "—" if c.p_value is None else f"{c.p_value:.3g}"
+        if c.n_subsets == 1:
+            ci = p = "— (one subset)"
         table.add_row(
             c.method,
             format_setting(c.setting),

@@ -5,7 +5,9 @@ two feature sets are compared *paired by seed*: the per-seed differences d_s = a
 mean difference, a percentile bootstrap CI of that mean (seeds resampled with replacement), and a
 Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided) when there are at least
 ``MIN_WILCOXON`` seeds (below that no two-sided p-value can fall under 0.05: with 4 seeds the
-smallest is 0.125).
+smallest is 0.125; with 5, 0.0625, so "won on 5/5 seeds" is the strongest a 5-seed sweep can say).
+When every seed drew the same labelled subset (records carry ``labels["subset_digest"]``; e.g. 100%
+of the labels), the seeds are not replicates and no CI or p-value is given.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class PairedComparison:
     p_value: float | None  # two-sided Wilcoxon signed-rank; None for < MIN_WILCOXON seeds
     wins: int  # seeds where a > b
     losses: int
+    n_subsets: int | None = None  # distinct labelled subsets among the seeds (None: unknown)
 
     @property
     def n(self) -> int:
@@ -85,6 +88,8 @@ class PairedComparison:
             text += f" (95% CI {self.ci_low * scale:+.1f} to {self.ci_high * scale:+.1f})"
         if self.p_value is not None:
             text += f", Wilcoxon p={self.p_value:.3g}"
+        if self.n_subsets == 1:
+            text += " (one labelled subset for every seed: no spread to test)"
         return text + f", better on {self.wins}/{self.n} seeds"
 
 
@@ -198,6 +203,17 @@ def paired_comparison(
         )
     d = np.array([va[s] - vb[s] for s in seeds])
     mean, lo, hi, p = paired_stats(d, n_bootstrap=n_bootstrap, seed=seed)
+    digests = {
+        r.labels.get("subset_digest")
+        for r in results
+        if r.feature_name == a
+        and r.method == method
+        and setting_key(r.labels) == setting
+        and int(r.seed) in seeds
+    }
+    n_subsets = None if None in digests else len(digests)
+    if n_subsets == 1:  # e.g. 100% of the labels: the seeds are not independent replicates
+        lo = hi = p = None
     return PairedComparison(
         a=a,
         b=b,
@@ -212,6 +228,7 @@ def paired_comparison(
         p_value=p,
         wins=int((d > 0).sum()),
         losses=int((d < 0).sum()),
+        n_subsets=n_subsets,
     )
 
 
@@ -230,9 +247,7 @@ def compare_feature_sets(
     for row in rows:
         groups.setdefault((row.method, row.setting), []).append(row)
     for (method, setting), members in groups.items():
-        singles = sorted(
-            (m for m in members if not fusion[m.features]), key=lambda m: -m.mean
-        )
+        singles = sorted((m for m in members if not fusion[m.features]), key=lambda m: -m.mean)
         fusions = [m for m in members if fusion[m.features]]
         if fusions and singles:
             pairs = [(f.features, singles[0].features) for f in fusions]

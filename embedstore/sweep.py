@@ -254,6 +254,7 @@ def run_sweep(
 
     done: dict[tuple, ProbeResult] = {}
     if out is not None:
+        _drop_torn_tail(out)
         for r in read_jsonl(out):
             key = _record_key(r)
             if key is not None:
@@ -291,6 +292,16 @@ def run_sweep(
                         )
         del shared, cache
     return results
+
+
+def _drop_torn_tail(path: str | os.PathLike[str]) -> None:
+    """Cut a last line left half-written by an interrupted sweep, so appends start on a new line."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def _pool_and_val(data: LabelledData, selection: str, seed: int):
