@@ -10,7 +10,9 @@ One record (:class:`~embedstore.report.ProbeResult`, ``labels`` filled) per cell
 
   * ``"train-cv"`` (default, honest at low labels): logistic C and kNN k are chosen by
     stratified k-fold cross-validation *inside the labelled subset* (``min(5, smallest class
-    count)`` folds; patient-grouped folds when the dataset has groups). When the smallest class
+    count)`` folds; patient-grouped folds when the dataset has groups; logistic regression on
+    subsets above ``HOLDOUT_ABOVE`` rows uses only the first fold, a 20% hold-out, because each
+    fold refits the whole 45-value grid). When the smallest class
     has a single labelled sample no CV is possible and the documented defaults are used
     (C = ``DEFAULT_C``, scikit-learn's; k = the probe's k, 20, capped by the subset size);
     ``selected_on`` says which happened. The validation and test splits are never looked at.
@@ -50,6 +52,7 @@ from embedstore.store import Store
 __all__ = [
     "DEFAULT_C",
     "KNN_K_GRID",
+    "HOLDOUT_ABOVE",
     "MAX_CV_FOLDS",
     "SELECTIONS",
     "SWEEP_METHODS",
@@ -64,6 +67,7 @@ SELECTIONS = ("train-cv", "val")
 KNN_K_GRID = (1, 3, 5, 10, 20, 50, 100, 200)
 DEFAULT_C = 1.0  # scikit-learn's default, used when the subset is too small for CV
 MAX_CV_FOLDS = 5
+HOLDOUT_ABOVE = 1000  # larger subsets: one 20% hold-out fold, not all five (cost; noise is low)
 _SIM_BUDGET_BYTES = 1 << 30  # largest precomputed similarity matrix kept in memory
 
 Progress = Callable[[int, int, str], None]
@@ -121,6 +125,15 @@ def cv_folds(
             splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
             return list(splitter.split(X, y, groups=group))
         return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y))
+
+
+def _cv_desc(folds, n: int) -> str:
+    return f"train-cv ({len(folds)} folds)" if len(folds) > 1 else f"train-cv (20% hold-out of {n})"
+
+
+def _logreg_folds(folds, n: int):
+    """Logistic CV refits the whole C grid per fold: past HOLDOUT_ABOVE rows one fold is enough."""
+    return folds[:1] if n > HOLDOUT_ABOVE and len(folds) == MAX_CV_FOLDS else folds
 
 
 # --------------------------------------------------------------------------- shared per feature set
@@ -479,7 +492,7 @@ def _logreg(sub: LabelSubset, sh: _Shared, data: LabelledData, opts, selection, 
         selected_on = val_desc
         hyper = {"C": C, "val_score": float(np.max(sw.val_scores))}
     else:
-        folds = cv_folds(y[S], _subset_groups(data, S), seed=opts.seed)
+        folds = _logreg_folds(cv_folds(y[S], _subset_groups(data, S), seed=opts.seed), len(S))
         if folds:
             total = np.zeros(len(Cs))
             for tr, va in folds:
@@ -493,9 +506,9 @@ def _logreg(sub: LabelSubset, sh: _Shared, data: LabelledData, opts, selection, 
                     device=opts.device,
                 )
                 total += len(va) * np.asarray(sw.val_scores, dtype=np.float64)
-            scores = total / len(S)
+            scores = total / sum(len(va) for _, va in folds)
             C = float(Cs[_pick(Cs, scores, DEFAULT_C)])
-            selected_on = f"train-cv ({len(folds)} folds)"
+            selected_on = _cv_desc(folds, len(S))
             hyper = {"C": C, "cv_score": float(scores.max())}
         else:
             C = DEFAULT_C
