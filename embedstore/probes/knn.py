@@ -189,31 +189,30 @@ def knn_proba_from_neighbors(
     """
     if temperature <= 0:
         raise InvalidDataError(f"temperature must be > 0; got {temperature}")
-    s = torch.as_tensor(np.asarray(sims) if not torch.is_tensor(sims) else sims).double()
-    lab = torch.as_tensor(
-        np.asarray(labels_of_neighbors)
-        if not torch.is_tensor(labels_of_neighbors)
-        else labels_of_neighbors
-    ).to(s.device)
+    # (nq, k) arrays are small: numpy, single-threaded, beats torch's intra-op threads here
+    s = np.asarray(sims.detach().cpu() if torch.is_tensor(sims) else sims, dtype=np.float64)
+    lab = labels_of_neighbors
+    lab = np.asarray(lab.detach().cpu() if torch.is_tensor(lab) else lab)
     if s.ndim != 2 or lab.shape[:2] != s.shape or lab.ndim not in (2, 3):
         raise InvalidDataError(
             f"sims must be (nq, k) and labels_of_neighbors (nq, k) or (nq, k, L); received "
-            f"{tuple(s.shape)} and {tuple(lab.shape)}"
+            f"{s.shape} and {lab.shape}"
         )
     # subtracting each row's largest similarity leaves the normalised votes unchanged
-    w = torch.exp((s - s.max(dim=1, keepdim=True).values) / temperature)  # (nq, k)
+    w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)  # (nq, k)
+    nq = s.shape[0]
     if lab.ndim == 3:  # multilabel: weighted mean of the neighbours' 0/1 vectors
-        votes = torch.einsum("qk,qkl->ql", w, lab.double())
+        votes = np.einsum("qk,qkl->ql", w, lab.astype(np.float64))
     else:
+        lab = lab.astype(np.int64)
         C = int(lab.max()) + 1 if n_classes is None else int(n_classes)
-        if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= C):
+        if lab.size and (lab.min() < 0 or lab.max() >= C):
             raise InvalidDataError(
-                f"neighbour labels must lie in [0, {C}); "
-                f"received {int(lab.min())}..{int(lab.max())}"
+                f"neighbour labels must lie in [0, {C}); received {lab.min()}..{lab.max()}"
             )
-        votes = torch.zeros(s.shape[0], C, dtype=torch.float64, device=s.device)
-        votes.scatter_add_(1, lab.long(), w)  # one-hot(labels) * weights, summed
-    return (votes / w.sum(dim=1, keepdim=True)).cpu().numpy()
+        cell = (np.arange(nq)[:, None] * C + lab).ravel()  # one-hot(labels) * weights, summed
+        votes = np.bincount(cell, weights=w.ravel(), minlength=nq * C).reshape(nq, C)
+    return votes / w.sum(axis=1, keepdims=True)
 
 
 def knn_proba_from_similarity(
@@ -223,6 +222,10 @@ def knn_proba_from_similarity(
 
     ``sim[:, cols]`` with ``y_base[cols]`` evaluates a label subset with a top-k only.
     ``y_base``: (nb,) int labels in [0, n_classes) or (nb, L) 0/1. Returns (nq, C) or (nq, L).
+
+    For several k on one subset, take the top-k once for the largest k and slice: top-k is sorted,
+    so ``v, i = sim.topk(k_max)`` then ``knn_proba_from_neighbors(v[:, :k], y_base[i[:, :k]], ...)``
+    for each k gives the same probabilities as calling this function once per k.
     """
     _check_k(k)
     S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))

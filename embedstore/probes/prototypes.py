@@ -29,7 +29,8 @@ __all__ = [
     "default_n_way",
 ]
 
-_CHUNK_BYTES = 8 * 2**20  # gathered query embeddings per step: a small reused, cache-sized buffer
+_CHUNK_BYTES = 4 * 2**20  # CPU: gathered support + query embeddings per block (cache-sized)
+_TORCH_CHUNK_BYTES = 512 * 2**20  # GPU: gathered query embeddings per block
 
 
 class NearestPrototype:
@@ -214,42 +215,37 @@ def sample_episodes(
 def evaluate_episodes(X: Any, episodes: Episodes, *, device: str = "cpu") -> FewShotResult:
     """Prototypical few-shot accuracy of features ``X`` (n_samples, dim) on ``episodes``.
 
-    Vectorised over episodes in torch (chunked to bound memory): prototypes (E, N, D) are support
-    means, queries (E, N·Q, D) go to the prototype at the smallest squared Euclidean distance.
+    Vectorised over episodes (blocks of episodes, no per-episode Python work): prototypes (E, N, D)
+    are support means, queries (E, N·Q, D) go to the prototype at the smallest squared Euclidean
+    distance. On a CUDA ``device`` in torch; on the CPU in numpy, in cache-sized blocks of episodes:
+    the work is a memory-bound gather, and torch's intra-op threads made it 3-4x slower on a
+    loaded 2-core machine (benchmarks/bench_fewshot.py) while single-threaded numpy kept pace.
     """
+    E, N, K, Q = episodes.n_episodes, episodes.n_way, episodes.k_shot, episodes.n_query
+    on_cpu = torch.device(device).type == "cpu"
     if isinstance(X, torch.Tensor):
         if X.ndim != 2 or not bool(torch.isfinite(X.sum())):  # a NaN / inf makes the sum one
             check_features(X)  # raises with the full message (or passes on a mere overflow)
-        Xt = X.to(device=device, dtype=torch.float32)
+        if on_cpu:
+            X = X.detach().cpu().numpy()
+        else:
+            X = X.detach().to(device=device, dtype=torch.float32)
     else:
-        Xt = torch.from_numpy(np.ascontiguousarray(check_features(X), dtype=np.float32)).to(device)
-    n, D = Xt.shape
+        X = np.ascontiguousarray(check_features(X), dtype=np.float32)
+        if not on_cpu:
+            X = torch.from_numpy(X).to(device)
+    n = X.shape[0]
     top = int(max(episodes.support.max(), episodes.query.max()))
     if top >= n:
         raise InvalidDataError(
             f"episodes index row {top}, but X has only {n} rows; draw the episodes from the labels "
             "of the same rows as X"
         )
-    E, N, K, Q = episodes.n_episodes, episodes.n_way, episodes.k_shot, episodes.n_query
-    support = torch.from_numpy(episodes.support.reshape(E * N, K).copy()).to(Xt.device)
-    query = torch.from_numpy(episodes.query.reshape(E, N * Q).copy()).to(Xt.device)
-    truth = torch.arange(N, device=Xt.device).repeat_interleave(Q)  # (N*Q,) way of each query
-    chunk = max(1, _CHUNK_BYTES // (N * Q * D * 4))
-    accs = []
-    with torch.no_grad():
-        # prototypes of every episode at once: a fused gather-and-mean, nothing (E, N, K, D) built
-        protos = torch.nn.functional.embedding_bag(support, Xt, mode="mean").view(E, N, D)
-        half_sq = 0.5 * (protos * protos).sum(-1).unsqueeze(1)  # (E, 1, N)
-        buf = torch.empty(min(chunk, E) * N * Q, D, device=Xt.device)  # reused query buffer
-        for s in range(0, E, chunk):
-            qi = query[s : s + chunk]  # (e, N*Q)
-            e = qi.shape[0]
-            q = torch.index_select(Xt, 0, qi.reshape(-1), out=buf[: e * N * Q]).view(e, N * Q, D)
-            # -(1/2)||q - p||^2 up to the per-query constant ||q||^2/2 (no effect on the argmax)
-            score = torch.bmm(q, protos[s : s + e].transpose(1, 2)) - half_sq[s : s + e]
-            hit = score.argmax(dim=2) == truth  # (e, N*Q)
-            accs.append(hit.sum(dim=1).cpu())  # correct queries per episode
-    acc = torch.cat(accs).numpy() / float(N * Q)  # (E,) float64
+    if on_cpu:
+        correct = _correct_numpy(np.asarray(X, dtype=np.float32), episodes)
+    else:
+        correct = _correct_torch(X, episodes)
+    acc = correct / float(N * Q)  # (E,) float64
     return FewShotResult(
         accuracies=acc,
         mean=float(acc.mean()),
@@ -259,3 +255,43 @@ def evaluate_episodes(X: Any, episodes: Episodes, *, device: str = "cpu") -> Few
         n_query=Q,
         n_episodes=E,
     )
+
+
+def _correct_numpy(X: np.ndarray, ep: Episodes) -> np.ndarray:
+    """Correct queries per episode, (E,) int, in blocks of episodes that fit in cache."""
+    E, N, K, Q = ep.n_episodes, ep.n_way, ep.k_shot, ep.n_query
+    D = X.shape[1]
+    truth = np.repeat(np.arange(N), Q)  # (N*Q,) way of each query
+    chunk = max(1, _CHUNK_BYTES // (N * (K + Q) * D * 4))
+    correct = np.empty(E, dtype=np.int64)
+    for s in range(0, E, chunk):
+        sup = ep.support[s : s + chunk]
+        e = sup.shape[0]
+        protos = X[sup.reshape(-1)].reshape(e, N, K, D).mean(axis=2)  # (e, N, D)
+        q = X[ep.query[s : s + chunk].reshape(-1)].reshape(e, N * Q, D)  # (e, N*Q, D)
+        # -(1/2)||q - p||^2 up to the per-query constant ||q||^2/2 (no effect on the argmax)
+        score = q @ protos.transpose(0, 2, 1) - 0.5 * (protos * protos).sum(-1)[:, None, :]
+        correct[s : s + e] = (score.argmax(axis=2) == truth).sum(axis=1)
+    return correct
+
+
+def _correct_torch(X: torch.Tensor, ep: Episodes) -> np.ndarray:
+    """Correct queries per episode, (E,) int, on X's device (fused gather-mean prototypes)."""
+    E, N, K, Q = ep.n_episodes, ep.n_way, ep.k_shot, ep.n_query
+    D = X.shape[1]
+    support = torch.from_numpy(ep.support.reshape(E * N, K).copy()).to(X.device)
+    query = torch.from_numpy(ep.query.reshape(E, N * Q).copy()).to(X.device)
+    truth = torch.arange(N, device=X.device).repeat_interleave(Q)  # (N*Q,) way of each query
+    chunk = max(1, _TORCH_CHUNK_BYTES // (N * Q * D * 4))
+    correct = []
+    with torch.no_grad():
+        # prototypes of every episode at once: a fused gather-and-mean, nothing (E, N, K, D) built
+        protos = torch.nn.functional.embedding_bag(support, X, mode="mean").view(E, N, D)
+        half_sq = 0.5 * (protos * protos).sum(-1).unsqueeze(1)  # (E, 1, N)
+        for s in range(0, E, chunk):
+            qi = query[s : s + chunk]  # (e, N*Q)
+            e = qi.shape[0]
+            q = X[qi.reshape(-1)].view(e, N * Q, D)  # (e, N*Q, D)
+            score = torch.bmm(q, protos[s : s + e].transpose(1, 2)) - half_sq[s : s + e]
+            correct.append((score.argmax(dim=2) == truth).sum(dim=1).cpu())
+    return torch.cat(correct).numpy().astype(np.int64)

@@ -120,7 +120,8 @@ def test_evaluate_episodes_equals_plain_loop(blobs):
     assert result.ci95 == pytest.approx(1.96 * ref.std() / np.sqrt(40))
     assert (result.n_way, result.k_shot, result.n_query, result.n_episodes) == (5, 5, 6, 40)
     assert 0.3 < result.mean < 1.0  # separable blobs: well above chance (0.2)
-    # a torch tensor gives the same answer, and tiny chunks (many steps) change nothing
+    # a torch tensor, tiny blocks (one episode per step) and the torch (GPU) kernel run on the CPU
+    # all give the same answer
     from embedstore.probes import prototypes
 
     old = prototypes._CHUNK_BYTES
@@ -130,6 +131,8 @@ def test_evaluate_episodes_equals_plain_loop(blobs):
     finally:
         prototypes._CHUNK_BYTES = old
     np.testing.assert_array_equal(again.accuracies, result.accuracies)
+    correct = prototypes._correct_torch(torch.from_numpy(X), ep)
+    np.testing.assert_array_equal(correct / 30.0, ref)
 
 
 def test_infeasible_shot_says_counts_and_largest_shot():
