@@ -1,9 +1,9 @@
 """A batched, preconditioned L-BFGS: many independent smooth convex problems solved side by side.
 
-Each of the ``P`` problems has its own iterate, history, step size and stopping test, but one call of
-the objective evaluates every problem still running, so the expensive part (a matrix product with the
-data) is one large, compute-bound product instead of ``P`` small, memory-bound ones. Problems that have
-converged are dropped from later evaluations.
+Each of the ``P`` problems has its own iterate, history, step size and stopping test, but one
+call of the objective evaluates every problem still running, so the expensive part (a matrix
+product with the data) is one large, compute-bound product instead of ``P`` small, memory-bound
+ones. Problems that have converged are dropped from later evaluations.
 
 The objective is given as ``fg(x, idx) -> (f, g)`` for the problems ``idx`` (a 1-D index tensor) at
 ``x`` of shape ``(len(idx), N)``; the initial inverse-Hessian approximation as
@@ -28,7 +28,7 @@ Done = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class LbfgsResult:
-    """Solutions ``x`` (P, N), objective values ``f`` (P,), iterations ``n_iter`` (P,), ``converged`` (P,)."""
+    """Solutions ``x`` (P, N), objectives ``f`` (P,), ``n_iter`` (P,), ``converged`` (P,)."""
 
     x: torch.Tensor
     f: torch.Tensor
@@ -55,9 +55,9 @@ def batched_lbfgs(
 ) -> LbfgsResult:
     """Minimise P independent objectives from ``x0`` of shape (P, N); see the module docstring.
 
-    A problem stops when ``done`` says so, after ``max_iter`` iterations, when its line search cannot
-    decrease the objective any more (the floating-point floor), or when the relative decrease of one
-    step is at most ``ftol`` (as scipy's L-BFGS-B ``ftol``).
+    A problem stops when ``done`` says so, after ``max_iter`` iterations, when its line search
+    cannot decrease the objective any more (the floating-point floor), or when the relative
+    decrease of one step is at most ``ftol`` (as scipy's L-BFGS-B ``ftol``).
     """
     P, N = x0.shape
     dev = x0.device
@@ -95,7 +95,7 @@ def batched_lbfgs(
         if bool(bad.any()):
             d[bad] = precond(-gi[bad], idx[bad])
             gd = _dot(gi, d)
-        # Backtracking Armijo line search, per problem, evaluating only the problems still searching.
+        # Backtracking Armijo line search per problem, evaluating only the problems still searching.
         t = torch.ones(len(idx), dtype=torch.float64, device=dev)
         x_new, f_new, g_new = xi.clone(), fi.clone(), gi.clone()
         searching = torch.ones(len(idx), dtype=torch.bool, device=dev)

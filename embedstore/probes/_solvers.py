@@ -47,7 +47,7 @@ class Basis:
 
 
 def make_basis(X: torch.Tensor, *, rotate: bool = True, intercept: bool = True) -> Basis:
-    """Centre ``X`` (n, D) and rotate it onto its principal axes (no rotation if ``rotate`` is False).
+    """Centre ``X`` (n, D) and rotate it onto its principal axes (unless ``rotate`` is False).
 
     Without ``intercept`` X is not centred and the trailing column is zeros: the intercept then has
     no gradient and stays at 0.
@@ -93,8 +93,8 @@ def solve_logistic(
     """Solve one problem per C (P,) on the rotated features; returns ``(theta, n_iter, converged)``.
 
     ``Y`` is (n,) int64 class indices for ``link="softmax"`` or (n, n_out) float 0/1 targets for
-    ``"sigmoid"``. ``theta`` has shape (P, r+1, n_out): rotated weights, then the intercept row in the
-    centred parametrisation (see :func:`to_original`). ``init`` is the same shape, or None for zeros.
+    ``"sigmoid"``. ``theta`` has shape (P, r+1, n_out): rotated weights, then the intercept row in
+    the centred parametrisation (see :func:`to_original`). ``init``: same shape, or None.
     """
     Z, lam = basis.Z, basis.lam
     n, r1 = Z.shape
@@ -167,14 +167,14 @@ def solve_logistic(
 
 
 def to_original(basis: Basis, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotated ``theta`` (P, r+1, K) -> ``coef`` (P, K, D) and ``intercept`` (P, K) for raw features."""
+    """Rotated ``theta`` (P, r+1, K) -> ``coef`` (P, K, D), ``intercept`` (P, K) for raw X."""
     W = torch.einsum("dr,prk->pkd", basis.V, theta[:, :-1, :])  # (P, K, D)
     b = theta[:, -1, :] - W @ basis.mean  # (P, K)
     return W, b
 
 
 def from_original(basis: Basis, coef: torch.Tensor, intercept: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`to_original` (up to the part of ``coef`` outside the basis): -> (P, r+1, K)."""
+    """Inverse of :func:`to_original` (dropping any part of ``coef`` outside the basis)."""
     W_rot = torch.einsum("dr,pkd->prk", basis.V, coef)  # (P, r, K)
     b = intercept + coef @ basis.mean  # (P, K)
     return torch.cat([W_rot, b[:, None, :]], dim=1)

@@ -1,4 +1,4 @@
-"""Logistic-regression probe (scikit-learn's objective, solved in PyTorch) and the many-shot C sweep.
+"""Logistic-regression probe (scikit-learn's objective, solved in PyTorch) and the many-shot sweep.
 
 Objective, exactly scikit-learn's ``LogisticRegression(penalty="l2")``:
 ``C * sum_i loss_i + 0.5 * ||W||^2``, the intercept not penalised; softmax (multinomial) for
@@ -64,7 +64,7 @@ def _check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
 
 
 def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Labels -> (classes_, targets, link): int class indices for softmax, (n, K) 0/1 for sigmoid."""
+    """Labels -> (classes_, targets, link): class indices for softmax, (n, K) 0/1 for sigmoid."""
     if task not in TASKS:
         raise InvalidDataError(f"task must be one of {TASKS}; received {task!r}.")
     y = np.asarray(y)
@@ -158,7 +158,7 @@ def _proba(z: np.ndarray, link: str) -> np.ndarray:
 
 
 class LogisticProbe:
-    """L2-regularised logistic regression with scikit-learn's objective, fitted by full-batch L-BFGS.
+    """L2-regularised logistic regression, scikit-learn's objective, fitted by full-batch L-BFGS.
 
     Parameters: ``C`` inverse regularisation strength; ``task`` one of ``TASKS``; ``max_iter`` and
     ``tol`` as in scikit-learn; ``fit_intercept``; ``device`` a torch device ("cpu", "cuda");
@@ -193,7 +193,7 @@ class LogisticProbe:
     def fit(
         self, X, y, *, init: LogisticProbe | tuple[np.ndarray, np.ndarray] | None = None
     ) -> LogisticProbe:
-        """Fit on X (n, D) and y ((n,) labels, or (n, L) 0/1 for multilabel); ``init`` warm-starts."""
+        """Fit on X (n, D), y (n,) labels or (n, L) 0/1 for multilabel; ``init`` warm-starts."""
         if not self.C > 0:
             raise InvalidDataError(f"C must be positive; received {self.C}.")
         if self.dtype not in _DTYPES:
@@ -267,8 +267,9 @@ class LogisticProbe:
 @dataclass(frozen=True)
 class SweepResult:
     """One C sweep: ``Cs`` (P,) in grid order, ``val_scores`` (P,), ``n_iter`` (P,), the chosen
-    ``best_C`` / ``best_index`` (first best in grid order), ``metric`` and ``selected_on`` (the split
-    the choice was made on), and the fitted ``coef`` (P, n_out, D) / ``intercept`` (P, n_out)."""
+    ``best_C`` / ``best_index`` (first best in grid order), ``metric`` and ``selected_on`` (the
+    split the choice was made on), and the fitted ``coef`` (P, n_out, D), ``intercept`` (P, n_out).
+    """
 
     Cs: np.ndarray
     val_scores: np.ndarray
@@ -293,7 +294,8 @@ def _score(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, metric) -> float:
             )
         return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)]))
     raise InvalidDataError(
-        f"metric must be 'accuracy', 'balanced_accuracy' or a callable(y_true, proba); received {metric!r}."
+        "metric must be 'accuracy', 'balanced_accuracy' or a callable(y_true, proba); "
+        f"received {metric!r}."
     )
 
 
@@ -376,8 +378,8 @@ def fit_best(
     tol: float = 1e-4,
     max_iter: int = 1000,
 ) -> LogisticProbe:
-    """The protocol's last step: refit at ``sweep.best_C`` on train+val, warm-started from the sweep's
-    solution at that C. Score the returned probe on the test split."""
+    """The protocol's last step: refit at ``sweep.best_C`` on train+val, warm-started from the
+    sweep's solution at that C. Score the returned probe on the test split."""
     X = np.concatenate([_check_X(X_train, "X_train"), _check_X(X_val, "X_val")])
     y = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
     probe = LogisticProbe(
