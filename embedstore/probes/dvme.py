@@ -112,7 +112,7 @@ class DVMEClassifier:
         lr, weight_decay: AdamW parameters.
         batch_size: mini-batch size.
         max_epochs, patience: stop after ``patience`` epochs in which the validation loss did
-            not drop by more than 1e-4; the weights of the best validation epoch are kept.
+            not drop by more than 1e-4; the weights of the lowest validation loss are kept.
         val_fraction: share of the training rows held out (stratified, by ``seed``) for early
             stopping when ``fit`` gets no ``X_val``; 0 trains ``max_epochs`` with no early stop.
         seed: seeds initialisation, dropout and shuffling; on CPU two fits are bit-identical.
@@ -227,7 +227,8 @@ class DVMEClassifier:
         yt = torch.from_numpy(tt).to(device)
         gen = torch.Generator().manual_seed(self.seed)
 
-        best_loss, best_state, best_epoch, history = math.inf, None, 0, []
+        best_loss, best_state, history = math.inf, None, []
+        last_gain = (math.inf, 0)  # (loss, epoch) of the last drop larger than _MIN_DELTA
         for epoch in range(1, self.max_epochs + 1):
             net.train()
             total = 0.0
@@ -242,10 +243,12 @@ class DVMEClassifier:
             history.append({"epoch": epoch, "train_loss": total / len(xt), "val_loss": val_loss})
             if val_loss is None:
                 continue
-            if val_loss < best_loss - _MIN_DELTA:
-                best_loss, best_epoch = val_loss, epoch
+            if val_loss < best_loss:  # keep the lowest-loss weights, however small the drop
+                best_loss = val_loss
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= self.patience:
+            if val_loss < last_gain[0] - _MIN_DELTA:
+                last_gain = (val_loss, epoch)
+            elif epoch - last_gain[1] >= self.patience:
                 break
         if best_state is not None:
             net.load_state_dict(best_state)
@@ -254,7 +257,14 @@ class DVMEClassifier:
         self.best_val_loss_ = None if Xv is None else best_loss
         self.history_ = history
 
-    def _loss(self, net, X, t, loss_fn, device) -> float:  # noqa: ANN001 - private helper
+    def _loss(
+        self,
+        net: DVMENet,
+        X: np.ndarray,
+        t: np.ndarray,
+        loss_fn: nn.Module,
+        device: torch.device,
+    ) -> float:
         net.eval()
         logits = self._logits(net, X, device)
         return float(loss_fn(logits, torch.from_numpy(t).to(device)).item())
@@ -466,8 +476,13 @@ def _split_rows(
         rows = rng.permutation(np.flatnonzero(targets == c))
         val.append(rows[: min(int(round(fraction * len(rows))), len(rows) - 1)])
     va = np.concatenate(val)
-    if len(va) == 0:  # tiny data: take one row of the largest class
+    if len(va) == 0:  # tiny data: take one row of the largest class, if it can spare one
         counts = np.bincount(targets)
+        if counts.max() < 2:
+            raise ProtocolError(
+                f"cannot hold out a validation set from {n} rows with one row per class; "
+                "pass X_val and y_val, or val_fraction=0 to train without early stopping"
+            )
         va = rng.permutation(np.flatnonzero(targets == counts.argmax()))[:1]
     mask = np.zeros(n, dtype=bool)
     mask[va] = True
