@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import archive_cmds, backbones_cmds, extract_cmds, probe_cmds, store_cmds
+from cli import archive_cmds, backbones_cmds, extract_cmds, probe_cmds, store_cmds, sweep_cmds
 from embedstore import __version__
 
 app = typer.Typer(
@@ -17,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Command groups, in the order `--help` lists them.
-for _group in (store_cmds, backbones_cmds, extract_cmds, probe_cmds, archive_cmds):
+for _group in (store_cmds, backbones_cmds, extract_cmds, probe_cmds, sweep_cmds, archive_cmds):
     _group.register(app)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "SourceError",
     "ProtocolError",
     "ArchiveError",
+    "MissingDependencyError",
 ]
 
 
@@ -97,3 +98,7 @@ class ProtocolError(EmbedstoreError, ValueError):
 
 class ArchiveError(EmbedstoreError):
     """An archive is malformed, tampered with, or conflicts with its target."""
+
+
+class MissingDependencyError(EmbedstoreError, ImportError):
+    """An optional extra (e.g. matplotlib for plots) is needed and not installed."""

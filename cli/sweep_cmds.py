@@ -1,0 +1,204 @@
+"""`embedstore sweep`: label fractions / shots × seeds × feature sets, tables, records and a plot."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli._common import console, err_console, user_errors
+from embedstore import open_store
+from embedstore.errors import InvalidDataError
+from embedstore.probes.evaluate import ProbeOptions
+from embedstore.probes.features import parse_fuse
+from embedstore.report import ProbeResult
+from embedstore.stats import compare_feature_sets, format_setting, summarize
+from embedstore.sweep import SELECTIONS, run_sweep
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)
+
+
+def _numbers(text: str | None, option: str, cast):
+    if text is None:
+        return None
+    try:
+        return [cast(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        example = "0.01,0.1,1.0" if option == "--fractions" else "1,5,10"
+        raise InvalidDataError(
+            f"{option} expects comma-separated numbers, e.g. {example}; got '{text}'"
+        ) from None
+
+
+def sweep(
+    store: Annotated[str, typer.Argument(help="Store path, archive (.zip) or URL.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset in the store.")],
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option("--backbone", "-b", help="A backbone to evaluate alone (repeatable)."),
+    ] = None,
+    fuse: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."
+        ),
+    ] = None,
+    fractions: Annotated[
+        str | None, typer.Option(help="Label fractions of train, e.g. 0.01,0.1,1.0.")
+    ] = None,
+    shots: Annotated[
+        str | None, typer.Option(help="Labelled samples per class, e.g. 1,5,10,25,50,100.")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of subset seeds (0..n-1).")] = 5,
+    methods: Annotated[str, typer.Option(help="Comma list of knn, logreg, proto, dvme.")] = (
+        "knn,logreg"
+    ),
+    selection: Annotated[
+        str,
+        typer.Option(
+            help="How C and k are chosen: train-cv (CV inside the labelled subset, honest at "
+            "low labels) or val (the published protocol: the full validation split)."
+        ),
+    ] = "train-cv",
+    metric: Annotated[
+        str, typer.Option(help="Metric for the tables, comparisons and plot.")
+    ] = "accuracy",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    normalize: Annotated[
+        str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
+    ] = "l2",
+    grid: Annotated[
+        str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
+    ] = "ericsson",
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            help="Bootstrap replicates for per-cell test CIs (0: none; seeds give the spread)."
+        ),
+    ] = 0,
+    cv_seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
+    out: Annotated[
+        str | None,
+        typer.Option(help="JSON-lines results file; cells already in it are skipped (resume)."),
+    ] = None,
+    plot: Annotated[str | None, typer.Option(help="Write a PNG of metric vs labels here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
+) -> None:
+    """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
+    with user_errors():
+        sets = [[b] for b in backbone or []] + [list(parse_fuse(f)) for f in fuse or []]
+        fr = _numbers(fractions, "--fractions", float)
+        sh = _numbers(shots, "--shots", float)
+        if fr is None and sh is None:
+            raise InvalidDataError("give --fractions (e.g. 0.01,0.1,1.0) or --shots (e.g. 1,5,10)")
+        if selection not in SELECTIONS:
+            raise InvalidDataError(
+                f"--selection must be one of {', '.join(SELECTIONS)}; got '{selection}'"
+            )
+        if seeds < 1:
+            raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
+        options = ProbeOptions(
+            seed=cv_seed, device=device, normalize=normalize, grid=grid, n_bootstrap=bootstrap
+        )
+        s = open_store(store)
+        bar = Progress(
+            TextColumn("[bold]sweep[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        )
+        with bar:
+            task = bar.add_task("loading features", total=None)
+
+            def progress(done: int, total: int, text: str) -> None:
+                bar.update(task, completed=done, total=total, description=text)
+
+            results = run_sweep(
+                s,
+                dataset,
+                sets,
+                fractions=fr,
+                shots=sh,
+                seeds=seeds,
+                methods=[m.strip() for m in methods.split(",") if m.strip()],
+                selection=selection,
+                options=options,
+                out=out,
+                progress=progress,
+            )
+        comparisons = compare_feature_sets(results, metric=metric)
+        if plot:
+            from embedstore.plot import plot_sweep
+
+            plot_sweep(results, plot, metric=metric, title=f"{dataset}: {metric}")
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps(r.to_dict(), default=str))
+        return
+    render_summary(results, metric, title=f"{store} :: {dataset}")
+    render_comparisons(comparisons, metric)
+    if out:
+        err_console.print(f"{len(results)} records in {out}")
+    if plot:
+        err_console.print(f"wrote {plot}")
+
+
+def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
+    """Rows: feature set × method; columns: label settings; cells: mean ± std over seeds."""
+    rows = summarize(results, metric=metric)
+    settings = list(dict.fromkeys(r.setting for r in rows))
+    settings.sort(key=lambda st: (st[0], st[1]))
+    table = Table(title=f"{title}: {metric} (%), mean ± std over seeds")
+    table.add_column("features")
+    table.add_column("method")
+    for st in settings:
+        table.add_column(format_setting(st), justify="right")
+    by = {(r.features, r.method, r.setting): r for r in rows}
+    for features, method in dict.fromkeys((r.features, r.method) for r in rows):
+        cells = []
+        for st in settings:
+            r = by.get((features, method, st))
+            cells.append("—" if r is None else f"{r.mean * 100:.1f} ± {r.std * 100:.1f}")
+        table.add_row(features, method, *cells)
+    console.print(table)
+    selections = sorted({r.selected_on.split(" (")[0] for r in results})
+    console.print(f"hyperparameters chosen on: {', '.join(selections)}", highlight=False)
+
+
+def render_comparisons(comparisons, metric: str) -> None:
+    """Paired by seed: mean difference, 95% bootstrap CI, Wilcoxon p, seeds won."""
+    if not comparisons:
+        return
+    table = Table(title=f"paired comparison by seed ({metric}, points)")
+    for col in ("method", "labels", "A", "B", "A − B", "95% CI", "Wilcoxon p", "A better"):
+        table.add_column(col, justify="right" if col not in ("A", "B", "method") else "left")
+    for c in comparisons:
+        ci = "—" if c.ci_low is None else f"{c.ci_low * 100:+.1f} to {c.ci_high * 100:+.1f}"
+        p = "—" if c.p_value is None else f"{c.p_value:.3g}"
+        if c.n_subsets == 1:
+            ci = p = "— (one subset)"
+        table.add_row(
+            c.method,
+            format_setting(c.setting),
+            c.a,
+            c.b,
+            f"{c.mean_diff * 100:+.1f}",
+            ci,
+            p,
+            f"{c.wins}/{c.n}",
+        )
+    console.print(table)
+    console.print(
+        "A − B: mean over seeds of the paired difference; CI: bootstrap over seeds; "
+        "Wilcoxon signed-rank needs ≥ 5 seeds.",
+        highlight=False,
+    )
