@@ -21,6 +21,13 @@ from embedstore.store import (
 
 __all__ = [
     "__version__",
+    "extract",
+    "evaluate_probes",
+    "run_sweep",
+    "export_archive",
+    "import_archive",
+    "verify",
+    "merge_stores",
     "EmbedstoreError",
     "SPLIT_CODES",
     "TASK_KINDS",
@@ -30,3 +37,25 @@ __all__ = [
     "create_store",
     "open_store",
 ]
+
+# `embedstore.extract` is the function (it shares its name with its module, so it is bound
+# eagerly: a lazy binding would be replaced by the module on first import). The other heavy
+# parts (faiss, the probes, the archive machinery) load on first use.
+from embedstore.extract import extract  # noqa: E402
+
+_LAZY = {
+    "evaluate_probes": "embedstore.probes.evaluate",
+    "run_sweep": "embedstore.sweep",
+    "export_archive": "embedstore.archive",
+    "import_archive": "embedstore.archive",
+    "verify": "embedstore.archive",
+    "merge_stores": "embedstore.archive",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'embedstore' has no attribute '{name}'")

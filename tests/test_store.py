@@ -315,3 +315,11 @@ def test_disjoint_row_blocks_fill_one_array_like_a_single_writer(tmp_path):
     assert store.missing("toy", "bb") == [{"row": 20, "id": "img_0020.png", "reason": "truncated"}]
     with pytest.raises(InvalidDataError, match="aligned"):
         store.writer("toy", "other", dim=5, chunk_rows=8, rows=(4, 16))
+
+
+def test_public_api_names_are_the_functions():
+    import embedstore
+    import embedstore.extract  # noqa: F401  (a submodule import must not shadow the function)
+
+    for name in ("extract", "evaluate_probes", "run_sweep", "export_archive", "verify"):
+        assert callable(getattr(embedstore, name)), name
