@@ -46,11 +46,19 @@ class Basis:
     lam: torch.Tensor
 
 
-def make_basis(X: torch.Tensor, *, rotate: bool = True, intercept: bool = True) -> Basis:
+def make_basis(
+    X: torch.Tensor,
+    *,
+    rotate: bool = True,
+    intercept: bool = True,
+    rotation: torch.Tensor | None = None,
+) -> Basis:
     """Centre ``X`` (n, D) and rotate it onto its principal axes (unless ``rotate`` is False).
 
     Without ``intercept`` X is not centred and the trailing column is zeros: the intercept then has
-    no gradient and stays at 0.
+    no gradient and stays at 0. ``rotation``, an orthogonal (D, D) matrix (a sweep's basis, reused
+    for the refit on train+val), skips the eigendecomposition: any orthogonal basis is exact, the
+    principal axes of a subset of the rows only precondition slightly less well.
     """
     n, D = X.shape
     mean = X.mean(dim=0) if intercept else torch.zeros(D, dtype=X.dtype, device=X.device)
@@ -58,6 +66,9 @@ def make_basis(X: torch.Tensor, *, rotate: bool = True, intercept: bool = True) 
     if not rotate:
         V = torch.eye(D, dtype=X.dtype, device=X.device)
         Z = Xc
+    elif rotation is not None and rotation.shape == (D, D):
+        V = rotation.to(device=X.device, dtype=X.dtype)
+        Z = Xc @ V
     elif n > D:
         lam, V = _eigh(Xc.T @ Xc)  # (D,), (D, D): all directions kept, the rotation is exact
         Z = Xc @ V

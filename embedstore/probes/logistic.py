@@ -117,10 +117,16 @@ def _fit_many(
     init=None,
     precondition=True,
     fit_intercept=True,
+    rotation=None,
 ) -> _Fitted:
     dt = _DTYPES[dtype]
     Xt = torch.as_tensor(X, device=device).to(dt)
-    basis = _solvers.make_basis(Xt, rotate=precondition, intercept=fit_intercept)
+    basis = _solvers.make_basis(
+        Xt,
+        rotate=precondition,
+        intercept=fit_intercept,
+        rotation=None if rotation is None else torch.as_tensor(rotation),
+    )
     Yt = torch.as_tensor(Y, device=device)
     theta0 = None
     if init is not None:
@@ -191,9 +197,18 @@ class LogisticProbe:
         self.precondition = precondition
 
     def fit(
-        self, X, y, *, init: LogisticProbe | tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        X,
+        y,
+        *,
+        init: LogisticProbe | tuple[np.ndarray, np.ndarray] | None = None,
+        rotation: np.ndarray | None = None,
     ) -> LogisticProbe:
-        """Fit on X (n, D), y (n,) labels or (n, L) 0/1 for multilabel; ``init`` warm-starts."""
+        """Fit on X (n, D), y (n,) labels or (n, L) 0/1 for multilabel; ``init`` warm-starts.
+
+        ``rotation``: an orthogonal (D, D) basis to reuse instead of an eigendecomposition of X
+        (``SweepResult.rotation``); the solution is the same, only the preconditioning differs.
+        """
         if not self.C > 0:
             raise InvalidDataError(f"C must be positive; received {self.C}.")
         if self.dtype not in _DTYPES:
@@ -223,6 +238,7 @@ class LogisticProbe:
             init=init,
             precondition=self.precondition,
             fit_intercept=self.fit_intercept,
+            rotation=rotation,
         )
         self.coef_, self.intercept_ = fitted.coef[0], fitted.intercept[0]
         self.n_iter_ = int(fitted.n_iter[0])
@@ -280,6 +296,7 @@ class SweepResult:
     selected_on: str
     coef: np.ndarray
     intercept: np.ndarray
+    rotation: np.ndarray | None = None  # (D, D) basis of the training rows, when n > D
 
 
 def _score(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, metric) -> float:
@@ -362,6 +379,11 @@ def logistic_sweep(
         selected_on=selected_on,
         coef=fitted.coef,
         intercept=fitted.intercept,
+        rotation=(
+            fitted.basis.V.cpu().numpy()
+            if fitted.basis.V.shape[0] == fitted.basis.V.shape[1]
+            else None
+        ),
     )
 
 
@@ -386,4 +408,4 @@ def fit_best(
         C=sweep.best_C, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter
     )
     init = (sweep.coef[sweep.best_index], sweep.intercept[sweep.best_index])
-    return probe.fit(X, y, init=init)
+    return probe.fit(X, y, init=init, rotation=sweep.rotation)

@@ -137,3 +137,16 @@ def test_input_validation(call, match):
     X, y = _data(n=50, k=3)
     with pytest.raises(InvalidDataError, match=match):
         call(LogisticProbe(), X, y)
+
+
+def test_refit_reusing_the_sweeps_rotation_gives_the_same_solution():
+    from scipy.stats import ortho_group
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 12))
+    y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    R = ortho_group.rvs(12, random_state=3)  # any orthogonal basis is exact
+    plain = LogisticProbe(C=0.7, task="binary", dtype="float64", tol=1e-10).fit(X, y)
+    rotated = LogisticProbe(C=0.7, task="binary", dtype="float64", tol=1e-10).fit(X, y, rotation=R)
+    np.testing.assert_allclose(rotated.coef_, plain.coef_, atol=1e-6)
+    np.testing.assert_allclose(rotated.intercept_, plain.intercept_, atol=1e-6)
