@@ -8,10 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli._common import console, err_console, user_errors
+from cli._common import (
+    BackboneOpt,
+    DatasetOpt,
+    FuseOpt,
+    StoreArg,
+    console,
+    err_console,
+    feature_sets,
+    user_errors,
+)
 from embedstore import open_store
 from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
-from embedstore.probes.features import parse_fuse
 from embedstore.report import ProbeResult, format_metric, write_jsonl
 
 
@@ -20,18 +28,10 @@ def register(app: typer.Typer) -> None:
 
 
 def probe(
-    store: Annotated[str, typer.Argument(help="Store path, archive (.zip) or URL.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset in the store.")],
-    backbone: Annotated[
-        list[str] | None,
-        typer.Option("--backbone", "-b", help="A backbone to evaluate alone (repeatable)."),
-    ] = None,
-    fuse: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."
-        ),
-    ] = None,
+    store: StoreArg,
+    dataset: DatasetOpt,
+    backbone: BackboneOpt = None,
+    fuse: FuseOpt = None,
     method: Annotated[
         str,
         typer.Option(help="proto, fewshot, knn, logreg, dvme, a comma list, or all."),
@@ -57,7 +57,7 @@ def probe(
 ) -> None:
     """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
     with user_errors():
-        sets = [[b] for b in backbone or []] + [list(parse_fuse(f)) for f in fuse or []]
+        sets = feature_sets(backbone, fuse)
         options = ProbeOptions(
             seed=seed,
             device=device,

@@ -9,11 +9,19 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli._common import console, err_console, user_errors
+from cli._common import (
+    BackboneOpt,
+    DatasetOpt,
+    FuseOpt,
+    StoreArg,
+    console,
+    err_console,
+    feature_sets,
+    user_errors,
+)
 from embedstore import open_store
 from embedstore.errors import InvalidDataError
 from embedstore.probes.evaluate import ProbeOptions
-from embedstore.probes.features import parse_fuse
 from embedstore.report import ProbeResult
 from embedstore.stats import compare_feature_sets, format_setting, summarize
 from embedstore.sweep import SELECTIONS, run_sweep
@@ -36,18 +44,10 @@ def _numbers(text: str | None, option: str, cast):
 
 
 def sweep(
-    store: Annotated[str, typer.Argument(help="Store path, archive (.zip) or URL.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset in the store.")],
-    backbone: Annotated[
-        list[str] | None,
-        typer.Option("--backbone", "-b", help="A backbone to evaluate alone (repeatable)."),
-    ] = None,
-    fuse: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."
-        ),
-    ] = None,
+    store: StoreArg,
+    dataset: DatasetOpt,
+    backbone: BackboneOpt = None,
+    fuse: FuseOpt = None,
     fractions: Annotated[
         str | None, typer.Option(help="Label fractions of train, e.g. 0.01,0.1,1.0.")
     ] = None,
@@ -91,7 +91,7 @@ def sweep(
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     with user_errors():
-        sets = [[b] for b in backbone or []] + [list(parse_fuse(f)) for f in fuse or []]
+        sets = feature_sets(backbone, fuse)
         fr = _numbers(fractions, "--fractions", float)
         sh = _numbers(shots, "--shots", float)
         if fr is None and sh is None:
