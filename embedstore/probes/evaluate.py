@@ -204,7 +204,14 @@ def _run_one(method: str, fs: FeatureSet, data: LabelledData, opts: ProbeOptions
         }
         hyper = {"epochs": int(model.n_epochs_)}
         summary = model.attention_summary(fs.X[test], data.labels[test])
-        extra = {"attention": _jsonable(summary), "attention_backbones": list(fs.backbones)}
+        per_class = {  # keyed by class name, as the records are read by people
+            (data.class_names[k] if isinstance(k, int) else str(k)): v
+            for k, v in summary["per_class"].items()
+        }
+        extra = {
+            "attention": {"mean": summary["mean"], "per_class": per_class},
+            "attention_backbones": list(fs.backbones),
+        }
         selected_on = f"{selected_on} (early stopping)"
     else:  # pragma: no cover - resolve_methods guards this
         raise InvalidDataError(f"unknown method '{method}'")
@@ -276,13 +283,3 @@ def _fewshot_record(fs: FeatureSet, data: LabelledData, opts: ProbeOptions, epis
         n_test=int(len(test)),
         provenance=fs.provenance,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value

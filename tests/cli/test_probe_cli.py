@@ -76,6 +76,7 @@ def test_probe_table_and_out_file(tmp_path):
     dvme = records[-1]
     assert dvme.extra["attention_backbones"] == ["a", "b"]
     assert sum(dvme.extra["attention"]["mean"]) == pytest.approx(1.0, abs=1e-4)
+    assert set(dvme.extra["attention"]["per_class"]) == {"no", "yes"}
 
 
 def test_probe_json_passes_options_through(tmp_path):
