@@ -122,7 +122,8 @@ def test_plot_writes_a_png_with_one_curve_per_feature_set(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
     from PIL import Image
 
-    pixels = {tuple(p[:3]) for p in Image.open(out).convert("RGB").getdata()}
+    rgb = np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3)
+    pixels = {tuple(int(c) for c in p) for p in np.unique(rgb, axis=0)}
     # matplotlib's first colours: one per feature set (3), and no fourth curve
     for colour in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E), (0x2C, 0xA0, 0x2C)):
         assert colour in pixels
