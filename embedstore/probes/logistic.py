@@ -25,6 +25,7 @@ import torch
 
 from embedstore.errors import InvalidDataError
 from embedstore.probes import _solvers
+from embedstore.probes.metrics import check_features
 
 __all__ = [
     "C_GRID_DINOV2",
@@ -45,22 +46,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise InvalidDataError(
-            f"{name} must be a 2-D array of shape (n_samples, dim); received shape {X.shape}. "
-            "Reshape a single sample with x.reshape(1, -1)."
-        )
-    if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X).all():
-        raise InvalidDataError(
-            f"{name} must be finite numbers; it contains NaN, inf or non-numeric values."
-        )
-    if n_features is not None and X.shape[1] != n_features:
-        raise InvalidDataError(
-            f"{name} has {X.shape[1]} features, but the probe was fitted with {n_features}; "
-            "pass features from the same backbone (or fusion) as in fit."
-        )
-    return X
+    return check_features(X, name=name, n_features=n_features)
 
 
 def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
