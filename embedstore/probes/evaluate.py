@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from embedstore.data.splits import make_splits
 from embedstore.errors import InvalidDataError, ProtocolError
 from embedstore.probes.features import FeatureSet, LabelledData, load_feature_sets
 from embedstore.report import ProbeResult
-from embedstore.store import Store
+from embedstore.store import SPLIT_CODES, Store
 
 __all__ = ["METHODS", "ProbeOptions", "evaluate_probes", "selection_split", "resolve_methods"]
 
@@ -76,19 +77,14 @@ def selection_split(data: LabelledData, seed: int) -> tuple[np.ndarray, np.ndarr
     train, val = data.indices("train"), data.indices("val")
     if len(val):
         return train, val, "val"
-    rng = np.random.default_rng(seed)
-    if data.group is not None:
-        groups = np.unique(data.group[train])
-        rng.shuffle(groups)
-        held = set(groups[: max(1, round(0.2 * len(groups)))].tolist())
-        is_val = np.array([g in held for g in data.group[train]])
-    else:
-        is_val = np.zeros(len(train), dtype=bool)
-        keys = data.labels[train] if data.labels.ndim == 1 else np.zeros(len(train), int)
-        for c in np.unique(keys):
-            members = np.flatnonzero(keys == c)
-            rng.shuffle(members)
-            is_val[members[: max(1, round(0.2 * len(members)))]] = True
+    # The same stratified, group-aware splitter that makes a dataset's splits, asked for 80/20.
+    codes = make_splits(
+        data.labels[train],
+        group=None if data.group is None else data.group[train],
+        fractions=(0.8, 0.2, 0.0),
+        seed=seed,
+    )
+    is_val = codes == SPLIT_CODES["val"]
     return train[~is_val], train[is_val], f"val (20% of train, seed {seed})"
 
 

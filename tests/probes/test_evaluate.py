@@ -153,3 +153,13 @@ def test_multilabel_refuses_single_label_methods(tmp_path):
         evaluate_probes(store, "m", [["bb"]], "proto", FAST)
     (r,) = evaluate_probes(store, "m", [["bb"]], "logreg", FAST)
     assert "auc" in r.metrics
+
+
+def test_selection_split_without_val_keeps_patients_whole(tmp_path):
+    store, *_ = _signal_store(tmp_path / "s.zarr")
+    data, _ = load_feature_sets(store, "d", [["good"]])
+    object.__setattr__(data, "split", np.where(data.split == 1, 0, data.split).astype(np.uint8))
+    object.__setattr__(data, "group", np.array([f"p{i // 3}" for i in range(len(data.ids))]))
+    tr, va, _ = selection_split(data, seed=0)
+    assert not set(data.group[tr]) & set(data.group[va])
+    assert abs(len(va) / (len(tr) + len(va)) - 0.2) < 0.05
