@@ -480,7 +480,7 @@ def _knn(sub: LabelSubset, sh: _Shared, data: LabelledData, opts, selection, val
 
 
 def _logreg(sub: LabelSubset, sh: _Shared, data: LabelledData, opts, selection, val_desc):
-    from embedstore.probes.logistic import GRIDS, LogisticProbe, logistic_sweep
+    from embedstore.probes.logistic import GRIDS, OBJECTIVE, LogisticProbe, logistic_sweep
 
     S, y, X = sub.positions, data.labels, sh.fs.X
     Cs = np.asarray(GRIDS[opts.grid], dtype=np.float64)
@@ -522,7 +522,7 @@ def _logreg(sub: LabelSubset, sh: _Shared, data: LabelledData, opts, selection, 
         "name": "L2 logistic regression on the labelled subset",
         "grid": opts.grid,
         "n_grid": len(Cs),
-        "objective": "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)",
+        "objective": OBJECTIVE,
     }
     return proba, hyper, selected_on, protocol
 

@@ -159,7 +159,7 @@ def _run_one(method: str, fs: FeatureSet, data: LabelledData, opts: ProbeOptions
         }
         hyper = {"k": opts.k}
     elif method == "logreg":
-        from embedstore.probes.logistic import GRIDS, fit_best, logistic_sweep
+        from embedstore.probes.logistic import GRIDS, OBJECTIVE, fit_best, logistic_sweep
 
         tr, va, selected_on = selection_split(data, opts.seed)
         Cs = GRIDS[opts.grid]
@@ -188,7 +188,7 @@ def _run_one(method: str, fs: FeatureSet, data: LabelledData, opts: ProbeOptions
             "refit_tol": REFIT_TOL,
             "grid": opts.grid,
             "n_grid": len(Cs),
-            "objective": "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)",
+            "objective": OBJECTIVE,
         }
         hyper = {"C": float(sweep.best_C), "val_accuracy": float(np.max(sweep.val_scores))}
     elif method == "dvme":

@@ -30,6 +30,7 @@ from embedstore.probes.metrics import check_features
 __all__ = [
     "C_GRID_DINOV2",
     "GRIDS",
+    "OBJECTIVE",
     "TASKS",
     "WD_GRID",
     "LogisticProbe",
@@ -42,6 +43,7 @@ WD_GRID = np.logspace(-6, 5, 45)  # Ericsson et al. weight decays; C = 1 / wd
 C_GRID_DINOV2 = np.logspace(-6, 5, 45)  # DINOv2: C directly
 GRIDS = {"ericsson": 1.0 / WD_GRID, "dinov2": C_GRID_DINOV2}
 TASKS = ("binary", "multiclass", "ordinal", "multilabel")
+OBJECTIVE = "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)"  # named in every record
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
