@@ -105,8 +105,8 @@ def load_feature_sets(
         raise InvalidDataError("give at least one backbone (--backbone) or fusion (--fuse)")
     info = store.dataset_info(dataset)
     needed = list(dict.fromkeys(b for fs in feature_sets for b in fs))
-    for b in needed:
-        store.array_info(dataset, b)  # raises a clear error for a backbone not extracted
+    # array_info raises a clear error for a backbone not extracted, before anything is read
+    provenance: dict[str, Any] = {b: store.array_info(dataset, b).provenance for b in needed}
     valid = np.ones(info.n_samples, dtype=bool)
     for b in needed:
         valid &= store.valid_rows(dataset, b)
@@ -126,12 +126,10 @@ def load_feature_sets(
     )
     train = split == SPLIT_CODES["train"]
     blocks: dict[str, np.ndarray] = {}
-    provenance: dict[str, Any] = {}
     for b in needed:
         X = store.embeddings(dataset, b)
         X = X[rows] if len(rows) != len(X) else X
         blocks[b] = _normalize(X, normalize, train)
-        provenance[b] = store.array_info(dataset, b).provenance
     out = []
     for fs in feature_sets:
         fs = tuple(fs)
