@@ -33,11 +33,9 @@ from embedstore._version import __version__
 from embedstore.backbones import BackboneSpec, LoadedBackbone, get_backbone, load_model
 from embedstore.data import ImageTransform, Source, open_source
 from embedstore.errors import BadImageError, InvalidDataError
-from embedstore.store import Store, create_store
+from embedstore.store import Store, create_store, default_chunk_rows
 
 __all__ = ["ExtractProgress", "ExtractSummary", "extract", "default_workers"]
-
-_CHUNK_TARGET_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -101,12 +99,6 @@ def _resolve_device(device: str) -> torch.device:
             "(torch.cuda.is_available() is False); use --device cpu or --device auto"
         )
     return torch.device(device)
-
-
-def _chunk_rows(dim: int, dtype: str, batch_size: int) -> int:
-    """~4 MiB chunks holding a whole number of batches."""
-    target = _CHUNK_TARGET_BYTES // (dim * np.dtype(dtype).itemsize)
-    return batch_size * max(1, round(target / batch_size))
 
 
 def _aligned_batch_size(chunk_rows: int, batch_size: int) -> int:
@@ -335,7 +327,7 @@ def _extract_one(
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     writer = store.writer(
         dataset, spec.name, dim=spec.dim, dtype=dtype,
-        chunk_rows=chunk_rows or _chunk_rows(spec.dim, dtype, batch_size), overwrite=overwrite,
+        chunk_rows=chunk_rows or default_chunk_rows(spec.dim, dtype, multiple_of=batch_size), overwrite=overwrite,
     )  # fmt: skip
     start = writer.rows_written
     bs = batch_size

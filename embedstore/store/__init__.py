@@ -27,7 +27,13 @@ from __future__ import annotations
 from embedstore.store._locations import _is_remote as _is_remote
 from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
-from embedstore.store._store import FORMAT_VERSION, ArrayInfo, DatasetInfo, Store
+from embedstore.store._store import (
+    FORMAT_VERSION,
+    ArrayInfo,
+    DatasetInfo,
+    Store,
+    default_chunk_rows,
+)
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
 from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
 from embedstore.store._validate import SPLIT_CODES, TASK_KINDS
@@ -43,5 +49,6 @@ __all__ = [
     "EmbeddingWriter",
     "Store",
     "create_store",
+    "default_chunk_rows",
     "open_store",
 ]

@@ -38,6 +38,13 @@ FORMAT_VERSION = 1
 _TARGET_CHUNK_BYTES = 4 * 2**20
 
 
+def default_chunk_rows(dim: int, dtype: str, multiple_of: int = 64) -> int:
+    """Rows per chunk for ~4 MiB chunks, a whole multiple of ``multiple_of`` (e.g. a batch size,
+    so that a resumed extraction recomputes exactly the batches of an uninterrupted one)."""
+    target = _TARGET_CHUNK_BYTES // (dim * np.dtype(dtype).itemsize)
+    return multiple_of * max(1, round(target / multiple_of))
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset holds: task, classes, sample and split counts, and its backbones."""
@@ -379,9 +386,8 @@ class Store:
                 )
             else:
                 return EmbeddingWriter(g[backbone], dim=dim, **_block(rows))
-        itemsize = np.dtype(dtype).itemsize
         if chunk_rows is None:
-            chunk_rows = max(64, (_TARGET_CHUNK_BYTES // (dim * itemsize)) // 64 * 64)
+            chunk_rows = default_chunk_rows(dim, dtype)
         chunk_rows = int(min(max(1, chunk_rows), max(1, n)))
         bg = g.create_group(backbone)
         bg.create_array(
