@@ -52,6 +52,16 @@ FuseOpt = Annotated[
     typer.Option("--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."),
 ]
 
+DeviceOpt = Annotated[
+    str, typer.Option(help="cpu, cuda, cuda:N or auto (cuda when torch sees a GPU).")
+]
+NormalizeOpt = Annotated[
+    str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
+]
+GridOpt = Annotated[
+    str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
+]
+
 
 def feature_sets(backbone: list[str] | None, fuse: list[str] | None) -> list[list[str]]:
     """`-b a -b b --fuse a,b` -> [["a"], ["b"], ["a", "b"]]."""
