@@ -10,9 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli._common import console, err_console, user_errors
-from embedstore.data import open_source
 from embedstore.errors import InvalidDataError
-from embedstore.extract import ExtractProgress, extract
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +34,7 @@ def extract_cmd(
     store: Annotated[
         str, typer.Argument(help="Store to fill (a .zarr folder); created if missing.")
     ],
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name inside the store.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name inside the store.")],
     source: Annotated[
         str,
         typer.Option(
@@ -44,7 +42,7 @@ def extract_cmd(
         ),
     ],
     backbone: Annotated[
-        list[str], typer.Option("--backbone", help="Registered backbone; repeat for several.")
+        list[str], typer.Option("--backbone", "-b", help="Registered backbone; repeat for several.")
     ],
     weights: Annotated[
         list[str] | None,
@@ -83,6 +81,9 @@ def extract_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
+    from embedstore.data import open_source
+    from embedstore.extract import ExtractProgress, extract
+
     with user_errors():
         weight_map = _parse_weights(weights or [])
         src = open_source(

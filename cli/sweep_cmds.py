@@ -12,19 +12,17 @@ from rich.table import Table
 from cli._common import (
     BackboneOpt,
     DatasetOpt,
+    DeviceOpt,
     FuseOpt,
     StoreArg,
+    check_choice,
     console,
     err_console,
     feature_sets,
     user_errors,
 )
-from embedstore import open_store
 from embedstore.errors import InvalidDataError
-from embedstore.probes.evaluate import ProbeOptions
 from embedstore.report import ProbeResult
-from embedstore.stats import compare_feature_sets, format_setting, summarize
-from embedstore.sweep import SELECTIONS, run_sweep
 
 
 def register(app: typer.Typer) -> None:
@@ -66,9 +64,13 @@ def sweep(
         ),
     ] = "train-cv",
     metric: Annotated[
-        str, typer.Option(help="Metric for the tables, comparisons and plot.")
+        str,
+        typer.Option(
+            help="Metric for the tables, comparisons and plot: accuracy, balanced_accuracy, "
+            "macro_f1, auc, or kappa (ordinal tasks)."
+        ),
     ] = "accuracy",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
     normalize: Annotated[
         str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
     ] = "l2",
@@ -90,6 +92,14 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
+    from embedstore import open_store
+    from embedstore.devices import resolve_device
+    from embedstore.probes.evaluate import ProbeOptions
+    from embedstore.probes.logistic import GRIDS
+    from embedstore.report import METRICS, check_metric
+    from embedstore.stats import compare_feature_sets
+    from embedstore.sweep import SELECTIONS, run_sweep
+
     with user_errors():
         sets = feature_sets(backbone, fuse)
         fr = _numbers(fractions, "--fractions", float)
@@ -102,10 +112,22 @@ def sweep(
             )
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
+        check_choice(metric, METRICS, "--metric")
+        check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
-            seed=cv_seed, device=device, normalize=normalize, grid=grid, n_bootstrap=bootstrap
+            seed=cv_seed,
+            device=resolve_device(device),
+            normalize=normalize,
+            grid=grid,
+            n_bootstrap=bootstrap,
         )
         s = open_store(store)
+        task = s.dataset_info(dataset).task
+        if metric == "kappa" and task != "ordinal":
+            raise InvalidDataError(
+                f"--metric kappa is computed for ordinal tasks; dataset '{dataset}' is {task} "
+                f"(use one of {', '.join(m for m in METRICS if m != 'kappa')})"
+            )
         bar = Progress(
             TextColumn("[bold]sweep[/]"),
             BarColumn(),
@@ -135,6 +157,7 @@ def sweep(
                 out=out,
                 progress=progress,
             )
+        check_metric(results, metric)
         comparisons = compare_feature_sets(results, metric=metric)
         if plot:
             from embedstore.plot import plot_sweep
@@ -154,6 +177,8 @@ def sweep(
 
 def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
     """Rows: feature set × method; columns: label settings; cells: mean ± std over seeds."""
+    from embedstore.stats import format_setting, summarize
+
     rows = summarize(results, metric=metric)
     settings = list(dict.fromkeys(r.setting for r in rows))
     settings.sort(key=lambda st: (st[0], st[1]))
@@ -176,6 +201,8 @@ def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
 
 def render_comparisons(comparisons, metric: str) -> None:
     """Paired by seed: mean difference, 95% bootstrap CI, Wilcoxon p, seeds won."""
+    from embedstore.stats import format_setting
+
     if not comparisons:
         return
     table = Table(title=f"paired comparison by seed ({metric}, points)")
