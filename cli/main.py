@@ -5,7 +5,8 @@ Start-up time is part of the interface (`embedstore --help`, `--version`, `ls`, 
 one imports no heavy library. How to add or change a command group:
 
 1. Write ``cli/<group>_cmds.py`` with a ``register(app)`` that adds its commands
-   (``app.command("name")(function)``), as the modules listed in ``COMMANDS`` do.
+   (``app.command("name")(function)``, or ``app.add_typer(sub_app, name="group")`` for a group
+   of subcommands), as the modules listed in ``COMMANDS`` do.
 2. Add one line per command to ``COMMANDS`` below: the command name, its module, and the first
    line of its docstring (``embedstore --help`` lists that line without importing the module;
    ``tests/cli/test_main_cli.py`` checks that the two agree and that every module imports fast).
@@ -62,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": (
         "cli.sweep_cmds",
         "Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds.",
+    ),
+    "analyze": (
+        "cli.analyze_cmds",
+        "What features encode: backbone similarity (CKA), invariance, occlusion saliency.",
     ),
     "export": (
         "cli.archive_cmds",
@@ -121,6 +126,8 @@ def _no_flag_metavar(command: TyperCommand | TyperGroup, ctx: typer.Context) -> 
     for param in [*command.params, command.get_help_option(ctx)]:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():  # a group's own subcommands
+        _no_flag_metavar(sub, ctx)
 
 
 app = typer.Typer(

@@ -50,7 +50,8 @@ def test_root_help_and_version_import_no_library():
 
 
 @pytest.mark.parametrize(
-    "module", ["cli.store_cmds", "cli.extract_cmds", "cli.probe_cmds", "cli.sweep_cmds"]
+    "module",
+    ["cli.store_cmds", "cli.extract_cmds", "cli.probe_cmds", "cli.sweep_cmds", "cli.analyze_cmds"],
 )
 def test_command_modules_import_no_heavy_library(module):
     # cli.backbones_cmds is not here: the backbone registry still imports torch (issue 10/15).
@@ -99,6 +100,7 @@ def test_every_registered_command_is_listed():
         sub = typer.Typer()
         __import__(module, fromlist=["register"]).register(sub)
         found.update({c.name: module for c in sub.registered_commands})
+        found.update({g.name: module for g in sub.registered_groups})
     assert found == {name: module for name, (module, _) in COMMANDS.items()}
 
 
@@ -111,6 +113,12 @@ def test_every_command_has_help_without_bool_metavars():
         sub = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
         assert sub.exit_code == 0, name
         assert "Usage" in sub.output and "<bool>" not in sub.output, (name, sub.output)
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    for name in COMMANDS:  # groups of subcommands (embedstore analyze similarity ...)
+        for sub_name in getattr(group.get_command(ctx, name), "commands", {}):
+            sub = runner.invoke(app, [name, sub_name, "--help"], env={"COLUMNS": "200"})
+            assert sub.exit_code == 0 and "<bool>" not in sub.output, (name, sub_name)
 
 
 def test_unknown_command_exits_2():
