@@ -81,6 +81,21 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    backbones_file: Annotated[
+        str | None,
+        typer.Option(
+            "--backbones-file",
+            help="TOML file of own backbone entries (arch, checkpoint, preprocess, recipe).",
+        ),
+    ] = None,
+    unverified_weights: Annotated[
+        bool,
+        typer.Option(
+            "--unverified-weights",
+            help="Accept a --weights file whose sha256 differs from the published one "
+            "(your own fine-tuned checkpoint); the store records verified: false.",
+        ),
+    ] = False,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     with user_errors():
@@ -126,6 +141,8 @@ def extract_cmd(
                     overwrite=overwrite,
                     skip_bad=skip_bad,
                     progress=on_progress,
+                    unverified_weights=unverified_weights,
+                    backbones_file=backbones_file,
                 )
         except KeyboardInterrupt:
             err_console.print(

@@ -28,6 +28,7 @@ __all__ = [
     "import_archive",
     "verify",
     "merge_stores",
+    "register_backbone",
     "EmbedstoreError",
     "SPLIT_CODES",
     "TASK_KINDS",
@@ -50,6 +51,7 @@ _LAZY = {
     "import_archive": "embedstore.archive",
     "verify": "embedstore.archive",
     "merge_stores": "embedstore.archive",
+    "register_backbone": "embedstore.backbones",
 }
 
 
