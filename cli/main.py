@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from cli import archive_cmds, backbones_cmds, extract_cmds, probe_cmds, store_cmds, sweep_cmds
+from cli import (
+    analyze_cmds,
+    archive_cmds,
+    backbones_cmds,
+    extract_cmds,
+    probe_cmds,
+    store_cmds,
+    sweep_cmds,
+)
 from embedstore import __version__
 
 app = typer.Typer(
@@ -17,7 +25,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Command groups, in the order `--help` lists them.
-for _group in (store_cmds, backbones_cmds, extract_cmds, probe_cmds, sweep_cmds, archive_cmds):
+for _group in (
+    store_cmds,
+    backbones_cmds,
+    extract_cmds,
+    probe_cmds,
+    sweep_cmds,
+    archive_cmds,
+    analyze_cmds,
+):
     _group.register(app)
 
 

@@ -284,7 +284,7 @@ def extract(
     for index, spec in enumerate(specs):
         summaries.append(
             _extract_one(
-                store, dataset, src, spec, weights.get(spec.name), index=index,
+                store, dataset, src, spec, weights.get(names[index], weights.get(spec.name)), index=index,
                 n_backbones=len(specs), batch_size=int(batch_size), workers=workers, device=dev,
                 dtype=dtype, overwrite=overwrite, skip_bad=skip_bad, progress=progress,
                 chunk_rows=chunk_rows, unverified_weights=unverified_weights,
