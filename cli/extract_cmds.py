@@ -79,6 +79,37 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="binary, multiclass, multilabel or ordinal (default: from the labels; "
+            "ordinal must be declared).",
+        ),
+    ] = None,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="a,b,c: names of class indices 0,1,2 (.npz, CSV of indices), or the class "
+            "order of a folder/CSV (lowest grade first for ordinal).",
+        ),
+    ] = None,
+    backbones_file: Annotated[
+        str | None,
+        typer.Option(
+            "--backbones-file",
+            help="TOML file of own backbone entries (arch, checkpoint, preprocess, recipe).",
+        ),
+    ] = None,
+    unverified_weights: Annotated[
+        bool,
+        typer.Option(
+            "--unverified-weights",
+            help="Accept a --weights file whose sha256 differs from the published one "
+            "(your own fine-tuned checkpoint); the store records verified: false.",
+        ),
+    ] = False,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     from embedstore.data import open_source
@@ -92,7 +123,10 @@ def extract_cmd(
             label_columns=label_column or None,
             split_column=split_column,
             group_column=group_column,
+            task=task,
+            class_names=class_names,
             seed=seed,
+            skip_bad=skip_bad,
         )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -127,6 +161,8 @@ def extract_cmd(
                     overwrite=overwrite,
                     skip_bad=skip_bad,
                     progress=on_progress,
+                    unverified_weights=unverified_weights,
+                    backbones_file=backbones_file,
                 )
         except KeyboardInterrupt:
             err_console.print(

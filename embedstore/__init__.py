@@ -23,6 +23,7 @@ from embedstore.errors import EmbedstoreError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from embedstore.archive import export_archive, import_archive, merge_stores, verify
+    from embedstore.backbones import register_backbone
     from embedstore.extract import extract
     from embedstore.probes.evaluate import evaluate_probes
     from embedstore.store import (
@@ -45,6 +46,7 @@ __all__ = [
     "import_archive",
     "verify",
     "merge_stores",
+    "register_backbone",
     "EmbedstoreError",
     "SPLIT_CODES",
     "TASK_KINDS",
@@ -68,6 +70,7 @@ _LAZY = {
         "embedstore.store",
     ),
     "open_store": "embedstore.store",
+    "register_backbone": "embedstore.backbones",
 }
 
 
