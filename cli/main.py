@@ -48,8 +48,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "backbones": (
         "cli.backbones_cmds",
-        "List the registered backbones: architecture, dim, preprocessing, whether weights are "
-        "local.",
+        "List the registered backbones: architecture, dim, preprocessing, recipe, licence, "
+        "gating, published hash, whether weights are local. Any timm model is also usable as "
+        "timm/<name>.",
     ),
     "extract": (
         "cli.extract_cmds",
