@@ -16,14 +16,12 @@ from cli._common import (
     GridOpt,
     NormalizeOpt,
     StoreArg,
+    check_choice,
     console,
     err_console,
     feature_sets,
     user_errors,
 )
-from embedstore import open_store
-from embedstore.probes.evaluate import evaluate_probes
-from embedstore.probes.registry import ProbeOptions
 from embedstore.report import ProbeResult, format_metric, write_jsonl
 
 
@@ -49,6 +47,9 @@ def probe(
     ways: Annotated[
         int | None, typer.Option(help="Few-shot: classes per episode (default 2, or 5 if >2).")
     ] = None,
+    n_query: Annotated[
+        int, typer.Option("--n-query", help="Few-shot: query samples per class per episode.")
+    ] = 15,
     episodes: Annotated[int, typer.Option(help="Few-shot: number of episodes.")] = 600,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
     out: Annotated[
@@ -56,16 +57,23 @@ def probe(
     ] = None,
 ) -> None:
     """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
+    from embedstore import open_store
+    from embedstore.devices import resolve_device
+    from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
+    from embedstore.probes.logistic import GRIDS
+
     with user_errors():
         sets = feature_sets(backbone, fuse)
+        check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
             seed=seed,
-            device=device,
+            device=resolve_device(device),
             normalize=normalize,
             grid=grid,
             k=k,
             k_shot=shots,
             n_way=ways,
+            n_query=n_query,
             n_episodes=episodes,
         )
         s = open_store(store)

@@ -17,19 +17,14 @@ from cli._common import (
     GridOpt,
     NormalizeOpt,
     StoreArg,
+    check_choice,
     console,
     err_console,
     feature_sets,
     user_errors,
 )
-from embedstore import open_store
-from embedstore.data.subsets import parse_settings
 from embedstore.errors import InvalidDataError
-from embedstore.probes.registry import ProbeOptions
-from embedstore.probes.selection import check_selection
 from embedstore.report import ProbeResult
-from embedstore.stats import compare_feature_sets, format_setting, summarize
-from embedstore.sweep import run_sweep
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +54,11 @@ def sweep(
         ),
     ] = "train-cv",
     metric: Annotated[
-        str, typer.Option(help="Metric for the tables, comparisons and plot.")
+        str,
+        typer.Option(
+            help="Metric for the tables, comparisons and plot: accuracy, balanced_accuracy, "
+            "macro_f1, auc, or kappa (ordinal tasks)."
+        ),
     ] = "accuracy",
     device: DeviceOpt = "auto",
     normalize: NormalizeOpt = "l2",
@@ -79,16 +78,38 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
+    from embedstore import open_store
+    from embedstore.data.subsets import parse_settings
+    from embedstore.devices import resolve_device
+    from embedstore.probes.logistic import GRIDS
+    from embedstore.probes.registry import ProbeOptions
+    from embedstore.probes.selection import check_selection
+    from embedstore.report import METRICS, check_metric
+    from embedstore.stats import compare_feature_sets
+    from embedstore.sweep import run_sweep
+
     with user_errors():
         sets = feature_sets(backbone, fuse)
         settings = parse_settings(fractions, shots)
         check_selection(selection)
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
+        check_choice(metric, METRICS, "--metric")
+        check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
-            seed=cv_seed, device=device, normalize=normalize, grid=grid, n_bootstrap=bootstrap
+            seed=cv_seed,
+            device=resolve_device(device),
+            normalize=normalize,
+            grid=grid,
+            n_bootstrap=bootstrap,
         )
         s = open_store(store)
+        task = s.dataset_info(dataset).task
+        if metric == "kappa" and task != "ordinal":
+            raise InvalidDataError(
+                f"--metric kappa is computed for ordinal tasks; dataset '{dataset}' is {task} "
+                f"(use one of {', '.join(m for m in METRICS if m != 'kappa')})"
+            )
         bar = Progress(
             TextColumn("[bold]sweep[/]"),
             BarColumn(),
@@ -118,6 +139,7 @@ def sweep(
                 out=out,
                 progress=progress,
             )
+        check_metric(results, metric)
         comparisons = compare_feature_sets(results, metric=metric)
         if plot:
             from embedstore.plot import plot_sweep
@@ -137,6 +159,8 @@ def sweep(
 
 def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
     """Rows: feature set × method; columns: label settings; cells: mean ± std over seeds."""
+    from embedstore.stats import format_setting, summarize
+
     rows = summarize(results, metric=metric)
     settings = list(dict.fromkeys(r.setting for r in rows))
     settings.sort(key=lambda st: (st[0], st[1]))
@@ -159,6 +183,8 @@ def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
 
 def render_comparisons(comparisons, metric: str) -> None:
     """Paired by seed: mean difference, 95% bootstrap CI, Wilcoxon p, seeds won."""
+    from embedstore.stats import format_setting
+
     if not comparisons:
         return
     table = Table(title=f"paired comparison by seed ({metric}, points)")

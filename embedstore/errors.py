@@ -27,6 +27,8 @@ __all__ = [
     "NotFittedError",
     "ArchiveError",
     "MissingDependencyError",
+    "StorageError",
+    "CorruptStoreError",
 ]
 
 
@@ -115,3 +117,11 @@ class ArchiveError(EmbedstoreError):
 
 class MissingDependencyError(EmbedstoreError, ImportError):
     """An optional extra (e.g. matplotlib for plots) is needed and not installed."""
+
+
+class StorageError(EmbedstoreError, OSError):
+    """The disk or file system under a store failed a write (full disk, quota, permissions, I/O)."""
+
+
+class CorruptStoreError(EmbedstoreError):
+    """A store's files are damaged or break the layout rules (`embedstore verify` names each)."""

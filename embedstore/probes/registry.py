@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from embedstore.data.subsets import LabelSubset
+from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError, ProtocolError
 from embedstore.probes.features import FeatureSet, LabelledData
 from embedstore.report import ProbeResult
@@ -86,22 +87,6 @@ class ProbeOptions:
     n_query: int = 15
     n_episodes: int = 600
     n_bootstrap: int = 1000
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; other names are checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InvalidDataError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto'; got '{device}'")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidDataError(
-            f"device '{device}' was asked for but torch sees no CUDA GPU; "
-            "use --device cpu or --device auto"
-        )
-    return device
 
 
 @dataclass(frozen=True, eq=False)
