@@ -31,6 +31,8 @@ from embedstore.probes._lbfgs import batched_lbfgs
 
 __all__ = ["Basis", "from_original", "make_basis", "solve_logistic", "to_original"]
 
+_BLOCK_BYTES = 64 * 2**20  # rows of X centred and rotated at a time
+
 
 @dataclass(frozen=True)
 class Basis:
@@ -62,30 +64,44 @@ def make_basis(
     """
     n, D = X.shape
     mean = X.mean(dim=0) if intercept else torch.zeros(D, dtype=X.dtype, device=X.device)
-    Xc = X - mean  # (n, D)
-    if not rotate:
-        V = torch.eye(D, dtype=X.dtype, device=X.device)
-        Z = Xc
-    elif rotation is not None and rotation.shape == (D, D):
-        V = rotation.to(device=X.device, dtype=X.dtype)
-        Z = Xc @ V
-    elif n > D:
-        lam, V = _eigh(Xc.T @ Xc)  # (D,), (D, D): all directions kept, the rotation is exact
-        Z = Xc @ V
-    else:
+    if rotate and n <= D and (rotation is None or rotation.shape != (D, D)):
+        Xc = X - mean  # (n, D), n <= D: small
         lam, U = _eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
         keep = lam > lam.max().clamp_min(torch.finfo(X.dtype).tiny) * (
             1e3 * torch.finfo(X.dtype).eps
         )
         lam, U = lam[keep], U[:, keep]
         s = lam.sqrt()
-        Z = U * s  # (n, r)
         V = (Xc.T @ U) / s  # (D, r), orthonormal columns
-    last = torch.full((n, 1), 1.0 if intercept else 0.0, dtype=X.dtype, device=X.device)
-    Z = torch.cat([Z, last], dim=1)
+        Z = torch.empty((n, U.shape[1] + 1), dtype=X.dtype, device=X.device)
+        Z[:, :-1] = U * s  # (n, r)
+    else:
+        if not rotate:
+            V = torch.eye(D, dtype=X.dtype, device=X.device)
+        elif rotation is not None and rotation.shape == (D, D):
+            V = rotation.to(device=X.device, dtype=X.dtype)
+        else:  # n > D: all directions kept, the rotation is exact
+            lam, V = _eigh(_centred_gram(X, mean))  # (D,), (D, D)
+        # Z = (X - mean) @ V, written block by block into its one (n, D+1) buffer
+        Z = torch.empty((n, V.shape[1] + 1), dtype=X.dtype, device=X.device)
+        step = max(1, _BLOCK_BYTES // (X.element_size() * D))
+        for s in range(0, n, step):
+            Z[s : s + step, :-1] = (X[s : s + step] - mean) @ V
+    Z[:, -1] = 1.0 if intercept else 0.0
     lam = (Z * Z).sum(dim=0)  # (r+1,)
     lam[-1] = max(float(lam[-1]), 1.0)  # keeps the preconditioner finite when there is no intercept
     return Basis(Z=Z, V=V, mean=mean, lam=lam)
+
+
+def _centred_gram(X: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """(X - mean).T @ (X - mean), shape (D, D), from row blocks (no centred copy of X)."""
+    D = X.shape[1]
+    G = torch.zeros((D, D), dtype=X.dtype, device=X.device)
+    step = max(1, _BLOCK_BYTES // (X.element_size() * D))
+    for s in range(0, X.shape[0], step):
+        xc = X[s : s + step] - mean
+        G.addmm_(xc.T, xc)
+    return G
 
 
 def solve_logistic(

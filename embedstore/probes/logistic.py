@@ -357,26 +357,13 @@ def logistic_sweep(
     )
 
 
-def fit_best(
-    sweep: SweepResult,
-    X_train,
-    y_train,
-    X_val,
-    y_val,
-    *,
-    task: str = "multiclass",
-    device: str = "cpu",
-    dtype: str = "float32",
-    tol: float = 1e-4,
-    max_iter: int = 1000,
-) -> LogisticProbe:
-    """The protocol's last step: refit at ``sweep.best_C`` on train+val (:func:`refit` on the
-    concatenated rows). Score the returned probe on the test split."""
+def fit_best(sweep: SweepResult, X_train, y_train, X_val, y_val, **options) -> LogisticProbe:
+    """The protocol's last step: :func:`refit` at ``sweep.best_C`` on train+val (``options``:
+    task, device, dtype, tol, max_iter as in :func:`refit`). Score the result on the test split."""
     X = np.concatenate(
         [check_features(X_train, name="X_train"), check_features(X_val, name="X_val")]
     )
-    y = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
-    return refit(sweep, X, y, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter)
+    return refit(sweep, X, np.concatenate([np.asarray(y_train), np.asarray(y_val)]), **options)
 
 
 def refit(

@@ -77,8 +77,8 @@ def block_topk(
     with torch.no_grad():
         for qs in _spans(nq, q_step):
             qi = None if q_rows is None else q_rows[qs]
-            q = prepare_rows(Q, np.arange(qs.start, qs.stop) if qi is None else qi, device,
-                             normalize=normalize and cosine)  # fmt: skip
+            rows = np.arange(qs.start, qs.stop) if qi is None else qi
+            q = prepare_rows(Q, rows, device, normalize=normalize and cosine)
             best_v = best_i = None
             for bs in _spans(nb, b_step):
                 if whole_base:
