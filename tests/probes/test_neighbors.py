@@ -44,16 +44,17 @@ def test_similarity_cache_gives_the_same_neighbours_either_way(budget):
     pool, test = np.arange(120), np.arange(150, 200)
     cache = SimilarityCache(X, pool, {"test": test, "val": np.arange(120, 150)}, "cpu")
     cache.budget = budget
-    cols = pool[::2]
-    sims, idx = cache.topk("test", cols, 5)
-    ref_s, ref_i = _brute(X[test], X[cols], 5)
-    np.testing.assert_allclose(sims.numpy(), ref_s, atol=1e-5)
-    np.testing.assert_array_equal(idx.numpy(), ref_i)
-    rows = pool[1::4]  # cross-validation inside the pool
-    sims, idx = cache.topk("pool", cols, 3, rows=rows)
-    ref_s, ref_i = _brute(X[rows], X[cols], 3)
-    np.testing.assert_allclose(sims.numpy(), ref_s, atol=1e-5)
-    np.testing.assert_array_equal(idx.numpy(), ref_i)
+    for cols in (pool[::2], pool[1::3]):  # the first use computes blocks, later ones may cache
+        sims, idx = cache.topk("test", cols, 5)
+        ref_s, ref_i = _brute(X[test], X[cols], 5)
+        np.testing.assert_allclose(sims.numpy(), ref_s, atol=1e-5)
+        np.testing.assert_array_equal(idx.numpy(), ref_i)
+        rows = pool[1::4]  # cross-validation inside the pool
+        sims, idx = cache.topk("pool", cols, 3, rows=rows)
+        ref_s, ref_i = _brute(X[rows], X[cols], 3)
+        np.testing.assert_allclose(sims.numpy(), ref_s, atol=1e-5)
+        np.testing.assert_array_equal(idx.numpy(), ref_i)
+    assert bool(cache._mats) == (budget > 0)
 
 
 @pytest.mark.parametrize("normalize", ["l2", "standard", "none"])
