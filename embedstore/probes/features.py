@@ -139,7 +139,7 @@ def load_feature_sets(
             col += widths[b]
         outs.append((fs, X))
     for b in needed:
-        _read_into(store, dataset, b, rows, valid, where[b])
+        _read_into(store, dataset, b, widths[b], valid, where[b])
         _normalize_in_place(where[b], widths[b], normalize, train)
     out = [
         FeatureSet(
@@ -154,19 +154,21 @@ def load_feature_sets(
     return data, out
 
 
-_BLOCK_ROWS = 16384  # rows read, converted and normalised at a time
+_BLOCK_BYTES = 64 * 2**20  # float32 rows read, converted and normalised at a time
+_BLOCK_ROWS: int | None = None  # fixed rows per block instead (tests)
 
 
-def _blocks(n: int):
-    for s in range(0, n, _BLOCK_ROWS):
-        yield slice(s, min(s + _BLOCK_ROWS, n))
+def _blocks(n: int, width: int):
+    step = _BLOCK_ROWS or max(256, _BLOCK_BYTES // (4 * width))
+    for s in range(0, n, step):
+        yield slice(s, min(s + step, n))
 
 
-def _read_into(store: Store, dataset: str, backbone: str, rows, valid, targets) -> None:
+def _read_into(store: Store, dataset: str, backbone: str, width: int, valid, targets) -> None:
     """Read one backbone in row blocks into its columns of every target matrix."""
     n_all = len(valid)
     kept = np.cumsum(valid) - valid  # position among kept rows of each dataset row
-    for blk in _blocks(n_all):
+    for blk in _blocks(n_all, width):
         keep = valid[blk]
         if not keep.any():
             continue
@@ -185,7 +187,7 @@ def _normalize_in_place(targets, d: int, how: str, train: np.ndarray) -> None:
     if how == "standard":
         ref = train if train.any() else np.ones(n, dtype=bool)
         total, sq, count = np.zeros(d), np.zeros(d), int(ref.sum())
-        for blk in _blocks(n):
+        for blk in _blocks(n, d):
             x = M0[blk, c0 : c0 + d][ref[blk]].astype(np.float64)
             total += x.sum(axis=0)
             sq += (x * x).sum(axis=0)
@@ -196,7 +198,7 @@ def _normalize_in_place(targets, d: int, how: str, train: np.ndarray) -> None:
             np.where(std > 1e-12, std, 1.0).astype(np.float32),
         )
     for M, col in targets:
-        for blk in _blocks(n):
+        for blk in _blocks(n, d):
             x = M[blk, col : col + d]
             if how == "l2":
                 x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
