@@ -1,5 +1,8 @@
 """`embedstore extract`: run backbones over an image source into a store, with a progress bar
-per backbone and a summary table at the end."""
+per backbone and a summary table at the end.
+
+Under ``torchrun ... --no-python embedstore extract ...`` every rank runs this same command;
+only rank 0 shows progress and the summary (both count every rank's rows)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from rich.table import Table
 from cli._common import console, err_console, user_errors
 from embedstore.data import open_source
 from embedstore.errors import InvalidDataError
-from embedstore.extract import ExtractProgress, extract
+from embedstore.extract import ExtractProgress, extract, is_main_process
 
 
 def register(app: typer.Typer) -> None:
@@ -34,9 +37,10 @@ def _parse_weights(items: list[str]) -> dict[str, str]:
 
 def extract_cmd(
     store: Annotated[
-        str, typer.Argument(help="Store to fill (a .zarr folder); created if missing.")
+        str,
+        typer.Argument(help="Store to fill (a .zarr folder or an s3:// URL); created if missing."),
     ],
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name inside the store.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name inside the store.")],
     source: Annotated[
         str,
         typer.Option(
@@ -44,7 +48,12 @@ def extract_cmd(
         ),
     ],
     backbone: Annotated[
-        list[str], typer.Option("--backbone", help="Registered backbone; repeat for several.")
+        list[str],
+        typer.Option(
+            "--backbone",
+            "-b",
+            help="Registered backbone; repeat for several (each image is decoded once for all).",
+        ),
     ],
     weights: Annotated[
         list[str] | None,
@@ -101,6 +110,7 @@ def extract_cmd(
             TimeElapsedColumn(),
             console=err_console,
             transient=False,
+            disable=not is_main_process(),
         )
         tasks: dict[str, int] = {}
 
@@ -133,6 +143,8 @@ def extract_cmd(
                 "to resume"
             )
             raise typer.Exit(130) from None
+    if not is_main_process():
+        return
     table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description})")
     for col in ("backbone", "rows", "dim", "dtype", "seconds", "images/s", "missing", "status"):
         table.add_column(col, justify="left" if col in ("backbone", "dtype", "status") else "right")

@@ -15,6 +15,8 @@ __all__ = [
     "ArrayNotFoundError",
     "IncompleteArrayError",
     "ConflictError",
+    "StoreBusyError",
+    "RankFailedError",
     "InvalidDataError",
     "UnknownBackboneError",
     "WeightsNotFoundError",
@@ -62,6 +64,14 @@ class IncompleteArrayError(EmbedstoreError):
 
 class ConflictError(EmbedstoreError):
     """Writing would change data already stored; nothing was overwritten."""
+
+
+class StoreBusyError(ConflictError):
+    """Another process (or torchrun job) is writing the same dataset or array right now."""
+
+
+class RankFailedError(EmbedstoreError):
+    """Another process (rank) of the same torchrun job failed, so this one stopped too."""
 
 
 class InvalidDataError(EmbedstoreError, ValueError):

@@ -27,6 +27,7 @@ from __future__ import annotations
 from embedstore.store._locations import _is_remote as _is_remote
 from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
+from embedstore.store._lock import writer_lock
 from embedstore.store._store import (
     FORMAT_VERSION,
     ArrayInfo,
@@ -51,4 +52,5 @@ __all__ = [
     "create_store",
     "default_chunk_rows",
     "open_store",
+    "writer_lock",
 ]
