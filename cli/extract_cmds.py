@@ -90,6 +90,14 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-rows",
+            help="Rows per stored chunk: the unit of resume and of work per torchrun rank "
+            "(a multiple of --batch-size; default ~4 MiB).",
+        ),
+    ] = None,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     with user_errors():
@@ -136,6 +144,7 @@ def extract_cmd(
                     overwrite=overwrite,
                     skip_bad=skip_bad,
                     progress=on_progress,
+                    chunk_rows=chunk_rows,
                 )
         except KeyboardInterrupt:
             err_console.print(
@@ -145,7 +154,8 @@ def extract_cmd(
             raise typer.Exit(130) from None
     if not is_main_process():
         return
-    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description})")
+    ranks = f", {summaries[0].world_size} processes" if summaries[0].world_size > 1 else ""
+    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description}{ranks})")
     for col in ("backbone", "rows", "dim", "dtype", "seconds", "images/s", "missing", "status"):
         table.add_column(col, justify="left" if col in ("backbone", "dtype", "status") else "right")
     for s in summaries:

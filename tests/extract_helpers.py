@@ -4,7 +4,8 @@ tests that start real processes (torchrun ranks, concurrent writers).
 
 ``EMBEDSTORE_TEST_PIDS=DIR`` makes each process write its pid to ``DIR/rank<RANK>.pid``, so that
 a test can SIGKILL one chosen rank; ``EMBEDSTORE_TEST_SLOW=SECONDS`` makes ``tinyslow.test``
-sleep that long per batch, so that a test can act while a run is under way.
+sleep that long per batch, and ``EMBEDSTORE_TEST_GATE=FILE`` makes it wait until FILE exists,
+so that a test can act while a run is under way.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _tiny(width: int) -> torch.nn.Module:
 
 
 class _Slow(torch.nn.Module):
-    """tinyconv.test's architecture, sleeping EMBEDSTORE_TEST_SLOW seconds per batch."""
+    """tinyconv.test's architecture (same weights), slowed down or held at a gate per batch."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,6 +43,10 @@ class _Slow(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         time.sleep(float(os.environ.get("EMBEDSTORE_TEST_SLOW", "0")))
+        gate = os.environ.get("EMBEDSTORE_TEST_GATE")
+        deadline = time.monotonic() + 120
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self.net(x)
 
 
