@@ -13,9 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli._common import console, err_console, user_errors
-from embedstore.data import open_source
 from embedstore.errors import InvalidDataError
-from embedstore.extract import ExtractProgress, extract, is_main_process
 
 
 def register(app: typer.Typer) -> None:
@@ -98,8 +96,42 @@ def extract_cmd(
             "(a multiple of --batch-size; default ~4 MiB).",
         ),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="binary, multiclass, multilabel or ordinal (default: from the labels; "
+            "ordinal must be declared).",
+        ),
+    ] = None,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="a,b,c: names of class indices 0,1,2 (.npz, CSV of indices), or the class "
+            "order of a folder/CSV (lowest grade first for ordinal).",
+        ),
+    ] = None,
+    backbones_file: Annotated[
+        str | None,
+        typer.Option(
+            "--backbones-file",
+            help="TOML file of own backbone entries (arch, checkpoint, preprocess, recipe).",
+        ),
+    ] = None,
+    unverified_weights: Annotated[
+        bool,
+        typer.Option(
+            "--unverified-weights",
+            help="Accept a --weights file whose sha256 differs from the published one "
+            "(your own fine-tuned checkpoint); the store records verified: false.",
+        ),
+    ] = False,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
+    from embedstore.data import open_source
+    from embedstore.extract import ExtractProgress, extract, is_main_process
+
     with user_errors():
         weight_map = _parse_weights(weights or [])
         src = open_source(
@@ -108,7 +140,10 @@ def extract_cmd(
             label_columns=label_column or None,
             split_column=split_column,
             group_column=group_column,
+            task=task,
+            class_names=class_names,
             seed=seed,
+            skip_bad=skip_bad,
         )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -145,6 +180,8 @@ def extract_cmd(
                     skip_bad=skip_bad,
                     progress=on_progress,
                     chunk_rows=chunk_rows,
+                    unverified_weights=unverified_weights,
+                    backbones_file=backbones_file,
                 )
         except KeyboardInterrupt:
             err_console.print(

@@ -60,6 +60,8 @@ def extract(
     progress: Callable[[ExtractProgress], None] | None = None,
     chunk_rows: int | None = None,
     storage_options: dict[str, Any] | None = None,
+    unverified_weights: bool = False,
+    backbones_file: str | os.PathLike[str] | None = None,
 ) -> list[ExtractSummary]:
     """Run backbones over a source's images and store the embeddings, resumably.
 
@@ -93,6 +95,9 @@ def extract(
             (default: ~4 MiB rounded to whole batches).
         storage_options: fsspec options for an ``s3://`` store (the ``AWS_*`` environment
             variables are used otherwise).
+        unverified_weights: accept a ``weights`` file whose sha256 differs from the entry's
+            published hash (an own fine-tuned checkpoint); recorded as ``verified: false``.
+        backbones_file: a TOML file of backbone entries to register first (own checkpoints).
 
     Returns:
         One :class:`ExtractSummary` per backbone, in the order given, on every rank.
@@ -110,7 +115,14 @@ def extract(
     world, dev = join_world(opts.device)
     locks = contextlib.ExitStack()
     try:
-        prepared = world.agree(lambda: prepare_backbones(backbones, weights))
+        prepared = world.agree(
+            lambda: prepare_backbones(
+                backbones,
+                weights,
+                unverified_weights=unverified_weights,
+                backbones_file=backbones_file,
+            )
+        )
         src = world.agree(lambda: open_source(source))
         where = str(store_path)
 
@@ -277,6 +289,7 @@ def _provenance(p, job, opts, dev, src, world_size, everyone, shared_with) -> di
         "backbone": p.spec.config(),
         "weights_path": str(p.loaded.weights_path) if p.loaded.weights_path else None,
         "weights_sha256": p.loaded.weights_sha256,
+        **p.loaded.provenance(),
         "software": {
             "embedstore": __version__,
             "torch": torch.__version__,

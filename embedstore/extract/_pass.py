@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from embedstore.data import Source, to_rgb
+from embedstore.data import Source
 from embedstore.errors import BadImageError, InvalidDataError
 from embedstore.extract._plan import Job, Share
 from embedstore.extract._prepare import Options, Prepared
@@ -47,7 +47,7 @@ class _Decoded(Dataset):
     def __getitem__(self, item: tuple[int, tuple[bool, ...]]) -> tuple[Any, int, Any]:
         row, wanted = item
         try:
-            image = to_rgb(self.source.load(row))
+            image = self.source.load_rgb(row)
         except Exception as exc:  # reported with its file by the caller, not raised in a worker
             why = f"{type(exc).__name__}: {exc}"
             xs = [

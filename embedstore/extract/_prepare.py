@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
-from embedstore.backbones import BackboneSpec, LoadedBackbone, get_backbone, load_model
+from embedstore.backbones import (
+    BackboneSpec,
+    LoadedBackbone,
+    get_backbone,
+    load_backbones_file,
+    load_model,
+    store_name,
+)
 from embedstore.data import ImageTransform
 from embedstore.errors import InvalidDataError, WeightsNotFoundError
 
@@ -126,11 +133,24 @@ class Prepared:
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        """The array's name in the store (``/`` of ``timm/...`` names spelled ``--``)."""
+        return store_name(self.spec.name)
 
 
-def prepare_backbones(names: Sequence[str], weights: dict[str, str] | None) -> list[Prepared]:
-    """Look up every name and load every model with its weights (hash-checked), in order."""
+def prepare_backbones(
+    names: Sequence[str],
+    weights: dict[str, str] | None,
+    *,
+    unverified_weights: bool = False,
+    backbones_file: str | os.PathLike[str] | None = None,
+) -> list[Prepared]:
+    """Look up every name and load every model with its weights (hash-checked), in order.
+
+    ``backbones_file`` (TOML entries of own checkpoints) is registered first;
+    ``unverified_weights`` accepts a ``weights`` file whose sha256 differs from the published one.
+    """
+    if backbones_file is not None:
+        load_backbones_file(backbones_file)
     names = list(names)
     if not names:
         raise InvalidDataError("no backbone given; pass at least one (--backbone NAME)")
@@ -138,7 +158,7 @@ def prepare_backbones(names: Sequence[str], weights: dict[str, str] | None) -> l
         raise InvalidDataError(f"backbones must not repeat, got {names}")
     specs = [get_backbone(n) for n in names]
     weights = dict(weights or {})
-    stray = sorted(set(weights) - set(names))
+    stray = sorted(set(weights) - set(names) - {spec.name for spec in specs})
     if stray:
         raise InvalidDataError(
             f"weights were given for {stray}, which are not among the backbones {names}; "
@@ -156,8 +176,9 @@ def prepare_backbones(names: Sequence[str], weights: dict[str, str] | None) -> l
                 f"backbone '{spec.name}' has no preprocess.crop; batching needs a fixed image size"
             )
     prepared = []
-    for spec in specs:
-        loaded = load_model(spec, weights=weights.get(spec.name))
+    for name, spec in zip(names, specs, strict=True):
+        path = weights.get(name, weights.get(spec.name))
+        loaded = load_model(spec, weights=path, unverified_weights=unverified_weights)
         model = loaded.model.eval()
         crop = int(spec.preprocess.crop)
         nbytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
