@@ -81,6 +81,22 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="binary, multiclass, multilabel or ordinal (default: from the labels; "
+            "ordinal must be declared).",
+        ),
+    ] = None,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="a,b,c: names of class indices 0,1,2 (.npz, CSV of indices), or the class "
+            "order of a folder/CSV (lowest grade first for ordinal).",
+        ),
+    ] = None,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     with user_errors():
@@ -91,7 +107,10 @@ def extract_cmd(
             label_columns=label_column or None,
             split_column=split_column,
             group_column=group_column,
+            task=task,
+            class_names=class_names,
             seed=seed,
+            skip_bad=skip_bad,
         )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),

@@ -25,6 +25,8 @@ __all__ = [
     "ProtocolError",
     "ArchiveError",
     "MissingDependencyError",
+    "StorageError",
+    "CorruptStoreError",
 ]
 
 
@@ -102,3 +104,11 @@ class ArchiveError(EmbedstoreError):
 
 class MissingDependencyError(EmbedstoreError, ImportError):
     """An optional extra (e.g. matplotlib for plots) is needed and not installed."""
+
+
+class StorageError(EmbedstoreError, OSError):
+    """The disk or file system under a store failed a write (full disk, quota, permissions, I/O)."""
+
+
+class CorruptStoreError(EmbedstoreError):
+    """A store's files are damaged or break the layout rules (`embedstore verify` names each)."""

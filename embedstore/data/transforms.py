@@ -12,52 +12,9 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
-from embedstore.errors import BadImageError
+from embedstore.data.images import to_rgb
 
 __all__ = ["to_rgb", "ImageTransform"]
-
-
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Non-8-bit grey or colour (16-bit PNG, float) -> uint8 by the image's own min..max."""
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    values = arr.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise BadImageError("image contains NaN or Inf pixel values")
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    return np.round((values - lo) / (hi - lo) * 255.0).astype(np.uint8)
-
-
-def to_rgb(image: Image.Image | np.ndarray) -> Image.Image:
-    """Any PIL image or array (H, W), (H, W, 1), (H, W, 3), (H, W, 4) -> an RGB PIL image.
-
-    Grey becomes three equal channels, alpha is dropped, palettes are expanded, and images that
-    are not 8-bit are scaled to 8 bits by their own min..max.
-    """
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 3 and arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-            raise BadImageError(
-                f"an image array must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
-                f"got {arr.shape}"
-            )
-        if arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise BadImageError(f"image array is empty, shape {arr.shape}")
-        arr = np.ascontiguousarray(_to_uint8(arr))
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        return Image.fromarray(arr[..., :3], mode="RGB")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return to_rgb(np.asarray(image))
-    if image.mode != "RGB":
-        return image.convert("RGB")
-    return image
 
 
 class ImageTransform:

@@ -16,7 +16,8 @@ from embedstore.errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
-from embedstore.store._store import FORMAT_VERSION, Store
+from embedstore.store._layout import FORMAT_VERSION
+from embedstore.store._store import Store
 
 
 def _is_remote(location: str) -> bool:
@@ -134,6 +135,15 @@ def _open_root(
             f"no store at '{path}'; check the path, or create one with `embedstore extract`"
         )
     return zarr.open_group(str(path), mode=mode)
+
+
+def _migrate_legacy(location: str | os.PathLike[str]) -> list[str]:
+    """Rewrite any format-1 text arrays of a local store to format 2 (used after an import of a
+    format-1 archive into a format-2 store); returns the arrays rewritten."""
+    from embedstore.store._layout import migrate
+
+    root = zarr.open_group(str(location), mode="r+")
+    return migrate(root)
 
 
 def create_store(location: str | os.PathLike[str]) -> Store:
