@@ -20,7 +20,7 @@ from PIL import Image
 
 from embedstore.analyze.records import backbone_provenance
 from embedstore.backbones import LoadedBackbone, get_backbone, load_model
-from embedstore.data import ImageTransform, Source, open_source, to_rgb
+from embedstore.data import ImageTransform, Source, open_source
 from embedstore.errors import InvalidDataError, SourceError
 
 __all__ = ["ImageBackbone", "open_dataset_source", "sample_rows", "resolve_device"]
@@ -146,5 +146,5 @@ class ImageBackbone:
 
 
 def load_rgb(src: Source, index: int) -> Image.Image:
-    """One decoded image of a source as an RGB PIL image."""
-    return to_rgb(src.load(index))
+    """One decoded image of a source as an RGB PIL image (the decode extraction uses)."""
+    return src.load_rgb(index)
