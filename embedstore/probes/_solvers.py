@@ -108,7 +108,9 @@ def make_basis(
         for s in range(0, n, step):  # Z = (X - mean) @ V, block by block into its one buffer
             Z[s : s + step, :-1] = (block(s) - mean) @ V
     Z[:, -1] = 1.0 if intercept else 0.0
-    lam = (Z * Z).sum(dim=0)  # (r+1,)
+    lam = torch.zeros(Z.shape[1], dtype=dtype, device=device)  # (r+1,) squared column norms
+    for s in range(0, n, step):  # in blocks: no (n, D) temporary beside Z
+        lam += Z[s : s + step].square().sum(dim=0)
     lam[-1] = max(float(lam[-1]), 1.0)  # keeps the preconditioner finite when there is no intercept
     return Basis(Z=Z, V=V, mean=mean, lam=lam)
 
