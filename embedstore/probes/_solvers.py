@@ -154,20 +154,19 @@ def solve_logistic(
         p = len(idx)
         th = x.view(p, r1, K)
         logits = (Z @ th.permute(1, 0, 2).reshape(r1, p * K)).view(n, p, K)
+        # (n, p, K) buffers are the solver's largest: the probabilities and residuals reuse logits'
         if link == "softmax":
             lse = torch.logsumexp(logits, dim=2)  # (n, p)
             loss = (lse - (logits * onehot[:, None, :]).sum(2)).sum(0, dtype=torch.float64)
-            prob = torch.exp(logits - lse[:, :, None])
-            resid = prob - onehot[:, None, :]
+            prob = logits.sub_(lse[:, :, None]).exp_()
         else:
             loss = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(
                 (0, 2), dtype=torch.float64
             )
-            prob = torch.sigmoid(logits)
-            resid = prob - onehot[:, None, :]
+            prob = logits.sigmoid_()
         curv[idx] = (prob * (1 - prob)).mean(0).clamp_min(1e-6)
         C = Cs[idx]
-        resid = resid * C.to(dt)[None, :, None]
+        resid = prob.sub_(onehot[:, None, :]).mul_(C.to(dt)[None, :, None])
         grad = (Z.T @ resid.reshape(n, p * K)).view(r1, p, K).permute(1, 0, 2)  # (p, r1, K)
         grad = grad + th * pen
         f = C * loss + 0.5 * (th * th * pen).sum((1, 2), dtype=torch.float64)
