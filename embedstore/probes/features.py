@@ -7,6 +7,7 @@ are dropped from every feature set, so that all comparisons in one run are paire
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,8 +115,10 @@ def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> 
             f"backbone '{name}' matches {len(found)} arrays{where}: {', '.join(found)}; "
             "give the full name of one"
         )
+    close = difflib.get_close_matches(name, stored, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
     raise ArrayNotFoundError(
-        f"backbone '{name}' is not an array{where} (stored: {', '.join(stored) or 'none'}); "
+        f"backbone '{name}' is not an array{where}; {hint}(stored: {', '.join(stored) or 'none'}); "
         "give a stored name, or its tag (e.g. 'dino' for 'resnet50.dino') when only one array "
         "has that tag; see `embedstore info STORE DATASET`"
     )
