@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from embedstore.errors import EmbedstoreError, InvalidDataError
 
@@ -25,7 +26,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except EmbedstoreError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message naming "shard.tar[member.png]" must not be read as rich markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
@@ -55,6 +59,13 @@ DeviceOpt = Annotated[
 FuseOpt = Annotated[
     list[str] | None,
     typer.Option("--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."),
+]
+
+NormalizeOpt = Annotated[
+    str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
+]
+GridOpt = Annotated[
+    str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
 ]
 
 

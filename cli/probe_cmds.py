@@ -13,6 +13,8 @@ from cli._common import (
     DatasetOpt,
     DeviceOpt,
     FuseOpt,
+    GridOpt,
+    NormalizeOpt,
     StoreArg,
     check_choice,
     console,
@@ -36,14 +38,10 @@ def probe(
         str,
         typer.Option(help="proto, fewshot, knn, logreg, dvme, a comma list, or all."),
     ] = "all",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for episodes, splits and bootstraps.")] = 0,
-    normalize: Annotated[
-        str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
-    ] = "l2",
-    grid: Annotated[
-        str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
-    ] = "ericsson",
+    normalize: NormalizeOpt = "l2",
+    grid: GridOpt = "ericsson",
     k: Annotated[int, typer.Option(help="kNN neighbours.")] = 20,
     shots: Annotated[int, typer.Option(help="Few-shot: support samples per class.")] = 20,
     ways: Annotated[
@@ -79,6 +77,7 @@ def probe(
             n_episodes=episodes,
         )
         s = open_store(store)
+        skipped: list[tuple[str, str]] = []
         with console.status("probing…") as status:
             results = evaluate_probes(
                 s,
@@ -87,14 +86,18 @@ def probe(
                 method,
                 options,
                 progress=lambda name, m: status.update(f"{m} on {name}"),
+                on_skip=lambda m, why: skipped.append((m, why)),
             )
         if out:
             write_jsonl(results, out)
+    for m, why in skipped:  # `--method all`: the feasible methods ran; say why these did not
+        err_console.print(f"[yellow]skipped {m}:[/] {why}", highlight=False, soft_wrap=True)
     if as_json:
         for r in results:
             typer.echo(json.dumps(r.to_dict(), default=str))
         return
-    render(results, store)
+    if results:
+        render(results, store)
     if out:
         err_console.print(f"wrote {len(results)} records to {out}")
 

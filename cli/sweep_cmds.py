@@ -15,6 +15,8 @@ from cli._common import (
     DatasetOpt,
     DeviceOpt,
     FuseOpt,
+    GridOpt,
+    NormalizeOpt,
     StoreArg,
     check_choice,
     console,
@@ -30,18 +32,6 @@ def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
 
 
-def _numbers(text: str | None, option: str, cast):
-    if text is None:
-        return None
-    try:
-        return [cast(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        example = "0.01,0.1,1.0" if option == "--fractions" else "1,5,10"
-        raise InvalidDataError(
-            f"{option} expects comma-separated numbers, e.g. {example}; got '{text}'"
-        ) from None
-
-
 def sweep(
     store: StoreArg,
     dataset: DatasetOpt,
@@ -54,9 +44,9 @@ def sweep(
         str | None, typer.Option(help="Labelled samples per class, e.g. 1,5,10,25,50,100.")
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of subset seeds (0..n-1).")] = 5,
-    methods: Annotated[str, typer.Option(help="Comma list of knn, logreg, proto, dvme.")] = (
-        "knn,logreg"
-    ),
+    methods: Annotated[
+        str, typer.Option(help="Comma list of knn, logreg, proto, dvme, or all.")
+    ] = "knn,logreg",
     selection: Annotated[
         str,
         typer.Option(
@@ -71,13 +61,9 @@ def sweep(
             "macro_f1, auc, or kappa (ordinal tasks)."
         ),
     ] = "accuracy",
-    device: DeviceOpt = "cpu",
-    normalize: Annotated[
-        str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
-    ] = "l2",
-    grid: Annotated[
-        str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
-    ] = "ericsson",
+    device: DeviceOpt = "auto",
+    normalize: NormalizeOpt = "l2",
+    grid: GridOpt = "ericsson",
     bootstrap: Annotated[
         int,
         typer.Option(
@@ -97,23 +83,19 @@ def sweep(
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     from embedstore import open_store
+    from embedstore.data.subsets import parse_settings
     from embedstore.devices import resolve_device
-    from embedstore.probes.evaluate import ProbeOptions
     from embedstore.probes.logistic import GRIDS
+    from embedstore.probes.registry import ProbeOptions
+    from embedstore.probes.selection import check_selection
     from embedstore.report import METRICS, check_metric
     from embedstore.stats import compare_feature_sets
-    from embedstore.sweep import SELECTIONS, run_sweep
+    from embedstore.sweep import run_sweep
 
     with user_errors():
         sets = feature_sets(backbone, fuse)
-        fr = _numbers(fractions, "--fractions", float)
-        sh = _numbers(shots, "--shots", float)
-        if fr is None and sh is None:
-            raise InvalidDataError("give --fractions (e.g. 0.01,0.1,1.0) or --shots (e.g. 1,5,10)")
-        if selection not in SELECTIONS:
-            raise InvalidDataError(
-                f"--selection must be one of {', '.join(SELECTIONS)}; got '{selection}'"
-            )
+        settings = parse_settings(fractions, shots)
+        check_selection(selection)
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
         check_choice(metric, METRICS, "--metric")
@@ -156,10 +138,10 @@ def sweep(
                 s,
                 dataset,
                 sets,
-                fractions=fr,
-                shots=sh,
+                fractions=[s.value for s in settings if s.kind == "fraction"],
+                shots=[s.value for s in settings if s.kind == "shots"],
                 seeds=seeds,
-                methods=[m.strip() for m in methods.split(",") if m.strip()],
+                methods=methods,
                 selection=selection,
                 options=options,
                 out=out,

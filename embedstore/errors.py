@@ -15,6 +15,8 @@ __all__ = [
     "ArrayNotFoundError",
     "IncompleteArrayError",
     "ConflictError",
+    "StoreBusyError",
+    "RankFailedError",
     "InvalidDataError",
     "UnknownBackboneError",
     "WeightsNotFoundError",
@@ -23,6 +25,8 @@ __all__ = [
     "BadImageError",
     "SourceError",
     "ProtocolError",
+    "LabelsError",
+    "NotFittedError",
     "ArchiveError",
     "MissingDependencyError",
     "StorageError",
@@ -66,6 +70,14 @@ class ConflictError(EmbedstoreError):
     """Writing would change data already stored; nothing was overwritten."""
 
 
+class StoreBusyError(ConflictError):
+    """Another process (or torchrun job) is writing the same dataset or array right now."""
+
+
+class RankFailedError(EmbedstoreError):
+    """Another process (rank) of the same torchrun job failed, so this one stopped too."""
+
+
 class InvalidDataError(EmbedstoreError, ValueError):
     """Input arrays have the wrong shape, type or values (NaN, duplicates, mismatched lengths)."""
 
@@ -96,6 +108,17 @@ class SourceError(EmbedstoreError, ValueError):
 
 class ProtocolError(EmbedstoreError, ValueError):
     """An evaluation protocol cannot run on this data (too few samples, wrong task kind)."""
+
+
+class LabelsError(InvalidDataError, ProtocolError):
+    """Labels a classifier cannot learn from: fewer than two classes, or a binary task without two.
+
+    Also an InvalidDataError and a ProtocolError: the probes raised one or the other before.
+    """
+
+
+class NotFittedError(InvalidDataError, ProtocolError):
+    """An estimator was asked to predict before ``fit`` (the same class in every probe)."""
 
 
 class ArchiveError(EmbedstoreError):

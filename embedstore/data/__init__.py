@@ -18,7 +18,9 @@ from embedstore.data.images import read_dicom, read_image, to_rgb
 from embedstore.data.manifest import CsvSource
 from embedstore.data.npz import NpzSource
 from embedstore.data.remote import is_url
+from embedstore.data.shards import TarShardSource
 from embedstore.data.splits import DEFAULT_FRACTIONS, make_splits
+from embedstore.data.tarindex import looks_like_shards
 from embedstore.errors import SourceError
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "ImageTransform",
     "NpzSource",
     "Source",
+    "TarShardSource",
     "demo_root",
     "demo_source",
     "make_splits",
@@ -40,7 +43,10 @@ __all__ = [
     "to_rgb",
 ]
 
-_EXPECTED = "an image folder, a .csv manifest, a MedMNIST .npz, or 'demo'"
+_EXPECTED = (
+    "an image folder, a .csv manifest, a MedMNIST .npz, tar shards "
+    "('images-{000000..000099}.tar', a .tar glob, or a folder of .tar files), or 'demo'"
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -52,8 +58,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'embedstore.data' has no attribute '{name}'")
 
 
+def _is_shard_folder(path: Path) -> bool:
+    """A folder holding .tar files and no class subfolders."""
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return any(p.suffix == ".tar" for p in entries) and not any(p.is_dir() for p in entries)
+
+
 def open_source(
-    spec: str | Path | Source,
+    spec: str | Path | Sequence[str | Path] | Source,
     *,
     path_column: str = "path",
     label_columns: Sequence[str] | str | None = None,
@@ -65,10 +77,12 @@ def open_source(
     seed: int = 0,
     skip_bad: bool = False,
 ) -> Source:
-    """A folder, a ``.csv`` manifest, a ``.npz`` (MedMNIST) or ``"demo"`` -> a :class:`Source`.
+    """A folder, a ``.csv`` manifest, a ``.npz`` (MedMNIST), tar shards or ``"demo"`` -> a
+    :class:`Source`.
 
     Args:
-        spec: what ``--source`` names; a :class:`Source` passes through unchanged.
+        spec: what ``--source`` names; a :class:`Source` passes through unchanged; a list of
+            paths (or a brace pattern, a ``.tar`` glob, a folder of ``.tar`` files) is tar shards.
         path_column, label_columns, split_column, group_column: the CSV's columns (CSV only).
         task: binary, multiclass, multilabel or ordinal; default inferred from the labels
             (ordinal is never inferred: declare it, and its class order).
@@ -88,6 +102,8 @@ def open_source(
                 "pass them to its constructor instead"
             )
         return spec
+    if not isinstance(spec, (str, Path)):
+        return TarShardSource(spec, class_names=names, task=task, fractions=fractions, seed=seed)
     text = str(spec)
     if text == "demo":
         return demo_source(fractions=fractions, seed=seed, task=task, class_names=names)
@@ -111,6 +127,9 @@ def open_source(
             "(its image paths may be URLs too)"
         )
     path = Path(text)
+    shards = looks_like_shards(text) and not path.is_dir()
+    if shards or (path.is_dir() and _is_shard_folder(path)):
+        return TarShardSource(text, class_names=names, task=task, fractions=fractions, seed=seed)
     if path.is_dir():
         return ImageFolderSource(path, task=task, class_names=names, fractions=fractions, seed=seed)
     if suffix == ".npz" and path.is_file():

@@ -110,12 +110,14 @@ def _open_pil(fp: str | Path | IO[bytes], name: str) -> Image.Image:
     return img
 
 
-def decode_image(data: bytes, name: str) -> Image.Image | np.ndarray:
-    """Decode an image held in memory (a tar member, a downloaded file); ``name`` picks DICOM by
-    its extension and is used in messages."""
+def decode_image(data: bytes, name: str, *, suffix: str | None = None) -> Image.Image | np.ndarray:
+    """Decode an image held in memory (a tar member, a downloaded file), named ``name`` in
+    messages. DICOM is recognised by ``suffix`` (default: ``name``'s extension) or by the
+    "DICM" marker of a DICOM file."""
     if len(data) == 0:
         raise BadImageError(f"image '{name}' is empty (0 bytes); {SKIP_HINT}")
-    if Path(name).suffix.lower() in DICOM_EXTENSIONS:
+    suffix = (suffix if suffix is not None else Path(name).suffix).lower()
+    if suffix in DICOM_EXTENSIONS or data[128:132] == b"DICM":
         return read_dicom(io.BytesIO(data), name=name)
     return _open_pil(io.BytesIO(data), name)
 

@@ -51,3 +51,19 @@ def good_folder(root: Path, per_class: int = 3) -> Path:
             (root / c).mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr).save(root / c / f"{i}.png")
     return root
+
+
+def mixed_folder(root: Path) -> Path:
+    """root/{benign,malignant,normal}/NN.{png,jpg}: 3 classes x 4 images, RGB and grey, sizes
+    16-30 px, seeded: the folder that tar shards and URL manifests are compared against."""
+    rng = np.random.default_rng(11)
+    for c in ("benign", "malignant", "normal"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(4):
+            h, w = (int(v) for v in rng.integers(16, 31, size=2))
+            if i % 2:
+                img = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
+            else:
+                img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            img.save(root / c / f"{i:02d}.{'jpg' if i == 3 else 'png'}")
+    return root

@@ -180,6 +180,8 @@ def test_npz_grey_binary_and_rgb_multilabel(tmp_path):
     src = NpzSource(tmp_path / "rgb.npz")
     assert src.task == "multilabel" and np.array_equal(src.labels, y)
     assert src.load(2).shape == (16, 16, 3)
+    rgb = src.load_rgb(2)  # the one decoded form every backbone's transform starts from
+    assert rgb.mode == "RGB" and np.array_equal(np.asarray(rgb), src.images[2])
 
 
 def test_npz_without_keys_lists_expected_and_received(tmp_path):
