@@ -11,6 +11,7 @@ import zarr
 
 from embedstore._version import __version__
 from embedstore.errors import (
+    ArchiveError,
     InvalidDataError,
     ReadOnlyError,
     StoreExistsError,
@@ -18,6 +19,7 @@ from embedstore.errors import (
 )
 from embedstore.store._layout import FORMAT_VERSION
 from embedstore.store._store import Store
+from embedstore.store._zipcheck import check_zip_members, check_zip_metadata
 
 
 def _is_remote(location: str) -> bool:
@@ -99,6 +101,11 @@ def _open_zip_root(path: Path, mode: str) -> zarr.Group:
         )
     from zarr.storage import ZipStore
 
+    try:
+        with zipfile.ZipFile(path) as zf:  # its directory, then its zarr.json members
+            check_zip_metadata(zf, check_zip_members(zf, path), path)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
     try:
         return zarr.open_group(ZipStore(path, mode="r"), mode="r", zarr_format=3)
     except FileNotFoundError:

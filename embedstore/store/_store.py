@@ -22,6 +22,7 @@ from embedstore.errors import (
 from embedstore.store._checks import check_embeddings_readable
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import ArrayInfo, DatasetInfo, block, default_chunk_rows
+from embedstore.store._integrity import record_dataset_checksums
 from embedstore.store._layout import (
     FORMAT_VERSION,
     create_backbone_arrays,
@@ -168,6 +169,7 @@ class Store(PerRowReads):
                 if value is not None:
                     create_data_array(g, key, value)
             g.attrs.update(attrs)
+            record_dataset_checksums(g, [k for k, v in data.items() if v is not None])
         return self.dataset_info(name)
 
     def delete_dataset(self, name: str) -> None:
