@@ -138,6 +138,25 @@ def info(
                 f"provenance.{key}", json.dumps(value) if not isinstance(value, str) else value
             )
         console.print(table)
+        if payload["missing"]:
+            _print_missing(payload["missing"])
+
+
+_MISSING_SHOWN = 50
+
+
+def _print_missing(missing: list[dict]) -> None:
+    """The rows whose image could not be read at extraction: row, id and why."""
+    table = Table(title=f"missing rows ({len(missing)}): zeros in the array, left out by probes")
+    for col in ("row", "id", "reason"):
+        table.add_column(col, justify="right" if col == "row" else "left", overflow="fold")
+    for m in missing[:_MISSING_SHOWN]:
+        table.add_row(str(m["row"]), m["id"], m["reason"])
+    console.print(table)
+    if len(missing) > _MISSING_SHOWN:
+        console.print(
+            f"… and {len(missing) - _MISSING_SHOWN} more; `--json` lists every one", highlight=False
+        )
 
 
 def _status(a) -> str:
