@@ -10,9 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli._common import console, err_console, user_errors
-from embedstore.data import open_source
 from embedstore.errors import InvalidDataError
-from embedstore.extract import ExtractProgress, extract
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +34,7 @@ def extract_cmd(
     store: Annotated[
         str, typer.Argument(help="Store to fill (a .zarr folder); created if missing.")
     ],
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name inside the store.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name inside the store.")],
     source: Annotated[
         str,
         typer.Option(
@@ -44,7 +42,7 @@ def extract_cmd(
         ),
     ],
     backbone: Annotated[
-        list[str], typer.Option("--backbone", help="Registered backbone; repeat for several.")
+        list[str], typer.Option("--backbone", "-b", help="Registered backbone; repeat for several.")
     ],
     weights: Annotated[
         list[str] | None,
@@ -81,8 +79,42 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="binary, multiclass, multilabel or ordinal (default: from the labels; "
+            "ordinal must be declared).",
+        ),
+    ] = None,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="a,b,c: names of class indices 0,1,2 (.npz, CSV of indices), or the class "
+            "order of a folder/CSV (lowest grade first for ordinal).",
+        ),
+    ] = None,
+    backbones_file: Annotated[
+        str | None,
+        typer.Option(
+            "--backbones-file",
+            help="TOML file of own backbone entries (arch, checkpoint, preprocess, recipe).",
+        ),
+    ] = None,
+    unverified_weights: Annotated[
+        bool,
+        typer.Option(
+            "--unverified-weights",
+            help="Accept a --weights file whose sha256 differs from the published one "
+            "(your own fine-tuned checkpoint); the store records verified: false.",
+        ),
+    ] = False,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
+    from embedstore.data import open_source
+    from embedstore.extract import ExtractProgress, extract
+
     with user_errors():
         weight_map = _parse_weights(weights or [])
         src = open_source(
@@ -91,7 +123,10 @@ def extract_cmd(
             label_columns=label_column or None,
             split_column=split_column,
             group_column=group_column,
+            task=task,
+            class_names=class_names,
             seed=seed,
+            skip_bad=skip_bad,
         )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -126,6 +161,8 @@ def extract_cmd(
                     overwrite=overwrite,
                     skip_bad=skip_bad,
                     progress=on_progress,
+                    unverified_weights=unverified_weights,
+                    backbones_file=backbones_file,
                 )
         except KeyboardInterrupt:
             err_console.print(

@@ -23,6 +23,8 @@ __all__ = [
     "BadImageError",
     "SourceError",
     "ProtocolError",
+    "LabelsError",
+    "NotFittedError",
     "ArchiveError",
     "MissingDependencyError",
     "StorageError",
@@ -96,6 +98,17 @@ class SourceError(EmbedstoreError, ValueError):
 
 class ProtocolError(EmbedstoreError, ValueError):
     """An evaluation protocol cannot run on this data (too few samples, wrong task kind)."""
+
+
+class LabelsError(InvalidDataError, ProtocolError):
+    """Labels a classifier cannot learn from: fewer than two classes, or a binary task without two.
+
+    Also an InvalidDataError and a ProtocolError: the probes raised one or the other before.
+    """
+
+
+class NotFittedError(InvalidDataError, ProtocolError):
+    """An estimator was asked to predict before ``fit`` (the same class in every probe)."""
 
 
 class ArchiveError(EmbedstoreError):

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from embedstore._version import __version__
 from embedstore.backbones import BackboneSpec, LoadedBackbone, get_backbone, load_model
+from embedstore.backbones.userfile import load_backbones_file
 from embedstore.data import ImageTransform, Source, open_source
 from embedstore.errors import BadImageError, InvalidDataError
 from embedstore.store import Store, create_store, default_chunk_rows
@@ -185,6 +186,7 @@ def _provenance(
         "backbone": spec.config(),
         "weights_path": str(loaded.weights_path) if loaded.weights_path else None,
         "weights_sha256": loaded.weights_sha256,
+        **loaded.provenance(),
         "software": {
             "embedstore": __version__,
             "torch": torch.__version__,
@@ -213,6 +215,8 @@ def extract(
     skip_bad: bool = False,
     progress: Callable[[ExtractProgress], None] | None = None,
     chunk_rows: int | None = None,
+    unverified_weights: bool = False,
+    backbones_file: str | os.PathLike[str] | None = None,
 ) -> list[ExtractSummary]:
     """Run each backbone over a source's images and store the embeddings, resumably.
 
@@ -237,10 +241,15 @@ def extract(
         progress: called with an :class:`ExtractProgress` after every batch.
         chunk_rows: rows per stored chunk, the resume granularity; a multiple of batch_size
             (default: ~4 MiB rounded to whole batches).
+        unverified_weights: accept a ``weights`` file whose sha256 differs from the entry's
+            published hash (an own fine-tuned checkpoint); recorded as ``verified: false``.
+        backbones_file: a TOML file of backbone entries to register first (own checkpoints).
 
     Returns:
         One :class:`ExtractSummary` per backbone, in the order given.
     """
+    if backbones_file is not None:
+        load_backbones_file(backbones_file)
     names = list(backbones)
     if not names:
         raise InvalidDataError("no backbone given; pass at least one (--backbone NAME)")
@@ -275,10 +284,10 @@ def extract(
     for index, spec in enumerate(specs):
         summaries.append(
             _extract_one(
-                store, dataset, src, spec, weights.get(spec.name), index=index,
+                store, dataset, src, spec, weights.get(names[index], weights.get(spec.name)), index=index,
                 n_backbones=len(specs), batch_size=int(batch_size), workers=workers, device=dev,
                 dtype=dtype, overwrite=overwrite, skip_bad=skip_bad, progress=progress,
-                chunk_rows=chunk_rows,
+                chunk_rows=chunk_rows, unverified_weights=unverified_weights,
             )
         )  # fmt: skip
     return summaries
@@ -301,6 +310,7 @@ def _extract_one(
     skip_bad: bool,
     progress: Callable[[ExtractProgress], None] | None,
     chunk_rows: int | None,
+    unverified_weights: bool = False,
 ) -> ExtractSummary:
     n = len(src)
     if spec.name in store.backbones(dataset) and not overwrite:
@@ -315,7 +325,7 @@ def _extract_one(
         raise InvalidDataError(
             f"backbone '{spec.name}' has no preprocess.crop; batching needs a fixed image size"
         )
-    loaded = load_model(spec, weights=weights)
+    loaded = load_model(spec, weights=weights, unverified_weights=unverified_weights)
     model = loaded.model.eval().to(device)
     is_cnn = "vit" not in spec.arch.lower() and any(
         isinstance(m, torch.nn.Conv2d) for m in model.modules()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError, ProtocolError
-from embedstore.probes.metrics import check_features, check_labels
+from embedstore.probes.validation import check_features, check_fitted, check_labels
 
 __all__ = [
     "NearestPrototype",
@@ -57,8 +57,7 @@ class NearestPrototype:
         return self
 
     def _sq_distances(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "prototypes_"):
-            raise InvalidDataError("this NearestPrototype is not fitted yet; call fit(X, y) first")
+        check_fitted(self, "prototypes_")
         X = check_features(X, n_features=self.n_features_in_).astype(np.float64)
         P = self.prototypes_
         d = (X**2).sum(1)[:, None] - 2.0 * X @ P.T + (P**2).sum(1)[None, :]  # (n, C)
