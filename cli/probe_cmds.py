@@ -22,6 +22,7 @@ from cli._common import (
     feature_sets,
     user_errors,
 )
+from embedstore.errors import InvalidDataError
 from embedstore.report import ProbeResult, format_metric, write_jsonl
 
 
@@ -65,6 +66,10 @@ def probe(
     with user_errors():
         sets = feature_sets(backbone, fuse)
         check_choice(grid, GRIDS, "--grid")
+        if seed < 0:
+            raise InvalidDataError(f"--seed must be a non-negative integer, got {seed}")
+        if k < 1:
+            raise InvalidDataError(f"--k (kNN neighbours) must be at least 1, got {k}")
         options = ProbeOptions(
             seed=seed,
             device=resolve_device(device),
