@@ -80,7 +80,7 @@ def _state(store: Path) -> str:
     progress = base / "progress" / "c"
     done = len(list(progress.glob("*"))) if progress.exists() else 0
     emb = base / "embeddings" / "c"
-    written = len(list(emb.rglob("*"))) if emb.exists() else 0
+    written = sum(p.is_file() for p in emb.rglob("*")) if emb.exists() else 0
     if written > done:
         return "between a chunk and its progress mark"
     return "at a batch or chunk boundary"
