@@ -1,5 +1,8 @@
 """`embedstore extract`: run backbones over an image source into a store, with a progress bar
-per backbone and a summary table at the end."""
+per backbone and a summary table at the end.
+
+Under ``torchrun ... --no-python embedstore extract ...`` every rank runs this same command;
+only rank 0 shows progress and the summary (both count every rank's rows)."""
 
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ def _parse_weights(items: list[str]) -> dict[str, str]:
 
 def extract_cmd(
     store: Annotated[
-        str, typer.Argument(help="Store to fill (a .zarr folder); created if missing.")
+        str,
+        typer.Argument(help="Store to fill (a .zarr folder or an s3:// URL); created if missing."),
     ],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name inside the store.")],
     source: Annotated[
@@ -42,7 +46,12 @@ def extract_cmd(
         ),
     ],
     backbone: Annotated[
-        list[str], typer.Option("--backbone", "-b", help="Registered backbone; repeat for several.")
+        list[str],
+        typer.Option(
+            "--backbone",
+            "-b",
+            help="Registered backbone; repeat for several (each image is decoded once for all).",
+        ),
     ],
     weights: Annotated[
         list[str] | None,
@@ -79,6 +88,14 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-rows",
+            help="Rows per stored chunk: the unit of resume and of work per torchrun rank "
+            "(a multiple of --batch-size; default ~4 MiB).",
+        ),
+    ] = None,
     task: Annotated[
         str | None,
         typer.Option(
@@ -113,7 +130,7 @@ def extract_cmd(
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     from embedstore.data import open_source
-    from embedstore.extract import ExtractProgress, extract
+    from embedstore.extract import ExtractProgress, extract, is_main_process
 
     with user_errors():
         weight_map = _parse_weights(weights or [])
@@ -136,6 +153,7 @@ def extract_cmd(
             TimeElapsedColumn(),
             console=err_console,
             transient=False,
+            disable=not is_main_process(),
         )
         tasks: dict[str, int] = {}
 
@@ -161,6 +179,7 @@ def extract_cmd(
                     overwrite=overwrite,
                     skip_bad=skip_bad,
                     progress=on_progress,
+                    chunk_rows=chunk_rows,
                     unverified_weights=unverified_weights,
                     backbones_file=backbones_file,
                 )
@@ -170,7 +189,10 @@ def extract_cmd(
                 "to resume"
             )
             raise typer.Exit(130) from None
-    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description})")
+    if not is_main_process():
+        return
+    ranks = f", {summaries[0].world_size} processes" if summaries[0].world_size > 1 else ""
+    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description}{ranks})")
     for col in ("backbone", "rows", "dim", "dtype", "seconds", "images/s", "missing", "status"):
         table.add_column(col, justify="left" if col in ("backbone", "dtype", "status") else "right")
     for s in summaries:

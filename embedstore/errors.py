@@ -15,6 +15,8 @@ __all__ = [
     "ArrayNotFoundError",
     "IncompleteArrayError",
     "ConflictError",
+    "StoreBusyError",
+    "RankFailedError",
     "InvalidDataError",
     "UnknownBackboneError",
     "WeightsNotFoundError",
@@ -66,6 +68,14 @@ class IncompleteArrayError(EmbedstoreError):
 
 class ConflictError(EmbedstoreError):
     """Writing would change data already stored; nothing was overwritten."""
+
+
+class StoreBusyError(ConflictError):
+    """Another process (or torchrun job) is writing the same dataset or array right now."""
+
+
+class RankFailedError(EmbedstoreError):
+    """Another process (rank) of the same torchrun job failed, so this one stopped too."""
 
 
 class InvalidDataError(EmbedstoreError, ValueError):

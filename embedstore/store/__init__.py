@@ -33,6 +33,7 @@ from embedstore.store._locations import _is_remote as _is_remote
 from embedstore.store._locations import _migrate_legacy as _migrate_legacy
 from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
+from embedstore.store._lock import writer_lock
 from embedstore.store._store import Store
 from embedstore.store._strings import read_text as _text  # noqa: F401
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
@@ -52,4 +53,5 @@ __all__ = [
     "create_store",
     "default_chunk_rows",
     "open_store",
+    "writer_lock",
 ]

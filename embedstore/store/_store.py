@@ -255,6 +255,16 @@ class Store(PerRowReads):
                 provenance=dict(attrs.get("provenance", {})),
             )
 
+    def chunks_done(self, dataset: str, backbone: str) -> np.ndarray:
+        """Per chunk of an embeddings array, whether its rows are on disk: (n_chunks,) bool.
+
+        Chunk ``i`` holds rows ``[i * chunk_rows, (i + 1) * chunk_rows)``; see :meth:`array_info`.
+        """
+        bg = self._backbone_group(dataset, backbone)
+        if bg.attrs.get("complete", False):
+            return np.ones(bg["progress"].shape[0], dtype=bool)
+        return bg["progress"][:].astype(bool)
+
     def embeddings(
         self,
         dataset: str,
