@@ -37,7 +37,7 @@ from tests.faults_harness import (  # noqa: E402
     kill_and_resume,
     write_images,
 )
-from tests.hostile import HOSTILE, make_hostile  # noqa: E402
+from tests.hostile import HOSTILE, chunk_bomb, make_hostile  # noqa: E402
 from tests.test_faults_damage import DAMAGES, _labels_out_of_range, make_store  # noqa: E402
 
 
@@ -143,7 +143,20 @@ def hostile(tmp: Path) -> None:
         ok &= not target.exists() and not Path("/tmp/evil.txt").exists()
         refused += ok
         print(f"  {name:34s} {'refused by open, verify and import' if ok else 'NOT REFUSED'}")
-    print(f"hostile inputs refused: {refused}/{len(HOSTILE)}")
+    # A zstd frame in a chunk declaring 64 MiB where the chunk holds 512 bytes: refused by verify
+    # and import from the frame header (a direct read would decode it, see the README).
+    bomb = chunk_bomb(tmp / "good.zip", tmp / "chunk-bomb.zip")
+    ok = not verify(bomb).ok
+    try:
+        import_archive(bomb, tmp / "target-bomb.zarr")
+        ok = False
+    except EmbedstoreError:
+        pass
+    refused += ok
+    print(
+        f"  {'zstd bomb inside a chunk':34s} {'refused by verify and import' if ok else 'NOT REFUSED'}"
+    )
+    print(f"hostile inputs refused: {refused}/{len(HOSTILE) + 1}")
 
 
 def main() -> None:

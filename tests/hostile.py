@@ -138,3 +138,17 @@ def make_hostile(tmp: Path) -> dict[str, Path]:
         name: build(good, tmp / f"hostile-{i:02d}.zip")
         for i, (name, build) in enumerate(HOSTILE.items())
     }
+
+
+def chunk_bomb(good: Path, out: Path, size: int = 64 * 2**20) -> Path:
+    """An archive whose first embeddings chunk is a real zstd frame of `size` zero bytes (a few
+    KiB stored) where the chunk holds 512: decoding it would allocate what the frame declares."""
+    import numcodecs
+
+    frame = bytes(numcodecs.Zstd(level=0, checksum=True).encode(np.zeros(size, np.uint8)))
+    with zipfile.ZipFile(good) as src:
+        members = [(info, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for info, data in members:
+            zf.writestr(info, frame if info.filename == "toy/bb/embeddings/c/0/0" else data)
+    return out

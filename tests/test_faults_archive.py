@@ -50,3 +50,19 @@ def test_hostile_archive_is_refused_everywhere(hostile, tmp_path, name):
         assert result.exit_code == 1 and len(lines) == 1, (argv, result.output)
         assert "Traceback" not in result.output
     assert not target.exists()
+
+
+def test_a_chunk_declaring_more_than_it_holds_is_refused_before_decoding(tmp_path):
+    from .hostile import chunk_bomb, good_archive
+
+    archive = chunk_bomb(good_archive(tmp_path), tmp_path / "bomb.zip")
+    tracemalloc.start()
+    try:
+        report = verify(archive)
+        with pytest.raises(EmbedstoreError, match="zstd bomb"):
+            import_archive(archive, tmp_path / "target.zarr")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert any("declares 67,108,864 bytes" in line for line in report.problem_lines())
+    assert peak < 32 * 2**20 and not (tmp_path / "target.zarr").exists()

@@ -22,6 +22,7 @@ from embedstore.store import (
     _is_remote,
     open_store,
 )
+from embedstore.store._zipcheck import chunk_nbytes, zstd_declared_size
 from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
 
@@ -130,6 +131,10 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
         _check_manifest(layout, manifest, found, status)
     else:
         status = dict.fromkeys(layout.arrays, "unchecked")
+    if not unsafe:
+        for path, msg in _oversized_chunks(layout):
+            found.setdefault(path, []).append(msg)
+            unsafe = True
     if unsafe:
         problems.append("layout not checked: some metadata is unsafe or unreadable (see above)")
     elif not problems or all("unexpected file" in p for p in problems):
@@ -175,4 +180,27 @@ def _stray_problems(stray: list[str]) -> list[str]:
                 f"{folder}: {len(keys)} chunk file(s) but no zarr.json: the array's metadata "
                 "was deleted (unexpected file, not part of any Zarr array)"
             )
+    return out
+
+
+def _oversized_chunks(layout: _Layout) -> list[tuple[str, str]]:
+    """Chunks whose zstd frame declares more bytes than the chunk can hold: decoding one would
+    allocate what it declares (a bomb inside a chunk). Read from each frame's header only."""
+    out = []
+    for array in layout.arrays:
+        meta = layout.meta[array]
+        codecs = [c.get("name") if isinstance(c, dict) else c for c in meta.get("codecs") or []]
+        if "zstd" not in codecs:
+            continue
+        limit = chunk_nbytes(meta)
+        for key in layout.chunks[array]:
+            try:
+                declared = zstd_declared_size(layout.raw.read(key))
+            except EmbedstoreError:
+                continue  # unreadable: reported by the checksums
+            if declared is not None and declared > limit:
+                out.append(
+                    (array, f"chunk '{key}' declares {declared:,} bytes when decompressed, more "
+                     f"than its {limit:,}-byte chunk: refused before decoding (a zstd bomb?)")
+                )  # fmt: skip
     return out

@@ -17,6 +17,7 @@ from embedstore.errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
+from embedstore.store._guard import writing
 from embedstore.store._layout import FORMAT_VERSION
 from embedstore.store._store import Store
 from embedstore.store._zipcheck import check_zip_members, check_zip_metadata
@@ -203,10 +204,10 @@ def create_store(
         raise StoreExistsError(
             f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"
         )
-    root = zarr.open_group(str(path), mode="w")
-    root.attrs.update(
-        {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
-    )
+    # One write of the root zarr.json with its attributes: a reader never sees a bare Zarr group.
+    attrs = {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+    with writing(str(path), "the new store", resumable=False):
+        root = zarr.open_group(str(path), mode="w", attributes=attrs)
     return Store(root, str(path), read_only=False)
 
 

@@ -176,3 +176,34 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
         problems = metadata_problems(meta, legacy=legacy)
         if problems:
             raise _refuse(path, name, "; ".join(problems))
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def zstd_declared_size(data: bytes) -> int | None:
+    """The content size a zstd frame declares in its header (RFC 8878, 3.1.1.1), or None when
+    it declares none or ``data`` is not a zstd frame. Read before anything is decompressed."""
+    if len(data) < 6 or data[:4] != _ZSTD_MAGIC:
+        return None
+    fhd = data[4]
+    fcs_flag, single = fhd >> 6, (fhd >> 5) & 1
+    did_size = (0, 1, 2, 4)[fhd & 3]
+    fcs_size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if fcs_size == 0:
+        return None
+    start = 5 + (0 if single else 1) + did_size
+    field = data[start : start + fcs_size]
+    if len(field) < fcs_size:
+        return None
+    value = int.from_bytes(field, "little")
+    return value + 256 if fcs_size == 2 else value
+
+
+def chunk_nbytes(meta: dict) -> int:
+    """Bytes one chunk of an array decodes to, from its metadata (already checked sane)."""
+    chunks = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape") or []
+    n = _ITEMSIZE.get(meta.get("data_type"), 8)
+    for c in chunks:
+        n *= int(c)
+    return n
