@@ -18,9 +18,22 @@ __all__ = [
     "linear_cka",
     "read_records",
     "write_records",
+    "TRANSFORMS",
+    "evaluate_invariance",
+    "whitening",
+    "attentive_diffusion",
+    "evaluate_saliency",
+    "occlusion_map",
 ]
 
-_LAZY: dict[str, str] = {}
+_LAZY = {
+    "TRANSFORMS": "embedstore.analyze.invariance",
+    "evaluate_invariance": "embedstore.analyze.invariance",
+    "whitening": "embedstore.analyze.invariance",
+    "attentive_diffusion": "embedstore.analyze.saliency",
+    "evaluate_saliency": "embedstore.analyze.saliency",
+    "occlusion_map": "embedstore.analyze.saliency",
+}
 
 
 def __getattr__(name: str):

@@ -80,7 +80,7 @@ def plot_invariance(
     names = list(dict.fromkeys(r.feature_name for r in rows))
     transforms = list(dict.fromkeys(r.setting for r in rows))
     by_key = {(r.feature_name, r.setting): r.metrics["cosine"] for r in rows}
-    fig = _figure(max(5.0, 0.6 * len(transforms) * max(1, len(names)) + 1.5), 3.6, dpi)
+    fig = _figure(min(11.0, max(5.0, 0.35 * len(transforms) * len(names) + 2.0)), 3.6, dpi)
     ax = fig.subplots()
     width = 0.8 / len(names)
     x = np.arange(len(transforms))

@@ -92,6 +92,12 @@ class ImageFolderSource(Source):
                 files += images
                 labels += [index[class_dir.name]] * len(images)
                 splits += [code if code is not None else 0] * len(images)
+        empty = sorted(set(class_names) - {class_names[i] for i in set(labels)})
+        if files and empty:
+            raise SourceError(
+                f"image folder '{root}': class folder(s) {empty[:5]} hold no image files, so "
+                "those classes would have no samples; remove the folder(s) or add images"
+            )
         if not files:
             raise SourceError(
                 f"image folder '{root}' holds no image files (looked for .png, .jpg, .jpeg, .bmp, "

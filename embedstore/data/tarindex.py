@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ def index_shard(path: Path) -> ShardIndex:
     }
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp = cached.with_suffix(f".{socket.gethostname()}.{os.getpid()}.tmp")  # ranks may race
         tmp.write_text(json.dumps(payload))
         os.replace(tmp, cached)
     except OSError:

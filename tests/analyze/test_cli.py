@@ -65,5 +65,75 @@ def test_similarity_errors_are_one_line(tmp_path):
 def test_help_lists_the_analyses():
     res = runner.invoke(app, ["analyze", "--help"])
     assert res.exit_code == 0
+    commands = res.output.split("Commands")[1]
     for name in ("similarity", "invariance", "saliency"):
-        assert name in res.output
+        assert name in commands
+
+
+def _folder_store(tmp_path):
+    """PNG files in class folders, extracted with the tiny backbones: the dataset records the
+    folder as its source, so the image analyses find the images without --source."""
+    from PIL import Image
+
+    from embedstore import extract
+
+    from .conftest import images
+
+    root = tmp_path / "imgs"
+    for i, img in enumerate(images(12)):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    path = tmp_path / "f.zarr"
+    extract(path, dataset="toy", source=str(root), backbones=["flipavg.test", "region.test"],
+            dtype="float32", workers=0, device="cpu", batch_size=4)  # fmt: skip
+    return path, root
+
+
+def test_invariance_table_resume_and_plot(tmp_path, tiny_backbones):
+    path, _ = _folder_store(tmp_path)
+    out, png = tmp_path / "inv.jsonl", tmp_path / "inv.png"
+    args = ["analyze", "invariance", str(path), "-d", "toy", "-b", "flipavg.test",
+            "--transform", "h_flip,rotation", "--images", "4", "--steps", "4",
+            "--out", str(out), "--plot", str(png)]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "h_flip" in res.output and "1.000 ± 0.000" in res.output
+    assert [r.setting for r in read_records(out)] == ["h_flip", "rotation"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    again = runner.invoke(app, args)  # everything done: nothing appended
+    assert again.exit_code == 0, again.output
+    assert len(read_records(out)) == 2
+
+
+def test_saliency_table_records_and_grid(tmp_path, tiny_backbones):
+    path, _ = _folder_store(tmp_path)
+    out, png = tmp_path / "sal.jsonl", tmp_path / "sal.png"
+    res = runner.invoke(
+        app,
+        ["analyze", "saliency", str(path), "-d", "toy", "--images", "3", "--image-size", "16",
+         "--mask", "3", "--stride", "2", "--examples", "2", "--out", str(out), "--plot", str(png)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "attentive diffusion" in res.output
+    kinds = [r.analysis for r in read_records(out)]
+    assert kinds.count("saliency_image") == 6 and kinds.count("saliency") == 2
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_image_analysis_errors_are_one_line(tmp_path, tiny_backbones):
+    path, _ = _folder_store(tmp_path)
+    for args, expected in (
+        (["invariance", "-b", "flipavg.test", "--transform", "twirl"], "unknown transformation"),
+        (
+            ["invariance", "-b", "flipavg.test", "--source", str(tmp_path / "none")],
+            "does not exist",
+        ),
+        (["invariance", "-b", "flipavg.test", "--weights", "oops"], "NAME=PATH"),
+        (["saliency", "-b", "region.test", "--stride", "0"], "stride"),
+        (["saliency", "-b", "nope.test"], "has not been extracted"),
+    ):
+        res = runner.invoke(app, ["analyze", args[0], str(path), "-d", "toy", *args[1:]])
+        assert res.exit_code == 1, res.output
+        assert expected in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1, res.output

@@ -74,6 +74,12 @@ def test_folder_errors_say_what_was_expected(tmp_path):
     _png(tmp_path / "flat" / "a.png", 1)
     with pytest.raises(SourceError, match="one subfolder per class"):
         ImageFolderSource(tmp_path / "flat")
+    (tmp_path / "cls" / "a").mkdir(parents=True)
+    (tmp_path / "cls" / "b").mkdir()
+    _png(tmp_path / "cls" / "a" / "1.png", 1)
+    (tmp_path / "cls" / "b" / ".DS_Store").write_bytes(b"\0")
+    with pytest.raises(SourceError, match=r"class folder\(s\) \['b'\] hold no image files"):
+        ImageFolderSource(tmp_path / "cls")
     (tmp_path / "x.parquet").write_text("")
     with pytest.raises(SourceError, match="expected an image folder, a .csv"):
         open_source(tmp_path / "x.parquet")
