@@ -84,8 +84,12 @@ def test_readers_see_an_incomplete_array_and_never_half_a_chunk(clean, tmp_path)
             np.testing.assert_array_equal(X[:done], final[:done])  # done chunks are whole
             if not info.complete:
                 seen_incomplete += 1
-                with pytest.raises(IncompleteArrayError):
-                    open_store(store).embeddings("ds", BACKBONE)
+                try:  # refused while incomplete; the writer may have completed it meanwhile
+                    np.testing.assert_array_equal(
+                        open_store(store).embeddings("ds", BACKBONE), final
+                    )
+                except IncompleteArrayError:
+                    pass
                 ls = runner.invoke(app, ["ls", str(store)])
                 assert ls.exit_code == 0 and "Traceback" not in ls.output
                 probe = runner.invoke(app, ["probe", str(store), "-d", "ds", "-b", BACKBONE,
