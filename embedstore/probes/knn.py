@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._weights import class_weights
 from embedstore.probes.metrics import check_features, check_labels
 
 __all__ = [
@@ -174,7 +176,12 @@ def _check_k(k: int) -> None:
 
 
 def knn_proba_from_neighbors(
-    sims: Any, labels_of_neighbors: Any, *, temperature: float = 0.07, n_classes: int | None = None
+    sims: Any,
+    labels_of_neighbors: Any,
+    *,
+    temperature: float = 0.07,
+    n_classes: int | None = None,
+    class_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """DINO's weighted vote from the neighbours' similarities and labels.
 
@@ -183,6 +190,8 @@ def knn_proba_from_neighbors(
         labels_of_neighbors: (nq, k) int class indices in [0, n_classes), or (nq, k, L) 0/1 labels.
         temperature: T in the vote weight ``exp(sim / T)``.
         n_classes: number of classes C (single-label; default: largest label + 1).
+        class_weight: (C,) multipliers of each class's votes (e.g. inverse class frequency, see
+            ``_weights.class_weights``); single-label only. None: every vote counts as it is.
 
     Returns:
         (nq, C) class probabilities, or (nq, L) per-label probabilities for multilabel.
@@ -211,6 +220,8 @@ def knn_proba_from_neighbors(
                 f"neighbour labels must lie in [0, {C}); received {lab.min()}..{lab.max()}"
             )
         cell = (np.arange(nq)[:, None] * C + lab).ravel()  # one-hot(labels) * weights, summed
+        if class_weight is not None:
+            w = w * np.asarray(class_weight, dtype=np.float64)[lab]  # (nq, k)
         votes = np.bincount(cell, weights=w.ravel(), minlength=nq * C).reshape(nq, C)
     return votes / w.sum(axis=1, keepdims=True)
 
@@ -241,7 +252,7 @@ def knn_proba_from_similarity(
     return knn_proba_from_neighbors(v, yt[i], temperature=temperature, n_classes=n_classes)
 
 
-class KNNClassifier:
+class KNNClassifier(ProbeEstimator):
     """DINO's weighted kNN classifier (scikit-learn estimator API); see the module docstring.
 
     Args:
@@ -250,10 +261,15 @@ class KNNClassifier:
         metric: "cosine" (L2-normalised, DINO) or "euclidean" (``sim = -||q - b||² / 2``).
         backend: "auto", "torch" (matmul + top-k) or "faiss".
         device: torch device for the torch backend and the stored training features.
+        class_weight: None, "balanced" (each vote times n / (n_classes * n_c), the inverse
+            frequency of the neighbour's class in the training set, as scikit-learn's weights) or
+            a {class: weight} dict; single-label only.
 
     Fitted attributes: ``classes_`` (C,) single-label classes, or ``n_labels_`` for multilabel;
-    ``multilabel_``; ``n_features_in_``; ``k_``.
+    ``multilabel_``; ``n_features_in_``; ``k_``; ``class_weight_`` (C,) or None.
     """
+
+    _multilabel = True
 
     def __init__(
         self,
@@ -263,12 +279,14 @@ class KNNClassifier:
         metric: str = "cosine",
         backend: str = "auto",
         device: str = "cpu",
+        class_weight: str | dict | None = None,
     ) -> None:
         self.k = k
         self.temperature = temperature
         self.metric = metric
         self.backend = backend
         self.device = device
+        self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any) -> KNNClassifier:
         """Store the training features. X: (n, D); y: (n,) int labels or (n, L) 0/1 multilabel."""
@@ -280,12 +298,17 @@ class KNNClassifier:
         Xt = _as_tensor(X, self.device, "X")
         y = check_labels(y, n_samples=Xt.shape[0])
         self.multilabel_ = y.ndim == 2
+        self.class_weight_ = None
         if self.multilabel_:
+            if self.class_weight is not None:
+                raise InvalidDataError("class_weight applies to single-label y; got multilabel")
             self.n_labels_ = y.shape[1]
             self._y = torch.from_numpy(y)
         else:
             self.classes_, inverse = np.unique(y, return_inverse=True)
             self._y = torch.from_numpy(inverse.astype(np.int64))
+            if self.class_weight is not None:
+                self.class_weight_ = class_weights(self.class_weight, self.classes_, y)
         self._X = _normalize(Xt) if self.metric == "cosine" else Xt
         self.n_features_in_ = Xt.shape[1]
         self.k_ = min(int(self.k), Xt.shape[0])
@@ -302,7 +325,11 @@ class KNNClassifier:
         n_classes = None if self.multilabel_ else self.classes_.size
         labels = self._y[torch.from_numpy(idx)]  # (n, k) or (n, k, L)
         return knn_proba_from_neighbors(
-            sims, labels, temperature=self.temperature, n_classes=n_classes
+            sims,
+            labels,
+            temperature=self.temperature,
+            n_classes=n_classes,
+            class_weight=self.class_weight_,
         )
 
     def predict(self, X: Any) -> np.ndarray:

@@ -25,6 +25,8 @@ import torch
 
 from embedstore.errors import InvalidDataError
 from embedstore.probes import _solvers
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._weights import sample_weights
 from embedstore.probes.metrics import check_features
 
 __all__ = [
@@ -106,6 +108,7 @@ def _fit_many(
     precondition=True,
     fit_intercept=True,
     rotation=None,
+    sample_weight=None,
 ) -> _Fitted:
     dt = _DTYPES[dtype]
     Xt = torch.as_tensor(X, device=device).to(dt)
@@ -133,6 +136,7 @@ def _fit_many(
         init=theta0,
         tol=tol,
         max_iter=max_iter,
+        sample_weight=None if sample_weight is None else torch.as_tensor(sample_weight),
     )
     W, b = _solvers.to_original(basis, theta)
     return _Fitted(basis, theta, n_iter.cpu().numpy(), W.cpu().numpy(), b.cpu().numpy())
@@ -151,11 +155,12 @@ def _proba(z: np.ndarray, link: str) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))  # the sigmoid, without overflow for large |z|
 
 
-class LogisticProbe:
+class LogisticProbe(ProbeEstimator):
     """L2-regularised logistic regression, scikit-learn's objective, fitted by full-batch L-BFGS.
 
     Parameters: ``C`` inverse regularisation strength; ``task`` one of ``TASKS``; ``max_iter`` and
-    ``tol`` as in scikit-learn; ``fit_intercept``; ``device`` a torch device ("cpu", "cuda");
+    ``tol`` as in scikit-learn; ``fit_intercept``; ``class_weight`` None, "balanced" or a dict, as
+    scikit-learn's (weights of the loss terms); ``device`` a torch device ("cpu", "cuda");
     ``dtype`` "float32" (fast) or "float64"; ``precondition`` works in the rotated basis of the
     training features (and the representer basis when n < D); False solves the plain primal problem.
 
@@ -174,6 +179,7 @@ class LogisticProbe:
         device: str = "cpu",
         dtype: str = "float32",
         precondition: bool = True,
+        class_weight: str | dict | None = None,
     ) -> None:
         self.C = C
         self.task = task
@@ -183,6 +189,7 @@ class LogisticProbe:
         self.device = device
         self.dtype = dtype
         self.precondition = precondition
+        self.class_weight = class_weight
 
     def fit(
         self,
@@ -205,6 +212,7 @@ class LogisticProbe:
             )
         X = _check_X(X)
         self.classes_, Y, self._link = _encode(y, self.task, len(X))
+        sw = sample_weights(self.class_weight, self.classes_, y, task=self.task)
         n_out = Y.shape[1] if self._link == "sigmoid" else len(self.classes_)
         if isinstance(init, LogisticProbe):
             init = (init.coef_, init.intercept_)
@@ -227,6 +235,7 @@ class LogisticProbe:
             precondition=self.precondition,
             fit_intercept=self.fit_intercept,
             rotation=rotation,
+            sample_weight=sw,
         )
         self.coef_, self.intercept_ = fitted.coef[0], fitted.intercept[0]
         self.n_iter_ = int(fitted.n_iter[0])
@@ -318,6 +327,7 @@ def logistic_sweep(
     tol: float = 1e-4,
     max_iter: int = 1000,
     selected_on: str = "val",
+    class_weight: str | dict | None = None,
 ) -> SweepResult:
     """Fit one probe per C on the training split and score each on the validation split.
 
@@ -332,6 +342,7 @@ def logistic_sweep(
     if len(Cs) == 0 or not (Cs > 0).all():
         raise InvalidDataError(f"Cs must be a non-empty array of positive values; received {Cs!r}.")
     classes, Y, link = _encode(y_train, task, len(X_train))
+    sw = sample_weights(class_weight, classes, y_train, task=task)
     y_val = np.asarray(y_val)
     if len(y_val) != len(X_val):
         raise InvalidDataError(
@@ -339,7 +350,16 @@ def logistic_sweep(
         )
     n_out = Y.shape[1] if link == "sigmoid" else len(classes)
     fitted = _fit_many(
-        X_train, Y, link, n_out, Cs, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+        X_train,
+        Y,
+        link,
+        n_out,
+        Cs,
+        device=device,
+        dtype=dtype,
+        tol=tol,
+        max_iter=max_iter,
+        sample_weight=sw,
     )
     z = _logits(
         X_val.astype(np.float32),
@@ -387,13 +407,20 @@ def fit_best(
     dtype: str = "float32",
     tol: float = 1e-4,
     max_iter: int = 1000,
+    class_weight: str | dict | None = None,
 ) -> LogisticProbe:
     """The protocol's last step: refit at ``sweep.best_C`` on train+val, warm-started from the
     sweep's solution at that C. Score the returned probe on the test split."""
     X = np.concatenate([_check_X(X_train, "X_train"), _check_X(X_val, "X_val")])
     y = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
     probe = LogisticProbe(
-        C=sweep.best_C, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+        C=sweep.best_C,
+        task=task,
+        device=device,
+        dtype=dtype,
+        tol=tol,
+        max_iter=max_iter,
+        class_weight=class_weight,
     )
     init = (sweep.coef[sweep.best_index], sweep.intercept[sweep.best_index])
     return probe.fit(X, y, init=init, rotation=sweep.rotation)
