@@ -11,8 +11,11 @@ lists the checks that do not apply, with the reason.
 from __future__ import annotations
 
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 
-__all__ = ["ProbeEstimator"]
+from embedstore.errors import InvalidDataError
+
+__all__ = ["ProbeEstimator", "ProbeNotFittedError", "check_fitted"]
 
 
 class ProbeEstimator(ClassifierMixin, BaseEstimator):
@@ -31,3 +34,14 @@ class ProbeEstimator(ClassifierMixin, BaseEstimator):
         tags.target_tags.single_output = True
         tags.non_deterministic = False
         return tags
+
+
+class ProbeNotFittedError(InvalidDataError, NotFittedError):
+    """A probe used before ``fit``: embedstore's error and scikit-learn's ``NotFittedError``."""
+
+
+def check_fitted(estimator, attribute: str) -> None:
+    """Raise :class:`ProbeNotFittedError` unless ``estimator`` has the fitted ``attribute``."""
+    if not hasattr(estimator, attribute):
+        name = type(estimator).__name__
+        raise ProbeNotFittedError(f"this {name} is not fitted yet; call fit(X, y) first")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from embedstore.errors import InvalidDataError, ProtocolError
+from embedstore.probes._sklearn import ProbeEstimator, check_fitted
 
 __all__ = ["DVMENet", "DVMEClassifier", "DVME_TASKS", "HIDDEN_DIM"]
 
@@ -97,7 +98,7 @@ class DVMENet(nn.Module):
         return logits
 
 
-class DVMEClassifier:
+class DVMEClassifier(ProbeEstimator):
     """DVME fusion head as an estimator: fit / predict / predict_proba / score / attention.
 
     Args:
@@ -400,8 +401,7 @@ class DVMEClassifier:
         return X
 
     def _check_fitted_X(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "net_"):
-            raise ProtocolError("this DVMEClassifier is not fitted yet; call fit(X, y) first")
+        check_fitted(self, "net_")
         return self._check_X(X, "X")
 
     def _encode_fit_targets(self, y: Any, n: int) -> np.ndarray:

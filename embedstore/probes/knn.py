@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._sklearn import ProbeEstimator, check_fitted
 from embedstore.probes._weights import class_weights
 from embedstore.probes.metrics import check_features, check_labels
 
@@ -316,8 +316,7 @@ class KNNClassifier(ProbeEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n, C) class probabilities in the order of ``classes_``, or (n, L) per-label ones."""
-        if not hasattr(self, "_X"):
-            raise InvalidDataError("this KNNClassifier is not fitted yet; call fit(X, y) first")
+        check_fitted(self, "_X")
         q = _as_tensor(X, self.device, "X", n_features=self.n_features_in_)
         if self.metric == "cosine":
             q = _normalize(q)

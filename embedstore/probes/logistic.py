@@ -25,7 +25,7 @@ import torch
 
 from embedstore.errors import InvalidDataError
 from embedstore.probes import _solvers
-from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._sklearn import ProbeEstimator, check_fitted
 from embedstore.probes._weights import sample_weights
 from embedstore.probes.metrics import check_features
 
@@ -57,11 +57,15 @@ def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Labels -> (classes_, targets, link): class indices for softmax, (n, K) 0/1 for sigmoid."""
     if task not in TASKS:
         raise InvalidDataError(f"task must be one of {TASKS}; received {task!r}.")
+    if y is None:
+        raise InvalidDataError("this estimator requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if len(y) != n:
         raise InvalidDataError(
             f"X and y must have the same number of samples; received {n} and {len(y)}."
         )
+    if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+        raise InvalidDataError("y must hold class labels; received continuous values")
     if task == "multilabel":
         if y.ndim != 2 or not np.isin(y, (0, 1)).all():
             raise InvalidDataError(
@@ -75,7 +79,7 @@ def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     classes, idx = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise InvalidDataError(
-            f"y must contain at least 2 classes; received only {classes.tolist()}."
+            f"y must contain at least 2 classes; received one class only: {classes.tolist()}."
         )
     if task == "binary" and len(classes) != 2:
         raise InvalidDataError(f"binary y must contain exactly 2 classes; received {len(classes)}.")
@@ -244,8 +248,7 @@ class LogisticProbe(ProbeEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         """Logits: (n,) for two classes, (n, n_out) otherwise."""
-        if not hasattr(self, "coef_"):
-            raise InvalidDataError("this LogisticProbe is not fitted yet; call fit(X, y) first.")
+        check_fitted(self, "coef_")
         X = _check_X(X, n_features=self.n_features_in_)
         z = _logits(X.astype(np.float64), self.coef_, self.intercept_)
         return z[:, 0] if (self._link == "sigmoid" and self.task != "multilabel") else z

@@ -54,6 +54,10 @@ def _none_if_nan(x: float | None) -> float | None:
 # --------------------------------------------------------------------------------- validation
 
 
+class _ObjectTypeError(InvalidDataError, TypeError):
+    """Features that are not numbers at all (a TypeError too, as numpy's and scikit-learn's)."""
+
+
 def check_features(X: Any, *, name: str = "X", n_features: int | None = None) -> np.ndarray:
     """Return ``X`` as a finite float array of shape (n_samples, n_features), or raise.
 
@@ -61,14 +65,30 @@ def check_features(X: Any, *, name: str = "X", n_features: int | None = None) ->
     """
     if hasattr(X, "detach"):  # torch tensor
         X = X.detach().cpu().numpy()
+    if hasattr(X, "nnz") and hasattr(X, "toarray"):  # a scipy sparse matrix or array
+        raise InvalidDataError(
+            f"{name}: sparse input is not supported; pass a dense array ({name}.toarray())"
+        )
     X = np.asarray(X)
     if X.ndim != 2:
         raise InvalidDataError(
             f"{name} must be 2-D (n_samples, n_features); received shape {X.shape}. "
-            "Reshape a single sample with X.reshape(1, -1)."
+            "Reshape your data: a single sample with X.reshape(1, -1)."
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise InvalidDataError(f"{name} must have at least one row and one column; got {X.shape}")
+        raise InvalidDataError(
+            f"{name} must have at least one row and one column; got {X.shape[0]} sample(s) and "
+            f"{X.shape[1]} feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    if np.iscomplexobj(X):
+        raise InvalidDataError(f"Complex data not supported: {name} must be real numbers")
+    if X.dtype == object:  # numbers held as Python objects (e.g. from pandas): convert
+        try:
+            X = X.astype(np.float64)
+        except TypeError as e:  # e.g. a dict in a cell: numpy's message, as scikit-learn's
+            raise _ObjectTypeError(f"{name} must be numeric; {e}") from None
+        except ValueError:
+            raise InvalidDataError(f"{name} must be numeric; received dtype object") from None
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise InvalidDataError(f"{name} must be numeric; received dtype {X.dtype}")
     if not np.issubdtype(X.dtype, np.floating):
@@ -81,8 +101,8 @@ def check_features(X: Any, *, name: str = "X", n_features: int | None = None) ->
         )
     if n_features is not None and X.shape[1] != n_features:
         raise InvalidDataError(
-            f"{name} has {X.shape[1]} features, but the estimator was fitted with {n_features}; "
-            "pass features from the same backbone / fusion that was used in fit."
+            f"{name} has {X.shape[1]} features, but it is expecting {n_features} features as "
+            "input (as in fit); pass features from the same backbone / fusion that was used in fit."
         )
     return X
 
@@ -91,6 +111,10 @@ def check_labels(
     y: Any, *, n_samples: int | None = None, name: str = "y", allow_multilabel: bool = True
 ) -> np.ndarray:
     """Return ``y`` as int64 (n,) class labels or (n, L) 0/1 multilabel indicators, or raise."""
+    if y is None:
+        raise InvalidDataError(
+            f"this estimator requires y to be passed, but the target {name} is None"
+        )
     if hasattr(y, "detach"):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
@@ -99,10 +123,13 @@ def check_labels(
         raise InvalidDataError(f"{name} must have shape {expected}; received shape {y.shape}")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)):
-            raise InvalidDataError(f"{name} must hold integer labels; received non-integer floats")
+            raise InvalidDataError(
+                f"{name} must hold integer class labels; received continuous (non-integer) "
+                "values. Probes classify; encode classes as integers."
+            )
     elif y.dtype.kind not in "iub":
         raise InvalidDataError(
-            f"{name} must hold integer labels; received dtype {y.dtype}. "
+            f"Unknown label type: {name} must hold integer labels; received dtype {y.dtype}. "
             "Encode class names as integers first (e.g. np.unique(..., return_inverse=True))."
         )
     y = y.astype(np.int64)

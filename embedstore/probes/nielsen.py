@@ -81,14 +81,19 @@ class NielsenFeatures:
         """Fit on the labelled rows X (n, D); returns their (n, min(n, D)) components."""
         from sklearn.decomposition import PCA
 
+        X = check_features(X)
+        # scikit-learn keeps float32 input float32 through PowerTransformer and PCA; so does this
+        # (with n <= D the last component spans no training variance and its direction is
+        # whatever the SVD returns: the same SVD on the same dtype returns nearly the same one)
+        self.dtype_ = np.float32 if X.dtype == np.float32 else np.float64
         self.power_ = YeoJohnson(standardize=True)
-        Z = self.power_.fit_transform(X)
+        Z = self.power_.fit_transform(X).astype(self.dtype_)
         self.pca_ = PCA()
         return self.pca_.fit_transform(Z)
 
     def transform(self, X: Any) -> np.ndarray:
         """Components (m, min(n, D)) of new rows."""
-        return self.pca_.transform(self.power_.transform(X))
+        return self.pca_.transform(self.power_.transform(X).astype(self.dtype_))
 
 
 def nielsen_classifier(name: str, *, n_classes: int, n_train: int, seed: int = 0):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.errors import InvalidDataError
+from embedstore.probes._sklearn import check_fitted
 from embedstore.probes.metrics import check_features
 
 __all__ = ["YeoJohnson", "yeojohnson_lambdas", "yeojohnson_transform"]
@@ -209,8 +209,7 @@ class YeoJohnson:
 
     def transform(self, X: Any) -> np.ndarray:
         """Transform X (m, D) with the fitted lambdas; float64."""
-        if not hasattr(self, "lambdas_"):
-            raise InvalidDataError("this YeoJohnson is not fitted yet; call fit(X) first")
+        check_fitted(self, "lambdas_")
         X = check_features(X, n_features=self.n_features_in_).astype(np.float64)
         Y = yeojohnson_transform(X, self.lambdas_)
         return (Y - self.mean_) / self.scale_ if self.standardize else Y

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError, ProtocolError
+from embedstore.probes._sklearn import ProbeEstimator, check_fitted
 from embedstore.probes.metrics import check_features, check_labels
 
 __all__ = [
@@ -33,7 +34,7 @@ _CHUNK_BYTES = 4 * 2**20  # CPU: gathered support + query embeddings per block (
 _TORCH_CHUNK_BYTES = 512 * 2**20  # GPU: gathered query embeddings per block
 
 
-class NearestPrototype:
+class NearestPrototype(ProbeEstimator):
     """Nearest class mean by squared Euclidean distance (scikit-learn estimator API).
 
     ``predict_proba`` is the softmax of the negative squared distances to the class means.
@@ -57,8 +58,7 @@ class NearestPrototype:
         return self
 
     def _sq_distances(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "prototypes_"):
-            raise InvalidDataError("this NearestPrototype is not fitted yet; call fit(X, y) first")
+        check_fitted(self, "prototypes_")
         X = check_features(X, n_features=self.n_features_in_).astype(np.float64)
         P = self.prototypes_
         d = (X**2).sum(1)[:, None] - 2.0 * X @ P.T + (P**2).sum(1)[None, :]  # (n, C)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._sklearn import ProbeEstimator, check_fitted
 from embedstore.probes._weights import check_class_weight
 from embedstore.probes.metrics import check_features, check_labels
 
@@ -124,7 +124,8 @@ class SVMProbe(ProbeEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise InvalidDataError(
-                f"y must contain at least 2 classes; received only {self.classes_.tolist()}"
+                f"y must contain at least 2 classes; received one class only: "
+                f"{self.classes_.tolist()}"
             )
         cw = check_class_weight(self.class_weight)
         self.gamma_ = _gamma(self.gamma, X)
@@ -139,8 +140,7 @@ class SVMProbe(ProbeEstimator):
 
     def _kernel(self, X: Any) -> np.ndarray:
         """(m, n_fit) kernel against the training rows; only support-vector columns are used."""
-        if not hasattr(self, "svc_"):
-            raise InvalidDataError("this SVMProbe is not fitted yet; call fit(X, y) first")
+        check_fitted(self, "svc_")
         X = check_features(X, n_features=self.n_features_in_).astype(np.float64)
         K = np.zeros((len(X), self._n_fit))
         K[:, self.support_] = rbf_kernel(X, self._sv, self.gamma_)
@@ -148,11 +148,13 @@ class SVMProbe(ProbeEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """SVC's decision values: (n,) for two classes, (n, n_classes) one-vs-rest otherwise."""
-        return self.svc_.decision_function(self._kernel(X))
+        K = self._kernel(X)
+        return self.svc_.decision_function(K)
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels by the decision function (as ``SVC.predict``, not the argmax of Platt)."""
-        return self.svc_.predict(self._kernel(X))
+        K = self._kernel(X)
+        return self.svc_.predict(K)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n, n_classes) Platt probabilities in the order of ``classes_``."""
@@ -161,7 +163,8 @@ class SVMProbe(ProbeEstimator):
                 "predict_proba needs probability=True (Platt scaling); refit with it, "
                 "or use decision_function"
             )
-        return self.svc_.predict_proba(self._kernel(X))
+        K = self._kernel(X)
+        return self.svc_.predict_proba(K)
 
 
 def _labels(y: Any, n: int) -> np.ndarray:
