@@ -102,7 +102,8 @@ def check_features(X: Any, *, name: str = "X", n_features: int | None = None) ->
     if n_features is not None and X.shape[1] != n_features:
         raise InvalidDataError(
             f"{name} has {X.shape[1]} features, but it is expecting {n_features} features as "
-            "input (as in fit); pass features from the same backbone / fusion that was used in fit."
+            f"input (fitted with {n_features}); pass features from the same backbone / fusion "
+            "that was used in fit."
         )
     return X
 
