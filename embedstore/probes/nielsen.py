@@ -44,6 +44,7 @@ import numpy as np
 from embedstore.errors import InvalidDataError
 from embedstore.probes.metrics import check_features, check_labels
 from embedstore.probes.power import YeoJohnson
+from embedstore.protocols import PROTOCOLS
 
 __all__ = [
     "NIELSEN_CLASSIFIERS",
@@ -54,13 +55,10 @@ __all__ = [
     "nielsen_fit_predict",
 ]
 
-NIELSEN_SHOTS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
-NIELSEN_CLASSIFIERS = {  # name -> the authors' fixed settings (parameter.py, fit_classifier)
-    "svm": {"C": 1.0, "kernel": "rbf", "gamma": "scale", "class_weight": "balanced",
-            "probability": True, "break_ties": True},
-    "knn": {"weights": "distance", "n_neighbors": "5 * n_classes", "metric": "euclidean"},
-    "logreg": {"C": 2.5, "class_weight": "balanced", "max_iter": 10000, "penalty": "l2"},
-}  # fmt: skip
+# The settings are the preset's (embedstore/protocols.py), so records, `embedstore protocols` and
+# this code read one object.
+NIELSEN_SHOTS = tuple(PROTOCOLS["nielsen"].subsets["shots"])
+NIELSEN_CLASSIFIERS = {m: PROTOCOLS["nielsen"].hyperparameters[m] for m in ("svm", "knn", "logreg")}
 NIELSEN_NOTES = (
     "fixed hyper-parameters, no selection (the authors' protocol)",
     "Yeo-Johnson PowerTransformer(standardize=True) -> PCA(all components) fitted on the "
