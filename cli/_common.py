@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from embedstore.errors import EmbedstoreError
-from embedstore.probes.features import parse_fuse
+from embedstore.errors import EmbedstoreError, InvalidDataError
 
 # Piped or captured output has no terminal width; rich would squeeze tables into 80 columns.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
@@ -26,7 +26,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except EmbedstoreError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message naming "shard.tar[member.png]" must not be read as rich markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
@@ -47,12 +50,44 @@ BackboneOpt = Annotated[
     list[str] | None,
     typer.Option("--backbone", "-b", help="A backbone to evaluate alone (repeatable)."),
 ]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device", help="cpu, cuda, cuda:N, or auto (cuda when torch sees a GPU, else cpu)."
+    ),
+]
 FuseOpt = Annotated[
     list[str] | None,
     typer.Option("--fuse", help="Comma-separated backbones to fuse, e.g. dino,swav (repeatable)."),
 ]
 
+NormalizeOpt = Annotated[
+    str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
+]
+GridOpt = Annotated[
+    str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
+]
+
 
 def feature_sets(backbone: list[str] | None, fuse: list[str] | None) -> list[list[str]]:
     """`-b a -b b --fuse a,b` -> [["a"], ["b"], ["a", "b"]]."""
+    from embedstore.probes.features import parse_fuse
+
     return [[b] for b in backbone or []] + [list(parse_fuse(f)) for f in fuse or []]
+
+
+def check_choice(value: str, allowed: Iterable[str], option: str) -> str:
+    """`value` if it is one of `allowed`, else InvalidDataError naming the option and the values."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise InvalidDataError(f"{option} must be one of {', '.join(allowed)}; got '{value}'")
+    return value
+
+
+def same_value(positional: str | None, option: str | None, arg_name: str, opt_name: str):
+    """The value given as an argument or as an option (both allowed, e.g. `info S d` = `-d d`)."""
+    if positional is not None and option is not None and positional != option:
+        raise InvalidDataError(
+            f"{arg_name} '{positional}' and {opt_name} '{option}' disagree; give one of them"
+        )
+    return positional if positional is not None else option

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli._common import console, user_errors
-from embedstore.backbones import Preprocess, list_backbones, weights_available
+from embedstore.backbones import Preprocess, list_backbones, load_backbones_file, weights_available
 from embedstore.backbones.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -18,53 +18,82 @@ def register(app: typer.Typer) -> None:
 
 
 def preprocess_summary(p: Preprocess) -> str:
-    """'256→224, imagenet' (plus the interpolation when it is not bilinear)."""
+    """'256→224, imagenet' (plus the crop mode and interpolation when not center / bilinear)."""
     if p.mean is None and p.std is None:
         norm = "none"
     elif tuple(p.mean or ()) == IMAGENET_MEAN and tuple(p.std or ()) == IMAGENET_STD:
         norm = "imagenet"
     else:
         norm = f"mean={p.mean} std={p.std}"
+    mode = "" if p.crop_mode == "center" else f", {p.crop_mode}"
     interp = "" if p.interpolation == "bilinear" else f", {p.interpolation}"
-    return f"{p.resize}→{p.crop}, {norm}{interp}"
+    return f"{p.resize}→{p.crop}, {norm}{mode}{interp}"
+
+
+def _hash_status(s) -> str:
+    if s.weights is None:
+        return "hub (no published hash)" if s.hub_id else "none"
+    if s.weights.sha256:
+        return "sha256 published"
+    if s.weights.sha256_prefix:
+        return "sha256 prefix published"
+    return "none published"
 
 
 def backbones(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    backbones_file: Annotated[
+        str | None,
+        typer.Option("--backbones-file", help="Also list the entries of this TOML backbones file."),
+    ] = None,
 ) -> None:
-    """List the registered backbones: architecture, dim, preprocessing, whether weights are local."""
+    """List the registered backbones: architecture, dim, preprocessing, recipe, licence, gating,
+    published hash, whether weights are local. Any timm model is also usable as timm/<name>."""
     with user_errors():
+        if backbones_file:
+            load_backbones_file(backbones_file)
         rows = [
             {
                 "name": s.name,
                 "arch": s.arch,
+                "source": s.source,
                 "dim": s.dim,
                 "preprocess": preprocess_summary(s.preprocess),
+                "recipe": s.recipe,
                 "method": s.method,
                 "layer": s.layer,
+                "licence": s.licence,
+                "gated": s.gated,
+                "hub_id": s.hub_id,
+                "hash": _hash_status(s),
                 "weights_local": weights_available(s),
                 "filename": s.weights.filename if s.weights else None,
-                "url": s.weights.url if s.weights else None,
+                "url": (s.weights.url or s.weights.page) if s.weights else None,
                 "sha256": (s.weights.sha256 or s.weights.sha256_prefix) if s.weights else None,
                 "description": s.description,
+                "reference": s.reference,
             }
             for s in list_backbones()
         ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} registered backbones")
-    for col in ("name", "arch", "dim", "preprocessing", "method", "weights"):
+    table = Table(title=f"{len(rows)} registered backbones (plus any timm model as timm/<name>)")
+    cols = ("name", "arch", "dim", "preprocessing", "recipe", "licence", "hash", "weights")
+    for col in cols:
         table.add_column(
             col, justify="right" if col == "dim" else "left", no_wrap=col in ("name", "dim")
         )
     for r in rows:
+        licence = (r["licence"] or "?") + (" [red]gated[/]" if r["gated"] else "")
         table.add_row(
             r["name"],
             r["arch"],
             str(r["dim"]),
             r["preprocess"],
-            r["method"],
+            r["recipe"],
+            licence,
+            r["hash"],
             "[green]local[/]" if r["weights_local"] else "[yellow]missing[/]",
         )
     console.print(table)

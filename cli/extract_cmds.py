@@ -1,5 +1,8 @@
 """`embedstore extract`: run backbones over an image source into a store, with a progress bar
-per backbone and a summary table at the end."""
+per backbone and a summary table at the end.
+
+Under ``torchrun ... --no-python embedstore extract ...`` every rank runs this same command;
+only rank 0 shows progress and the summary (both count every rank's rows)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli._common import console, err_console, user_errors
-from embedstore.data import open_source
 from embedstore.errors import InvalidDataError
-from embedstore.extract import ExtractProgress, extract
 
 
 def register(app: typer.Typer) -> None:
@@ -34,17 +35,26 @@ def _parse_weights(items: list[str]) -> dict[str, str]:
 
 def extract_cmd(
     store: Annotated[
-        str, typer.Argument(help="Store to fill (a .zarr folder); created if missing.")
+        str,
+        typer.Argument(help="Store to fill (a .zarr folder or an s3:// URL); created if missing."),
     ],
-    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name inside the store.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name inside the store.")],
     source: Annotated[
         str,
         typer.Option(
-            "--source", help="Image folder (one subfolder per class), a .csv, a .npz, or 'demo'."
+            "--source",
+            help="Image folder (one subfolder per class), a .csv (paths or s3:// / https:// "
+            "URLs; may itself be a URL), a .npz, tar shards ('imgs-{000000..000099}.tar', a "
+            "glob, or a folder of .tar), or 'demo'.",
         ),
     ],
     backbone: Annotated[
-        list[str], typer.Option("--backbone", help="Registered backbone; repeat for several.")
+        list[str],
+        typer.Option(
+            "--backbone",
+            "-b",
+            help="Registered backbone; repeat for several (each image is decoded once for all).",
+        ),
     ],
     weights: Annotated[
         list[str] | None,
@@ -81,8 +91,50 @@ def extract_cmd(
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-rows",
+            help="Rows per stored chunk: the unit of resume and of work per torchrun rank "
+            "(a multiple of --batch-size; default ~4 MiB).",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="binary, multiclass, multilabel or ordinal (default: from the labels; "
+            "ordinal must be declared).",
+        ),
+    ] = None,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="a,b,c: names of class indices 0,1,2 (.npz, CSV of indices), or the class "
+            "order of a folder/CSV (lowest grade first for ordinal).",
+        ),
+    ] = None,
+    backbones_file: Annotated[
+        str | None,
+        typer.Option(
+            "--backbones-file",
+            help="TOML file of own backbone entries (arch, checkpoint, preprocess, recipe).",
+        ),
+    ] = None,
+    unverified_weights: Annotated[
+        bool,
+        typer.Option(
+            "--unverified-weights",
+            help="Accept a --weights file whose sha256 differs from the published one "
+            "(your own fine-tuned checkpoint); the store records verified: false.",
+        ),
+    ] = False,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
+    from embedstore.data import open_source
+    from embedstore.extract import ExtractProgress, extract, is_main_process
+
     with user_errors():
         weight_map = _parse_weights(weights or [])
         src = open_source(
@@ -91,7 +143,10 @@ def extract_cmd(
             label_columns=label_column or None,
             split_column=split_column,
             group_column=group_column,
+            task=task,
+            class_names=class_names,
             seed=seed,
+            skip_bad=skip_bad,
         )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -101,6 +156,7 @@ def extract_cmd(
             TimeElapsedColumn(),
             console=err_console,
             transient=False,
+            disable=not is_main_process(),
         )
         tasks: dict[str, int] = {}
 
@@ -126,6 +182,9 @@ def extract_cmd(
                     overwrite=overwrite,
                     skip_bad=skip_bad,
                     progress=on_progress,
+                    chunk_rows=chunk_rows,
+                    unverified_weights=unverified_weights,
+                    backbones_file=backbones_file,
                 )
         except KeyboardInterrupt:
             err_console.print(
@@ -133,7 +192,10 @@ def extract_cmd(
                 "to resume"
             )
             raise typer.Exit(130) from None
-    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description})")
+    if not is_main_process():
+        return
+    ranks = f", {summaries[0].world_size} processes" if summaries[0].world_size > 1 else ""
+    table = Table(title=f"{store} :: {dataset}  ({len(src)} images, {src.description}{ranks})")
     for col in ("backbone", "rows", "dim", "dtype", "seconds", "images/s", "missing", "status"):
         table.add_column(col, justify="left" if col in ("backbone", "dtype", "status") else "right")
     for s in summaries:

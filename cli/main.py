@@ -1,24 +1,144 @@
-"""The `embedstore` command: one Typer app combining one module per command group."""
+"""The `embedstore` command: one Typer app combining one module per command group.
+
+Start-up time is part of the interface (`embedstore --help`, `--version`, `ls`, `info` and
+`backbones` answer in well under a second): nothing here imports a command module, and importing
+one imports no heavy library. How to add or change a command group:
+
+1. Write ``cli/<group>_cmds.py`` with a ``register(app)`` that adds its commands
+   (``app.command("name")(function)``, or ``app.add_typer(sub_app, name="group")`` for a group
+   of subcommands), as the modules listed in ``COMMANDS`` do.
+2. Add one line per command to ``COMMANDS`` below: the command name, its module, and the first
+   line of its docstring (``embedstore --help`` lists that line without importing the module;
+   ``tests/cli/test_main_cli.py`` checks that the two agree and that every module imports fast).
+3. At the top of a command module import only typer, rich, ``cli._common`` and light parts of the
+   library (``embedstore.errors``, ``embedstore._version``). Import what does the work — the store
+   (zarr), backbones and extraction (torch, timm), probes (scikit-learn, faiss), plotting
+   (matplotlib) — inside the command function, where it is used::
+
+       def probe(store: StoreArg, ...) -> None:
+           from embedstore.probes.evaluate import evaluate_probes  # heavy: torch, faiss
+
+   ``embedstore/__init__.py`` follows the same rule with PEP 562 lazy names, so
+   ``from embedstore import open_store`` is cheap until ``open_store`` is used.
+4. Shared option types (``-d/--dataset``, ``-b/--backbone``, ``--fuse``, ``--device``, ``--json``,
+   ``--out``) live in ``cli/_common.py``: reuse them so every command spells an option the same.
+
+``python benchmarks/bench_startup.py`` prints the start-up times against ``python -c pass``.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from cli import archive_cmds, backbones_cmds, extract_cmds, probe_cmds, store_cmds, sweep_cmds
-from embedstore import __version__
+from embedstore._version import __version__
+
+# name -> (module defining it, the first line of its docstring), in the order `--help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ls": (
+        "cli.store_cmds",
+        "List every dataset and backbone array in a store: shape, dtype, size, completeness.",
+    ),
+    "info": (
+        "cli.store_cmds",
+        "Describe a store, one dataset (classes, splits, backbones), or one array (provenance).",
+    ),
+    "backbones": (
+        "cli.backbones_cmds",
+        "List the registered backbones: architecture, dim, preprocessing, recipe, licence, "
+        "gating, published hash, whether weights are local. Any timm model is also usable as "
+        "timm/<name>.",
+    ),
+    "extract": (
+        "cli.extract_cmds",
+        "Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to "
+        "continue).",
+    ),
+    "probe": (
+        "cli.probe_cmds",
+        "Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings.",
+    ),
+    "sweep": (
+        "cli.sweep_cmds",
+        "Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds.",
+    ),
+    "analyze": (
+        "cli.analyze_cmds",
+        "What features encode: backbone similarity (CKA), invariance, occlusion saliency.",
+    ),
+    "export": (
+        "cli.archive_cmds",
+        "Write datasets and complete backbone arrays into one checksummed archive file.",
+    ),
+    "verify": (
+        "cli.archive_cmds",
+        "Recompute checksums and check the layout of every array; exit 1 on any problem.",
+    ),
+    "import": (
+        "cli.archive_cmds",
+        "Verify an archive, then add its datasets and backbones to a local store.",
+    ),
+    "merge": (
+        "cli.archive_cmds",
+        "Combine two stores whose common datasets agree (ids, labels, splits) into a new store.",
+    ),
+}
+
+
+class LazyGroup(TyperGroup):
+    """A Typer group whose commands are imported when they run (or show their own --help).
+
+    The root ``--help`` lists the names and one-line helps of ``COMMANDS`` without importing
+    their modules.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(dict.fromkeys([*COMMANDS, *self.commands]))
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        module, short_help = COMMANDS[cmd_name]
+        if self._listing:  # the root --help: a stand-in that only carries the help line
+            return TyperCommand(cmd_name, help=short_help)
+        sub = typer.Typer()
+        importlib.import_module(module).register(sub)
+        for name, command in typer.main.get_group(sub).commands.items():
+            _no_flag_metavar(command, ctx)
+            self.commands[name] = command
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: typer.Context, formatter: object) -> None:
+        _no_flag_metavar(self, ctx)
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def _no_flag_metavar(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+    """Show flags as `--json`, not `--json <bool>` (typer's rich help prints a type for them)."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():  # a group's own subcommands
+        _no_flag_metavar(sub, ctx)
+
 
 app = typer.Typer(
     name="embedstore",
+    cls=LazyGroup,
     help="Extract backbone embeddings once into Zarr; probe, sweep and fuse them in seconds.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Command groups, in the order `--help` lists them.
-for _group in (store_cmds, backbones_cmds, extract_cmds, probe_cmds, sweep_cmds, archive_cmds):
-    _group.register(app)
 
 
 def _version(value: bool) -> None:

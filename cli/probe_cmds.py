@@ -11,15 +11,17 @@ from rich.table import Table
 from cli._common import (
     BackboneOpt,
     DatasetOpt,
+    DeviceOpt,
     FuseOpt,
+    GridOpt,
+    NormalizeOpt,
     StoreArg,
+    check_choice,
     console,
     err_console,
     feature_sets,
     user_errors,
 )
-from embedstore import open_store
-from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
 from embedstore.report import ProbeResult, format_metric, write_jsonl
 
 
@@ -36,19 +38,18 @@ def probe(
         str,
         typer.Option(help="proto, fewshot, knn, logreg, dvme, a comma list, or all."),
     ] = "all",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for episodes, splits and bootstraps.")] = 0,
-    normalize: Annotated[
-        str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
-    ] = "l2",
-    grid: Annotated[
-        str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
-    ] = "ericsson",
+    normalize: NormalizeOpt = "l2",
+    grid: GridOpt = "ericsson",
     k: Annotated[int, typer.Option(help="kNN neighbours.")] = 20,
     shots: Annotated[int, typer.Option(help="Few-shot: support samples per class.")] = 20,
     ways: Annotated[
         int | None, typer.Option(help="Few-shot: classes per episode (default 2, or 5 if >2).")
     ] = None,
+    n_query: Annotated[
+        int, typer.Option("--n-query", help="Few-shot: query samples per class per episode.")
+    ] = 15,
     episodes: Annotated[int, typer.Option(help="Few-shot: number of episodes.")] = 600,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
     out: Annotated[
@@ -56,19 +57,27 @@ def probe(
     ] = None,
 ) -> None:
     """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
+    from embedstore import open_store
+    from embedstore.devices import resolve_device
+    from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
+    from embedstore.probes.logistic import GRIDS
+
     with user_errors():
         sets = feature_sets(backbone, fuse)
+        check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
             seed=seed,
-            device=device,
+            device=resolve_device(device),
             normalize=normalize,
             grid=grid,
             k=k,
             k_shot=shots,
             n_way=ways,
+            n_query=n_query,
             n_episodes=episodes,
         )
         s = open_store(store)
+        skipped: list[tuple[str, str]] = []
         with console.status("probing…") as status:
             results = evaluate_probes(
                 s,
@@ -77,14 +86,18 @@ def probe(
                 method,
                 options,
                 progress=lambda name, m: status.update(f"{m} on {name}"),
+                on_skip=lambda m, why: skipped.append((m, why)),
             )
         if out:
             write_jsonl(results, out)
+    for m, why in skipped:  # `--method all`: the feasible methods ran; say why these did not
+        err_console.print(f"[yellow]skipped {m}:[/] {why}", highlight=False, soft_wrap=True)
     if as_json:
         for r in results:
             typer.echo(json.dumps(r.to_dict(), default=str))
         return
-    render(results, store)
+    if results:
+        render(results, store)
     if out:
         err_console.print(f"wrote {len(results)} records to {out}")
 

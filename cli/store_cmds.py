@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli._common import console, human_bytes, user_errors
+from cli._common import console, human_bytes, same_value, user_errors
 from embedstore import open_store
+from embedstore.errors import InvalidDataError
 
 
 def register(app: typer.Typer) -> None:
@@ -63,10 +64,22 @@ def info(
     backbone: Annotated[
         str | None, typer.Argument(help="A backbone extracted for DATASET.")
     ] = None,
+    dataset_opt: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="The same as DATASET.")
+    ] = None,
+    backbone_opt: Annotated[
+        str | None, typer.Option("--backbone", "-b", help="The same as BACKBONE.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Describe a store, one dataset (classes, splits, backbones), or one array (provenance)."""
     with user_errors():
+        dataset = same_value(dataset, dataset_opt, "DATASET", "--dataset")
+        backbone = same_value(backbone, backbone_opt, "BACKBONE", "--backbone")
+        if backbone is not None and dataset is None:
+            raise InvalidDataError(
+                "a BACKBONE needs its DATASET: info STORE -d DATASET -b BACKBONE"
+            )
         s = open_store(store)
         if dataset is None:
             payload = {

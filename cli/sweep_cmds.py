@@ -12,35 +12,23 @@ from rich.table import Table
 from cli._common import (
     BackboneOpt,
     DatasetOpt,
+    DeviceOpt,
     FuseOpt,
+    GridOpt,
+    NormalizeOpt,
     StoreArg,
+    check_choice,
     console,
     err_console,
     feature_sets,
     user_errors,
 )
-from embedstore import open_store
 from embedstore.errors import InvalidDataError
-from embedstore.probes.evaluate import ProbeOptions
 from embedstore.report import ProbeResult
-from embedstore.stats import compare_feature_sets, format_setting, summarize
-from embedstore.sweep import SELECTIONS, run_sweep
 
 
 def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
-
-
-def _numbers(text: str | None, option: str, cast):
-    if text is None:
-        return None
-    try:
-        return [cast(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        example = "0.01,0.1,1.0" if option == "--fractions" else "1,5,10"
-        raise InvalidDataError(
-            f"{option} expects comma-separated numbers, e.g. {example}; got '{text}'"
-        ) from None
 
 
 def sweep(
@@ -55,9 +43,9 @@ def sweep(
         str | None, typer.Option(help="Labelled samples per class, e.g. 1,5,10,25,50,100.")
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of subset seeds (0..n-1).")] = 5,
-    methods: Annotated[str, typer.Option(help="Comma list of knn, logreg, proto, dvme.")] = (
-        "knn,logreg"
-    ),
+    methods: Annotated[
+        str, typer.Option(help="Comma list of knn, logreg, proto, dvme, or all.")
+    ] = "knn,logreg",
     selection: Annotated[
         str,
         typer.Option(
@@ -66,15 +54,15 @@ def sweep(
         ),
     ] = "train-cv",
     metric: Annotated[
-        str, typer.Option(help="Metric for the tables, comparisons and plot.")
+        str,
+        typer.Option(
+            help="Metric for the tables, comparisons and plot: accuracy, balanced_accuracy, "
+            "macro_f1, auc, or kappa (ordinal tasks)."
+        ),
     ] = "accuracy",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    normalize: Annotated[
-        str, typer.Option(help="Per-backbone normalisation: l2, standard or none.")
-    ] = "l2",
-    grid: Annotated[
-        str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
-    ] = "ericsson",
+    device: DeviceOpt = "auto",
+    normalize: NormalizeOpt = "l2",
+    grid: GridOpt = "ericsson",
     bootstrap: Annotated[
         int,
         typer.Option(
@@ -90,22 +78,38 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
+    from embedstore import open_store
+    from embedstore.data.subsets import parse_settings
+    from embedstore.devices import resolve_device
+    from embedstore.probes.logistic import GRIDS
+    from embedstore.probes.registry import ProbeOptions
+    from embedstore.probes.selection import check_selection
+    from embedstore.report import METRICS, check_metric
+    from embedstore.stats import compare_feature_sets
+    from embedstore.sweep import run_sweep
+
     with user_errors():
         sets = feature_sets(backbone, fuse)
-        fr = _numbers(fractions, "--fractions", float)
-        sh = _numbers(shots, "--shots", float)
-        if fr is None and sh is None:
-            raise InvalidDataError("give --fractions (e.g. 0.01,0.1,1.0) or --shots (e.g. 1,5,10)")
-        if selection not in SELECTIONS:
-            raise InvalidDataError(
-                f"--selection must be one of {', '.join(SELECTIONS)}; got '{selection}'"
-            )
+        settings = parse_settings(fractions, shots)
+        check_selection(selection)
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
+        check_choice(metric, METRICS, "--metric")
+        check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
-            seed=cv_seed, device=device, normalize=normalize, grid=grid, n_bootstrap=bootstrap
+            seed=cv_seed,
+            device=resolve_device(device),
+            normalize=normalize,
+            grid=grid,
+            n_bootstrap=bootstrap,
         )
         s = open_store(store)
+        task = s.dataset_info(dataset).task
+        if metric == "kappa" and task != "ordinal":
+            raise InvalidDataError(
+                f"--metric kappa is computed for ordinal tasks; dataset '{dataset}' is {task} "
+                f"(use one of {', '.join(m for m in METRICS if m != 'kappa')})"
+            )
         bar = Progress(
             TextColumn("[bold]sweep[/]"),
             BarColumn(),
@@ -126,15 +130,16 @@ def sweep(
                 s,
                 dataset,
                 sets,
-                fractions=fr,
-                shots=sh,
+                fractions=[s.value for s in settings if s.kind == "fraction"],
+                shots=[s.value for s in settings if s.kind == "shots"],
                 seeds=seeds,
-                methods=[m.strip() for m in methods.split(",") if m.strip()],
+                methods=methods,
                 selection=selection,
                 options=options,
                 out=out,
                 progress=progress,
             )
+        check_metric(results, metric)
         comparisons = compare_feature_sets(results, metric=metric)
         if plot:
             from embedstore.plot import plot_sweep
@@ -154,6 +159,8 @@ def sweep(
 
 def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
     """Rows: feature set × method; columns: label settings; cells: mean ± std over seeds."""
+    from embedstore.stats import format_setting, summarize
+
     rows = summarize(results, metric=metric)
     settings = list(dict.fromkeys(r.setting for r in rows))
     settings.sort(key=lambda st: (st[0], st[1]))
@@ -176,6 +183,8 @@ def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
 
 def render_comparisons(comparisons, metric: str) -> None:
     """Paired by seed: mean difference, 95% bootstrap CI, Wilcoxon p, seeds won."""
+    from embedstore.stats import format_setting
+
     if not comparisons:
         return
     table = Table(title=f"paired comparison by seed ({metric}, points)")

@@ -3,21 +3,39 @@ in seconds without touching a backbone again.
 
 The public API is re-exported here; submodules are the parts (store, archive, data, backbones,
 extract, probes, sweep, report).
+
+Every name but ``__version__`` and ``EmbedstoreError`` loads on first use (PEP 562), so that
+``import embedstore`` (and every ``embedstore`` command) starts without importing torch, zarr,
+scikit-learn or faiss. ``embedstore.extract`` is both a submodule and the function of that name:
+the submodule, once imported, is made callable (``embedstore.extract(...)`` calls
+``embedstore.extract.extract(...)``), so neither import order can shadow the function.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from embedstore._version import __version__
 from embedstore.errors import EmbedstoreError
-from embedstore.store import (
-    SPLIT_CODES,
-    TASK_KINDS,
-    ArrayInfo,
-    DatasetInfo,
-    Store,
-    create_store,
-    open_store,
-)
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from embedstore.archive import export_archive, import_archive, merge_stores, verify
+    from embedstore.backbones import register_backbone
+    from embedstore.extract import extract
+    from embedstore.probes.evaluate import evaluate_probes
+    from embedstore.store import (
+        SPLIT_CODES,
+        TASK_KINDS,
+        ArrayInfo,
+        DatasetInfo,
+        Store,
+        create_store,
+        open_store,
+    )
+    from embedstore.sweep import run_sweep
 
 __all__ = [
     "__version__",
@@ -28,6 +46,7 @@ __all__ = [
     "import_archive",
     "verify",
     "merge_stores",
+    "register_backbone",
     "EmbedstoreError",
     "SPLIT_CODES",
     "TASK_KINDS",
@@ -38,11 +57,7 @@ __all__ = [
     "open_store",
 ]
 
-# `embedstore.extract` is the function (it shares its name with its module, so it is bound
-# eagerly: a lazy binding would be replaced by the module on first import). The other heavy
-# parts (faiss, the probes, the archive machinery) load on first use.
-from embedstore.extract import extract  # noqa: E402
-
+# public name -> the module that defines it; imported on first attribute access.
 _LAZY = {
     "evaluate_probes": "embedstore.probes.evaluate",
     "run_sweep": "embedstore.sweep",
@@ -50,12 +65,45 @@ _LAZY = {
     "import_archive": "embedstore.archive",
     "verify": "embedstore.archive",
     "merge_stores": "embedstore.archive",
+    **dict.fromkeys(
+        ("SPLIT_CODES", "TASK_KINDS", "ArrayInfo", "DatasetInfo", "Store", "create_store"),
+        "embedstore.store",
+    ),
+    "open_store": "embedstore.store",
+    "register_backbone": "embedstore.backbones",
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+class _CallableModule(types.ModuleType):
+    """The ``embedstore.extract`` module; calling it calls its ``extract`` function."""
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.extract(*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    """``embedstore`` itself: the import system binds each imported submodule on the package with
+    setattr; the ``extract`` submodule is made callable as it is bound."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "extract" and type(value) is types.ModuleType:
+            value.__class__ = _CallableModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name == "extract":
+        importlib.import_module("embedstore.extract")  # binds the callable module (above)
+        return globals()["extract"]
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'embedstore' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,6 +15,8 @@ __all__ = [
     "ArrayNotFoundError",
     "IncompleteArrayError",
     "ConflictError",
+    "StoreBusyError",
+    "RankFailedError",
     "InvalidDataError",
     "UnknownBackboneError",
     "WeightsNotFoundError",
@@ -23,8 +25,12 @@ __all__ = [
     "BadImageError",
     "SourceError",
     "ProtocolError",
+    "LabelsError",
+    "NotFittedError",
     "ArchiveError",
     "MissingDependencyError",
+    "StorageError",
+    "CorruptStoreError",
 ]
 
 
@@ -64,6 +70,14 @@ class ConflictError(EmbedstoreError):
     """Writing would change data already stored; nothing was overwritten."""
 
 
+class StoreBusyError(ConflictError):
+    """Another process (or torchrun job) is writing the same dataset or array right now."""
+
+
+class RankFailedError(EmbedstoreError):
+    """Another process (rank) of the same torchrun job failed, so this one stopped too."""
+
+
 class InvalidDataError(EmbedstoreError, ValueError):
     """Input arrays have the wrong shape, type or values (NaN, duplicates, mismatched lengths)."""
 
@@ -96,9 +110,28 @@ class ProtocolError(EmbedstoreError, ValueError):
     """An evaluation protocol cannot run on this data (too few samples, wrong task kind)."""
 
 
+class LabelsError(InvalidDataError, ProtocolError):
+    """Labels a classifier cannot learn from: fewer than two classes, or a binary task without two.
+
+    Also an InvalidDataError and a ProtocolError: the probes raised one or the other before.
+    """
+
+
+class NotFittedError(InvalidDataError, ProtocolError):
+    """An estimator was asked to predict before ``fit`` (the same class in every probe)."""
+
+
 class ArchiveError(EmbedstoreError):
     """An archive is malformed, tampered with, or conflicts with its target."""
 
 
 class MissingDependencyError(EmbedstoreError, ImportError):
     """An optional extra (e.g. matplotlib for plots) is needed and not installed."""
+
+
+class StorageError(EmbedstoreError, OSError):
+    """The disk or file system under a store failed a write (full disk, quota, permissions, I/O)."""
+
+
+class CorruptStoreError(EmbedstoreError):
+    """A store's files are damaged or break the layout rules (`embedstore verify` names each)."""

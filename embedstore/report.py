@@ -12,7 +12,11 @@ from typing import Any
 from embedstore._version import __version__
 from embedstore.errors import InvalidDataError
 
-__all__ = ["ProbeResult", "write_jsonl", "read_jsonl", "format_metric"]
+__all__ = ["METRICS", "ProbeResult", "check_metric", "write_jsonl", "read_jsonl", "format_metric"]
+
+# The metric names a record can carry (embedstore.probes.metrics.classification_metrics): kappa
+# only for ordinal tasks; few-shot episodes report accuracy only.
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "kappa")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,17 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[ProbeResult]:
                 "pass a results file written by embedstore, or another --out path"
             ) from None
     return out
+
+
+def check_metric(results: Iterable[ProbeResult], metric: str) -> None:
+    """Raise InvalidDataError unless some record carries ``metric``; the message lists those that do."""
+    results = list(results)
+    have = list(dict.fromkeys(m for r in results for m in r.metrics))
+    if results and metric not in have:
+        why = " (kappa is computed for ordinal tasks only)" if metric == "kappa" else ""
+        raise InvalidDataError(
+            f"metric '{metric}' is not in these results{why}; they have: {', '.join(have)}"
+        )
 
 
 def format_metric(m: dict[str, float | None] | None, scale: float = 100.0) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedstore.data.subsets import setting_key
+from embedstore.data.subsets import LabelSetting, setting_key
 from embedstore.errors import InvalidDataError
 from embedstore.report import ProbeResult
 
@@ -34,7 +34,7 @@ __all__ = [
 
 MIN_WILCOXON = 5
 
-Setting = tuple[str, float | int]
+Setting = LabelSetting
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,8 @@ class PairedComparison:
 
 
 def format_setting(setting: Setting) -> str:
-    """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot'."""
-    kind, value = setting
-    if kind == "fraction":
-        pct = float(value) * 100
-        return f"{pct:.3g}%"
-    return f"{int(value)}-shot"
+    """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot' (:meth:`LabelSetting.display`)."""
+    return LabelSetting(*setting).display()
 
 
 def _value(r: ProbeResult, metric: str) -> float | None:

@@ -73,7 +73,10 @@ def test_plain_zarr_reads_documented_layout(toy_store):
     assert root.attrs["embedstore_format"] == FORMAT_VERSION
     ds = root["toy"]
     assert ds.attrs["task"] == "binary" and ds.attrs["class_names"] == ["a", "b"]
-    assert ds["ids"].shape == (40,) and ds["split"].dtype == np.uint8
+    assert (
+        ds["ids"].shape[0] == 40 and ds["ids"].dtype == np.uint8 and ds["split"].dtype == np.uint8
+    )
+    assert bytes(ds["ids"][3]).rstrip(b"\0").decode() == "img_0003.png"
     emb = ds["bb"]["embeddings"]
     assert emb.shape == (40, 8) and emb.chunks == (16, 8)
     assert ds["bb"].attrs["complete"] is True

@@ -13,8 +13,9 @@ from embedstore import create_store
 from embedstore.data.subsets import labelled_subsets
 from embedstore.errors import InvalidDataError
 from embedstore.probes.evaluate import ProbeOptions
+from embedstore.probes.knn import knn_grid_proba
 from embedstore.report import read_jsonl
-from embedstore.sweep import cv_folds, knn_grid_proba, run_sweep
+from embedstore.sweep import cv_folds, run_sweep
 from tests.conftest import write_embeddings
 
 OPTS = ProbeOptions(n_bootstrap=0)

@@ -113,10 +113,9 @@ def export_archive(
         keys = [k for k in raw.keys() if _exported(k, plan)]
         layout = _Layout(raw, keys)
         for node, meta in layout.meta.items():
-            if _metadata_problems(meta):
-                raise ArchiveError(
-                    f"'{store}/{node}' cannot be exported: {_metadata_problems(meta)[0]}"
-                )
+            problems = _metadata_problems(meta, legacy=src.format_version < 2)
+            if problems:
+                raise ArchiveError(f"'{store}/{node}' cannot be exported: {problems[0]}")
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
         try:
             nodes, arrays = _write_archive(layout, tmp, src, plan, store)

@@ -28,6 +28,7 @@ from embedstore.store import (
     Store,
     _is_remote,
     _iter_dataset_differences,
+    _migrate_legacy,
     create_store,
     open_store,
 )
@@ -122,6 +123,8 @@ def import_archive(
         expected = {a: e.get("sha256") for a, e in manifest["arrays"].items()} if manifest else {}
         if copies:
             _commit(layout, copies, target_path, new_store=not is_store, expected=expected)
+            if src.format_version < 2:  # its text arrays use the `string` extension type
+                _migrate_legacy(target_path)
         elif not is_store:
             create_store(target_path)
         return result

@@ -95,7 +95,11 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
         problems.append("no readable zarr.json at the root: not a Zarr v3 store")
     elif "embedstore_format" not in attrs:
         problems.append("root has no 'embedstore_format' attribute: not an embedstore store")
-    elif int(attrs["embedstore_format"]) > FORMAT_VERSION:
+    elif not isinstance(attrs["embedstore_format"], int) or isinstance(
+        attrs["embedstore_format"], bool
+    ):
+        problems.append(f"format version {attrs['embedstore_format']!r} is not an integer")
+    elif attrs["embedstore_format"] > FORMAT_VERSION:
         problems.append(
             f"format version {attrs['embedstore_format']} is newer than this embedstore "
             f"understands ({FORMAT_VERSION}); upgrade embedstore"
@@ -117,8 +121,9 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
     found: dict[str, list[str]] = {}
     status: dict[str, str] = {}
     unsafe = False
+    legacy = isinstance(attrs.get("embedstore_format"), int) and attrs["embedstore_format"] < 2
     for node, meta in layout.meta.items():
-        mp = _metadata_problems(meta) if meta is not None else []
+        mp = _metadata_problems(meta, legacy=legacy) if meta is not None else []
         unsafe |= bool(mp) or meta is None
         if mp and node:
             found.setdefault(node, []).extend(mp)

@@ -8,15 +8,19 @@ The built-in entries (``zoo.py``) are registered on import of this package.
 from __future__ import annotations
 
 from embedstore.backbones.loading import LoadedBackbone, load_model
+from embedstore.backbones.recipes import RECIPES
 from embedstore.backbones.registry import (
     BackboneSpec,
     Preprocess,
     WeightsSource,
     get_backbone,
     list_backbones,
+    list_names,
     register,
+    store_name,
     unregister,
 )
+from embedstore.backbones.userfile import load_backbones_file, register_backbone
 from embedstore.backbones.weights import weights_available as _weights_available_for_source
 
 __all__ = [
@@ -28,7 +32,12 @@ __all__ = [
     "unregister",
     "get_backbone",
     "list_backbones",
+    "list_names",
     "load_model",
+    "store_name",
+    "register_backbone",
+    "load_backbones_file",
+    "RECIPES",
     "weights_available",
 ]
 
@@ -38,6 +47,10 @@ def weights_available(spec: BackboneSpec | str) -> bool:
     needs none; never touches the network."""
     if isinstance(spec, str):
         spec = get_backbone(spec)
+    if spec.weights is None and spec.hub_id:
+        from embedstore.backbones.hub import hub_cached
+
+        return hub_cached(spec.hub_id)
     return _weights_available_for_source(spec.weights)
 
 

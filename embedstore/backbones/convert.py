@@ -25,6 +25,9 @@ __all__ = [
     "convert_byol",
     "convert_vissl",
     "convert_efficientnet_lite",
+    "convert_efficientnet_lite_timm",
+    "convert_sparsam",
+    "convert_auto",
     "detect_format",
     "detect_and_convert",
     "CONVERTERS",
@@ -183,6 +186,87 @@ def convert_efficientnet_lite(ckpt: Mapping[str, Any]) -> StateDict:
     return _drop(_strip(unwrap(ckpt), ["module."]), _HEADS)
 
 
+# efficientnet-lite-pytorch block order (flat ``_blocks.N``) -> timm's (stage, block): repeats per
+# stage of EfficientNet-Lite0 (TF efficientnet_lite_builder.py; timm ``_gen_efficientnet_lite``).
+_LITE0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
+# Per block: the reference package's names -> timm's (InvertedResidual; the first block of stage 0
+# is timm's DepthwiseSeparableConv, which has no expansion conv).
+_LITE_IR = {
+    "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+    "_project_conv": "conv_pwl", "_bn2": "bn3",
+}  # fmt: skip
+_LITE_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+
+
+def convert_efficientnet_lite_timm(ckpt: Mapping[str, Any]) -> StateDict:
+    """``efficientnet-lite-pytorch`` Lite0 file -> timm ``tf_efficientnet_lite0`` keys; the
+    ImageNet classifier ``_fc`` is dropped."""
+    sd = convert_efficientnet_lite(ckpt)
+    where = [(s, b) for s, n in enumerate(_LITE0_REPEATS) for b in range(n)]
+    out: StateDict = {}
+    for k, v in sd.items():
+        head, _, rest = k.partition(".")
+        if head == "_blocks":
+            index, _, rest = rest.partition(".")
+            module, _, param = rest.partition(".")
+            i = int(index)
+            if i >= len(where):
+                raise CheckpointError(
+                    f"EfficientNet-Lite0 has {len(where)} blocks; the checkpoint has '{k}'"
+                )
+            names = _LITE_DS if i == 0 else _LITE_IR
+            stage, block = where[i]
+            out[f"blocks.{stage}.{block}.{names.get(module, module)}.{param}"] = v
+        else:
+            out[f"{_LITE_TOP.get(head, head)}.{rest}"] = v
+    return out
+
+
+def convert_sparsam(ckpt: Mapping[str, Any]) -> StateDict:
+    """Nielsen et al. (IPMI-ICNS-UKE/sparsam) ``pretrained_*.pt``: ``torch.save`` of the DINO
+    teacher's state dict, ``backbone.*`` (the XCiT) + ``projection_head.*`` (dropped). The authors
+    keep the ``backbone.`` keys, strip the prefix and load strictly
+    (``reproducability/reproduce_results.py``); so does this."""
+    sd = unwrap(ckpt)
+    if not any(k.startswith("backbone.") for k in sd):
+        raise CheckpointError(
+            f"a sparsam checkpoint holds 'backbone.*' and 'projection_head.*' keys; this one has "
+            f"none under 'backbone.' (first keys: {list(sd)[:5]}); pass format 'auto' for others"
+        )
+    return _keep(sd, "backbone.")
+
+
+# Sub-models kept when present (self-supervised wrappers), and a wrapper prefix that every key
+# shares (PyTorch Lightning's attribute name, DataParallel, torch.compile) that is stripped.
+_SUBMODELS = ("backbone.", "encoder_q.", "online_network.encoder.", "online_encoder.")
+_WRAPPED = re.compile(r"(^|\.)(?:module|_orig_mod)\.")
+_SHARED = ("module", "_orig_mod", "model", "net", "encoder", "trunk", "teacher", "student")
+
+
+def convert_auto(ckpt: Mapping[str, Any]) -> StateDict:
+    """Own checkpoints in the usual layouts: a plain state dict; ``state_dict`` / ``model`` /
+    ``teacher`` wrappers (PyTorch Lightning, DINO full checkpoints: the teacher is kept); keys
+    under ``module.`` / ``_orig_mod.`` (DataParallel, torch.compile) anywhere; the ``backbone.``
+    (DINO, sparsam) or ``encoder_q.`` (MoCo) sub-model when there is one; a prefix shared by
+    every key (Lightning's ``model.`` / ``net.``). Heads outside the sub-model are dropped."""
+    if isinstance(ckpt, Mapping) and not _is_state_dict(ckpt) and "teacher" not in ckpt:
+        if isinstance(ckpt.get("student"), Mapping) and "state_dict" not in ckpt:
+            ckpt = ckpt["student"]
+    sd = unwrap(ckpt)
+    sd = {_WRAPPED.sub(r"\1", k): v for k, v in sd.items()}
+    for prefix in _SUBMODELS:
+        if any(k.startswith(prefix) for k in sd):
+            sd = _keep(sd, prefix)
+            break
+    while sd and all("." in k for k in sd):
+        first = {k.split(".", 1)[0] for k in sd}
+        if len(first) != 1 or next(iter(first)) not in _SHARED:
+            break
+        sd = {k.split(".", 1)[1]: v for k, v in sd.items()}
+    return sd
+
+
 CONVERTERS: dict[str, Callable[[Mapping[str, Any]], StateDict]] = {
     "torchvision": convert_torchvision,
     "simclr_v1": convert_simclr_v1,
@@ -192,6 +276,9 @@ CONVERTERS: dict[str, Callable[[Mapping[str, Any]], StateDict]] = {
     "byol": convert_byol,
     "vissl": convert_vissl,
     "efficientnet_lite": convert_efficientnet_lite,
+    "efficientnet_lite_timm": convert_efficientnet_lite_timm,
+    "sparsam": convert_sparsam,
+    "auto": convert_auto,
 }
 
 

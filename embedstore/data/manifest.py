@@ -1,19 +1,32 @@
-"""CSV manifests: one row per image with a path column (relative to the CSV), one label column
-(class names or indices) or several 0/1 columns (multilabel), and optional split and group columns.
+"""CSV manifests: one row per image with a path column, one label column (class names or indices)
+or several 0/1 columns (multilabel), and optional split and group columns.
+
+Paths, as a researcher's CSV holds them:
+- relative paths are relative to the CSV's folder; ``..`` is allowed, and so are absolute paths
+  (a data disk elsewhere): the stored sample id is always the path exactly as written in the CSV;
+- ``s3://``, ``https://`` and ``http://`` URLs are read through fsspec (the ``remote`` extra;
+  credentials and endpoint from the environment, see :mod:`embedstore.data.remote`). The manifest
+  itself may be at a URL too; its relative paths are then relative to the manifest's URL.
+- every local file listed must exist when the source is opened: the error lists the first few
+  that do not (with ``allow_missing``, as ``--skip-bad`` does, they become missing rows instead).
+  URLs are not checked up front (one request each); a missing object is found when it is read.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from embedstore.data.base import Source
+from embedstore.data.base import Source, order_classes
 from embedstore.data.images import DICOM_EXTENSIONS, read_image, require_pydicom
-from embedstore.data.splits import DEFAULT_FRACTIONS
+from embedstore.data.remote import is_url, join_url, read_url_text
+from embedstore.data.splits import DEFAULT_FRACTIONS, SPLIT_ALIASES
 from embedstore.errors import SourceError
 
 __all__ = ["CsvSource"]
@@ -27,17 +40,56 @@ def _as_int(value: str) -> int | None:
     return int(f) if f == int(f) else None
 
 
+def _lines(line_of: list[int], rows: Sequence[int], limit: int = 5) -> str:
+    """'line 4' / 'lines 4, 9, 12 and 3 more' for data rows given by index."""
+    shown = ", ".join(str(line_of[i]) for i in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"line{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _read_table(path: str, desc: str) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """Header, rows as {column: stripped value}, and each row's line number in the file."""
+    try:
+        if is_url(path):
+            text = read_url_text(path)
+        else:
+            text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{desc} is not UTF-8 text ({exc}); save the manifest as CSV") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows: list[dict[str, str]] = []
+    line_of: list[int] = []
+    try:
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        for r in reader:
+            if None in r:
+                raise SourceError(
+                    f"{desc}: line {reader.line_num} has {len(columns) + len(r[None])} fields "
+                    f"but the header has {len(columns)} ({', '.join(columns)}); quote values "
+                    "that contain commas"
+                )
+            rows.append({(k or "").strip(): (v or "").strip() for k, v in r.items()})
+            line_of.append(reader.line_num)
+    except csv.Error as exc:
+        raise SourceError(f"{desc}: not a readable CSV ({exc})") from None
+    return columns, rows, line_of
+
+
 class CsvSource(Source):
     """Images listed in a CSV file.
 
     Args:
-        path: the .csv file; image paths in it are relative to its folder (or absolute).
+        path: the .csv file (local, or an ``s3://`` / ``https://`` URL); image paths in it are
+            relative to its folder, absolute, or URLs. Ids are the paths as written.
         path_column: column holding the image path.
         label_columns: one column (class names or integer indices) or several 0/1 columns
             (multilabel, class names = column names). Default ``["label"]``.
         split_column: optional column with train / val / test; otherwise stratified splits.
         group_column: optional patient / group column; made splits keep each group together.
-        class_names: names for integer labels (default "0" .. "K-1").
+        class_names: names for integer labels (one per index), or the order of name labels.
+        task: binary, multiclass, multilabel or ordinal (default: inferred; ordinal never is).
+        allow_missing: keep rows whose local file does not exist (they fail to load, and
+            ``skip_bad`` records them as missing rows) instead of refusing the manifest.
     """
 
     def __init__(
@@ -52,17 +104,17 @@ class CsvSource(Source):
         task: str | None = None,
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         seed: int = 0,
+        allow_missing: bool = False,
     ) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise SourceError(f"CSV manifest '{path}' does not exist; pass the path of a .csv file")
+        text = str(path)
+        remote = is_url(text)
+        if not remote and not Path(text).is_file():
+            raise SourceError(f"CSV manifest '{text}' does not exist; pass the path of a .csv file")
         if isinstance(label_columns, str):
             label_columns = [label_columns]
         label_columns = list(label_columns or ["label"])
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+        desc = f"CSV manifest {text}"
+        columns, rows, line_of = _read_table(text, f"CSV manifest '{text}'")
         wanted = {"--path-column": [path_column], "--label-column": label_columns}
         if split_column:
             wanted["--split-column"] = [split_column]
@@ -72,87 +124,151 @@ class CsvSource(Source):
             for name in names:
                 if name not in columns:
                     raise SourceError(
-                        f"CSV manifest '{path}' has no column '{name}' (columns: "
+                        f"CSV manifest '{text}' has no column '{name}' (columns: "
                         f"{', '.join(columns) or 'none'}); name the right one with {option}"
                     )
         if not rows:
-            raise SourceError(f"CSV manifest '{path}' has a header but no rows")
-        desc = f"CSV manifest {path}"
+            raise SourceError(f"CSV manifest '{text}' has a header but no rows")
         ids = [r[path_column] for r in rows]
         empty = [i for i, v in enumerate(ids) if not v]
         if empty:
-            raise SourceError(f"{desc}: empty '{path_column}' in data row(s) {empty[:10]}")
+            raise SourceError(f"{desc}: empty '{path_column}' on {_lines(line_of, empty)}")
+        _check_unique(ids, line_of, desc)
         if len(label_columns) > 1:
-            labels, names = self._multilabel(rows, label_columns, desc)
+            labels, names = _multilabel(rows, label_columns, class_names, line_of, desc)
         else:
-            labels, names = self._single_label(rows, label_columns[0], class_names, desc)
-        base = path.parent
-        self.paths = [str(p if Path(p).is_absolute() else base / p) for p in ids]
+            labels, names = _single_label(rows, label_columns[0], class_names, task, line_of, desc)
+        if remote:
+            self.paths = [join_url(text, p) for p in ids]
+        else:
+            base = Path(text).parent
+            self.paths = [p if is_url(p) or Path(p).is_absolute() else str(base / p) for p in ids]
         if any(Path(p).suffix.lower() in DICOM_EXTENSIONS for p in self.paths):
             require_pydicom()
+        split = None
+        if split_column:
+            split = _parse_split(rows, split_column, line_of, desc)
         super().__init__(
             description=desc,
             ids=ids,
             labels=labels,
             class_names=names,
             task=task,
-            split=[r[split_column] for r in rows] if split_column else None,
+            split=split,
             group=[r[group_column] for r in rows] if group_column else None,
             fractions=fractions,
             seed=seed,
         )
-        dup = len(self.ids) - len(set(self.ids.tolist()))
-        if dup:
-            raise SourceError(f"{desc}: {dup} image path(s) are listed more than once")
-
-    @staticmethod
-    def _single_label(
-        rows: list[dict[str, str]], column: str, class_names: Sequence[str] | None, desc: str
-    ) -> tuple[np.ndarray, list[str]]:
-        values = [r[column] for r in rows]
-        blank = [i for i, v in enumerate(values) if v == ""]
-        if blank:
-            raise SourceError(f"{desc}: empty label in column '{column}', data row(s) {blank[:10]}")
-        ints = [_as_int(v) for v in values]
-        if all(i is not None for i in ints):
-            labels = np.asarray(ints, dtype=np.int64)
-            if labels.min() < 0:
-                raise SourceError(f"{desc}: integer labels must be >= 0, got {labels.min()}")
-            k = int(labels.max()) + 1
-            names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
-            if len(names) < k:
-                raise SourceError(
-                    f"{desc}: labels go up to {k - 1} but only {len(names)} class names were given"
-                )
-            return labels, names
-        names = sorted(set(values)) if class_names is None else list(class_names)
-        index = {name: i for i, name in enumerate(names)}
-        unknown = sorted(set(values) - set(index))
-        if unknown:
-            raise SourceError(
-                f"{desc}: label(s) {unknown[:5]} in column '{column}' are not among the class "
-                f"names {names}"
-            )
-        return np.asarray([index[v] for v in values], dtype=np.int64), names
-
-    @staticmethod
-    def _multilabel(
-        rows: list[dict[str, str]], columns: list[str], desc: str
-    ) -> tuple[np.ndarray, list[str]]:
-        labels = np.zeros((len(rows), len(columns)), dtype=np.uint8)
-        for j, col in enumerate(columns):
-            for i, r in enumerate(rows):
-                v = _as_int(r[col]) if r[col] != "" else None
-                if v not in (0, 1):
-                    raise SourceError(
-                        f"{desc}: multilabel column '{col}' must hold 0 or 1, got '{r[col]}' in "
-                        f"data row {i}; pass a single --label-column for class-name labels"
-                    )
-                labels[i, j] = v
-        return labels, list(columns)
+        if not allow_missing:
+            _check_files_exist(self.paths, ids, line_of, desc)
 
     def load(self, index: int) -> Image.Image | np.ndarray:
         return read_image(self.paths[index])
 
     def locate(self, index: int) -> str:
         return self.paths[index]
+
+
+def _check_unique(ids: list[str], line_of: list[int], desc: str) -> None:
+    first: dict[str, int] = {}
+    repeats: list[str] = []
+    for i, p in enumerate(ids):
+        key = os.path.normpath(p) if not is_url(p) else p
+        if key in first:
+            repeats.append(f"'{p}' (lines {line_of[first[key]]} and {line_of[i]})")
+        else:
+            first[key] = i
+    if repeats:
+        raise SourceError(
+            f"{desc}: {len(repeats)} image(s) listed more than once, e.g. "
+            f"{', '.join(repeats[:5])}; each image must be one row (ids must be unique)"
+        )
+
+
+def _check_files_exist(paths: list[str], ids: list[str], line_of: list[int], desc: str) -> None:
+    missing = [i for i, p in enumerate(paths) if not is_url(p) and not os.path.isfile(p)]
+    if missing:
+        shown = ", ".join(f"'{ids[i]}' (line {line_of[i]})" for i in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise SourceError(
+            f"{desc}: {len(missing)} of {len(paths)} listed image file(s) do not exist: "
+            f"{shown}{more}; relative paths are read from the CSV's folder. Fix the paths, or "
+            "pass --skip-bad (allow_missing=True) to record them as missing rows"
+        )
+
+
+def _parse_split(
+    rows: list[dict[str, str]], column: str, line_of: list[int], desc: str
+) -> np.ndarray:
+    values = [r[column].lower() for r in rows]
+    bad = [i for i, v in enumerate(values) if v not in SPLIT_ALIASES]
+    if bad:
+        unknown = sorted({rows[i][column] for i in bad})
+        raise SourceError(
+            f"{desc}: split column '{column}' holds {unknown[:5]} on {_lines(line_of, bad)}; "
+            f"expected train, val or test (also: {', '.join(sorted(SPLIT_ALIASES))}). Fix the "
+            "values, or leave --split-column out to make stratified splits"
+        )
+    return np.asarray([SPLIT_ALIASES[v] for v in values], dtype=np.uint8)
+
+
+def _single_label(
+    rows: list[dict[str, str]],
+    column: str,
+    class_names: Sequence[str] | None,
+    task: str | None,
+    line_of: list[int],
+    desc: str,
+) -> tuple[np.ndarray, list[str]]:
+    values = [r[column] for r in rows]
+    blank = [i for i, v in enumerate(values) if v == ""]
+    if blank:
+        raise SourceError(
+            f"{desc}: empty label in column '{column}' on {_lines(line_of, blank)}; give every "
+            "image a label, or remove its row"
+        )
+    ints = [_as_int(v) for v in values]
+    if all(i is not None for i in ints):
+        labels = np.asarray(ints, dtype=np.int64)
+        if labels.min() < 0:
+            neg = np.flatnonzero(labels < 0).tolist()
+            raise SourceError(
+                f"{desc}: integer labels must be >= 0, got {labels.min()} on {_lines(line_of, neg)}"
+            )
+        k = int(labels.max()) + 1
+        if class_names is not None and len(class_names) != k:
+            raise SourceError(
+                f"{desc}: the labels are class indices 0..{k - 1} ({k} classes) but "
+                f"{len(class_names)} class names were given ({', '.join(class_names)}); give "
+                "one name per index, lowest first"
+            )
+        names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+        return labels, names
+    names = order_classes(values, class_names, task, desc)
+    index = {name: i for i, name in enumerate(names)}
+    return np.asarray([index[v] for v in values], dtype=np.int64), names
+
+
+def _multilabel(
+    rows: list[dict[str, str]],
+    columns: list[str],
+    class_names: Sequence[str] | None,
+    line_of: list[int],
+    desc: str,
+) -> tuple[np.ndarray, list[str]]:
+    if class_names is not None and len(class_names) != len(columns):
+        raise SourceError(
+            f"{desc}: {len(columns)} label columns ({', '.join(columns)}) but "
+            f"{len(class_names)} class names; give one name per column, in the same order"
+        )
+    labels = np.zeros((len(rows), len(columns)), dtype=np.uint8)
+    for j, col in enumerate(columns):
+        for i, r in enumerate(rows):
+            v = _as_int(r[col]) if r[col] != "" else None
+            if v not in (0, 1):
+                raise SourceError(
+                    f"{desc}: multilabel column '{col}' must hold 0 or 1, got '{r[col]}' on "
+                    f"line {line_of[i]}; pass a single --label-column for class-name labels"
+                )
+            labels[i, j] = v
+    return labels, list(class_names) if class_names is not None else list(columns)

@@ -27,17 +27,16 @@ SPLIT_ALIASES = {
 
 def parse_split_names(values: Sequence[str], *, where: str) -> np.ndarray:
     """Split names (train/val/test and common aliases) -> codes, array of shape (n,) uint8."""
-    out = np.empty(len(values), dtype=np.uint8)
-    for i, value in enumerate(values):
-        key = str(value).strip().lower()
-        if key not in SPLIT_ALIASES:
-            raise SourceError(
-                f"{where}: split value '{value}' (row {i}) is not one of train, val, test "
-                f"(aliases: {', '.join(sorted(SPLIT_ALIASES))}); fix the value or leave the "
-                "split column out to make stratified splits"
-            )
-        out[i] = SPLIT_ALIASES[key]
-    return out
+    keys = [str(v).strip().lower() for v in values]
+    bad = [i for i, k in enumerate(keys) if k not in SPLIT_ALIASES]
+    if bad:
+        unknown = sorted({str(values[i]) for i in bad})
+        raise SourceError(
+            f"{where}: split value(s) {unknown[:5]} (rows {bad[:5]}) are not train, val or test "
+            f"(aliases: {', '.join(sorted(SPLIT_ALIASES))}); fix the values or leave the "
+            "split column out to make stratified splits"
+        )
+    return np.asarray([SPLIT_ALIASES[k] for k in keys], dtype=np.uint8)
 
 
 def _strata(labels: np.ndarray) -> np.ndarray:

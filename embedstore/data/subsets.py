@@ -28,19 +28,74 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from embedstore.errors import InvalidDataError, ProtocolError
 
 __all__ = [
+    "LabelSetting",
     "LabelSubset",
     "labelled_subsets",
     "check_fractions",
     "check_shots",
+    "parse_settings",
     "setting_key",
 ]
+
+
+class LabelSetting(NamedTuple):
+    """A label setting, ``("fraction", 0.01)`` or ``("shots", 5)``: one value from the CLI to the plot.
+
+    A tuple, so it is a cell key and compares equal to ``("shots", 5)``; :meth:`record` is its
+    form in a result record's ``labels``, :meth:`from_record` reads it back, :meth:`display` is
+    how tables and plots show it ("1%", "5-shot"), :func:`parse_settings` reads the CLI's text.
+    """
+
+    kind: str  # "fraction" | "shots"
+    value: float | int
+
+    def record(self) -> dict[str, float | int]:
+        return {self.kind: self.value}
+
+    @classmethod
+    def from_record(cls, labels_record: dict[str, Any]) -> LabelSetting | None:
+        """The setting of a record's ``labels`` dict, or None (a probe record has none)."""
+        if "fraction" in labels_record:
+            return cls("fraction", float(labels_record["fraction"]))
+        if "shots" in labels_record:
+            return cls("shots", int(labels_record["shots"]))
+        return None
+
+    def display(self) -> str:
+        """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot'."""
+        if self.kind == "fraction":
+            return f"{float(self.value) * 100:.3g}%"
+        return f"{int(self.value)}-shot"
+
+
+def parse_settings(fractions: str | None, shots: str | None) -> list[LabelSetting]:
+    """'0.01,0.1' and '1,5' (the CLI's text; either may be None) -> checked, sorted settings."""
+    out: list[LabelSetting] = []
+    for kind, text, check, example in (
+        ("fraction", fractions, check_fractions, "0.01,0.1,1.0"),
+        ("shots", shots, check_shots, "1,5,10"),
+    ):
+        if text is None:
+            continue
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            option = "--fractions" if kind == "fraction" else "--shots"
+            raise InvalidDataError(
+                f"{option} expects comma-separated numbers, e.g. {example}; got '{text}'"
+            ) from None
+        out += [LabelSetting(kind, v) for v in check(numbers)]
+    if not out:
+        raise InvalidDataError("give --fractions (e.g. 0.01,0.1,1.0) or --shots (e.g. 1,5,10)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -64,14 +119,14 @@ class LabelSubset:
         return int(len(self.positions))
 
     @property
-    def setting(self) -> tuple[str, float | int]:
+    def setting(self) -> LabelSetting:
         """('fraction', 0.01) or ('shots', 5): the label setting, without the seed."""
-        return (self.kind, self.value)
+        return LabelSetting(self.kind, self.value)
 
     def record(self) -> dict[str, Any]:
         """The ``labels`` field of a result record."""
         out: dict[str, Any] = {
-            self.kind: self.value,
+            **self.setting.record(),
             "n_labelled": self.n_labelled,
             "per_class": dict(self.per_class),
             "capped_classes": list(self.capped_classes),
@@ -82,13 +137,9 @@ class LabelSubset:
         return out
 
 
-def setting_key(labels_record: dict[str, Any]) -> tuple[str, float | int] | None:
+def setting_key(labels_record: dict[str, Any]) -> LabelSetting | None:
     """The label setting of a record's ``labels`` dict: ('fraction', f), ('shots', k) or None."""
-    if "fraction" in labels_record:
-        return ("fraction", float(labels_record["fraction"]))
-    if "shots" in labels_record:
-        return ("shots", int(labels_record["shots"]))
-    return None
+    return LabelSetting.from_record(labels_record)
 
 
 def check_fractions(fractions: Sequence[float]) -> list[float]:

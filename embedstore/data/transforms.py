@@ -1,5 +1,8 @@
-"""Image preprocessing, implemented once: any image -> RGB -> resize short side -> centre crop ->
-float tensor in [0, 1] -> normalise. The parameters come from a backbone's ``spec.preprocess``.
+"""Image preprocessing, implemented once: any image -> RGB -> resize -> crop -> float tensor in
+[0, 1] -> normalise. The parameters come from a backbone's ``spec.preprocess``; the resize and
+crop modes are timm's eval transform (``timm.data.transforms_imagenet_eval``): ``center``
+(short side, centre crop), ``squash`` (both sides, aspect not kept) and ``border`` (long side,
+pad with the mean colour, centre crop).
 """
 
 from __future__ import annotations
@@ -12,61 +15,34 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
-from embedstore.errors import BadImageError
+from embedstore.data.images import to_rgb
 
 __all__ = ["to_rgb", "ImageTransform"]
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Non-8-bit grey or colour (16-bit PNG, float) -> uint8 by the image's own min..max."""
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    values = arr.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise BadImageError("image contains NaN or Inf pixel values")
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    return np.round((values - lo) / (hi - lo) * 255.0).astype(np.uint8)
-
-
-def to_rgb(image: Image.Image | np.ndarray) -> Image.Image:
-    """Any PIL image or array (H, W), (H, W, 1), (H, W, 3), (H, W, 4) -> an RGB PIL image.
-
-    Grey becomes three equal channels, alpha is dropped, palettes are expanded, and images that
-    are not 8-bit are scaled to 8 bits by their own min..max.
-    """
-    if isinstance(image, np.ndarray):
-        arr = image
-        if arr.ndim == 3 and arr.shape[-1] == 1:
-            arr = arr[..., 0]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-            raise BadImageError(
-                f"an image array must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
-                f"got {arr.shape}"
-            )
-        if arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise BadImageError(f"image array is empty, shape {arr.shape}")
-        arr = np.ascontiguousarray(_to_uint8(arr))
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        return Image.fromarray(arr[..., :3], mode="RGB")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return to_rgb(np.asarray(image))
-    if image.mode != "RGB":
-        return image.convert("RGB")
-    return image
+def _crop_or_pad(img: Image.Image, size: int, fill: list[int]) -> Image.Image:
+    """Pad (with ``fill``) to at least ``size`` on each side, then centre-crop to ``size``
+    (timm.data.transforms.center_crop_or_pad)."""
+    w, h = img.size
+    if size > w or size > h:
+        left = (size - w) // 2 if size > w else 0
+        top = (size - h) // 2 if size > h else 0
+        right = (size - w + 1) // 2 if size > w else 0
+        bottom = (size - h + 1) // 2 if size > h else 0
+        img = F.pad(img, [left, top, right, bottom], fill=tuple(fill))
+        w, h = img.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return F.crop(img, top, left, size, size)
 
 
 class ImageTransform:
     """Callable: image -> float32 tensor of shape (3, crop, crop), from a ``Preprocess``.
 
     Args:
-        preprocess: object with ``resize`` (short side, or None to keep), ``crop`` (square
-            centre crop, or None), ``mean`` / ``std`` (3-tuples, or None for no normalisation)
-            and ``interpolation`` ('bilinear', 'bicubic', 'nearest', ...).
+        preprocess: object with ``resize`` (target size, or None to keep), ``crop`` (square
+            centre crop, or None), ``mean`` / ``std`` (3-tuples, or None for no normalisation),
+            ``interpolation`` ('bilinear', 'bicubic', 'nearest', ...) and optionally
+            ``crop_mode`` ('center' (default), 'squash', 'border').
     """
 
     def __init__(self, preprocess: Any) -> None:
@@ -75,13 +51,29 @@ class ImageTransform:
         self.mean = tuple(preprocess.mean) if preprocess.mean is not None else None
         self.std = tuple(preprocess.std) if preprocess.std is not None else None
         self.interpolation = InterpolationMode(str(preprocess.interpolation).lower())
+        self.crop_mode = str(getattr(preprocess, "crop_mode", "center") or "center")
+
+    def _resize(self, img: Image.Image) -> Image.Image:
+        size = int(self.resize)
+        if self.crop_mode == "squash":
+            return F.resize(img, [size, size], interpolation=self.interpolation, antialias=True)
+        if self.crop_mode == "border":  # timm ResizeKeepRatio(longest=1): long side to size
+            w, h = img.size
+            ratio = max(h / size, w / size)
+            target = [round(h / ratio), round(w / ratio)]
+            return F.resize(img, target, interpolation=self.interpolation, antialias=True)
+        return F.resize(img, size, interpolation=self.interpolation, antialias=True)
 
     def __call__(self, image: Image.Image | np.ndarray) -> torch.Tensor:
         img = to_rgb(image)
         if self.resize is not None:
-            img = F.resize(img, int(self.resize), interpolation=self.interpolation, antialias=True)
+            img = self._resize(img)
         if self.crop is not None:
-            img = F.center_crop(img, [int(self.crop), int(self.crop)])
+            if self.crop_mode == "border":
+                fill = [round(255 * v) for v in (self.mean or (0.0, 0.0, 0.0))]
+                img = _crop_or_pad(img, int(self.crop), fill)
+            else:
+                img = F.center_crop(img, [int(self.crop), int(self.crop)])
         x = F.pil_to_tensor(img).to(torch.float32).div_(255.0)  # (3, H, W)
         if self.mean is not None and self.std is not None:
             x = F.normalize(x, self.mean, self.std)
@@ -90,5 +82,6 @@ class ImageTransform:
     def __repr__(self) -> str:
         return (
             f"ImageTransform(resize={self.resize}, crop={self.crop}, mean={self.mean}, "
-            f"std={self.std}, interpolation={self.interpolation.value})"
+            f"std={self.std}, interpolation={self.interpolation.value}, "
+            f"crop_mode={self.crop_mode})"
         )

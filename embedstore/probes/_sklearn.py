@@ -13,9 +13,9 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
-from embedstore.errors import InvalidDataError
+from embedstore.errors import NotFittedError as EmbedstoreNotFittedError
 
-__all__ = ["ProbeEstimator", "ProbeNotFittedError", "check_fitted"]
+__all__ = ["ProbeEstimator", "ProbeNotFittedError"]
 
 
 class ProbeEstimator(ClassifierMixin, BaseEstimator):
@@ -36,12 +36,5 @@ class ProbeEstimator(ClassifierMixin, BaseEstimator):
         return tags
 
 
-class ProbeNotFittedError(InvalidDataError, NotFittedError):
-    """A probe used before ``fit``: embedstore's error and scikit-learn's ``NotFittedError``."""
-
-
-def check_fitted(estimator, attribute: str) -> None:
-    """Raise :class:`ProbeNotFittedError` unless ``estimator`` has the fitted ``attribute``."""
-    if not hasattr(estimator, attribute):
-        name = type(estimator).__name__
-        raise ProbeNotFittedError(f"this {name} is not fitted yet; call fit(X, y) first")
+class ProbeNotFittedError(EmbedstoreNotFittedError, NotFittedError):
+    """A probe used before ``fit``: embedstore's ``NotFittedError`` and scikit-learn's."""

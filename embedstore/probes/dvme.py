@@ -20,12 +20,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from embedstore.errors import InvalidDataError, ProtocolError
-from embedstore.probes._sklearn import ProbeEstimator, check_fitted
+from embedstore.errors import InvalidDataError
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes.selection import holdout_rows
+from embedstore.probes.selection import score as selection_score
+from embedstore.probes.validation import (
+    TASK_KINDS,
+    check_choice,
+    check_features,
+    check_fitted,
+    check_labels,
+    check_targets,
+    encode_with_classes,
+)
 
 __all__ = ["DVMENet", "DVMEClassifier", "DVME_TASKS", "HIDDEN_DIM"]
 
-DVME_TASKS = ("binary", "multiclass", "ordinal", "multilabel")
+DVME_TASKS = TASK_KINDS
 HIDDEN_DIM = 512  # width of the projection after the concatenated tokens (the paper's 512)
 _INFER_BATCH = 4096
 _MIN_DELTA = 1e-4  # a validation loss must drop by more than this to count as an improvement
@@ -187,7 +198,7 @@ class DVMEClassifier(ProbeEstimator):
             tv = self._encode_targets(y_val, len(Xv), "y_val")
             Xt, tt = X, targets
         elif self.val_fraction > 0:
-            tr, va = _split_rows(targets, self.val_fraction, self.seed, self._multilabel)
+            tr, va = holdout_rows(targets, self.val_fraction, self.seed, self._multilabel)
             Xt, tt, Xv, tv = X[tr], targets[tr], X[va], targets[va]
         else:
             Xt, tt, Xv, tv = X, targets, None, None
@@ -286,16 +297,10 @@ class DVMEClassifier(ProbeEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy; for multilabel the subset accuracy (all labels right), as scikit-learn."""
-        pred = self.predict(X)
-        y = np.asarray(y)
-        if len(y) != len(pred):
-            raise InvalidDataError(
-                f"y must have one entry per row of X ({len(pred)}), received {len(y)}"
-            )
-        if self._multilabel:
-            return float(np.mean(np.all(pred == y.reshape(pred.shape), axis=1)))
-        return float(np.mean(pred == y))
+        """Accuracy; multilabel: mean per-label accuracy (the selection score everywhere)."""
+        proba = self.predict_proba(X)
+        y = check_labels(y, n_samples=len(proba), allow_names=True)
+        return selection_score(y, proba, classes=None if self._multilabel else self.classes_)
 
     # ----------------------------------------------------------------------------- attention
     def attention(self, X: Any) -> np.ndarray:
@@ -357,10 +362,7 @@ class DVMEClassifier(ProbeEstimator):
                 f"widths must be a non-empty list of positive integers (one per backbone), "
                 f"received {widths!r}"
             )
-        if self.task not in DVME_TASKS:
-            raise ProtocolError(
-                f"task must be one of {', '.join(DVME_TASKS)}, received {self.task!r}"
-            )
+        check_choice("task", self.task, DVME_TASKS)
         if self.proj_dim <= 0 or self.n_heads <= 0 or self.proj_dim % self.n_heads:
             raise InvalidDataError(
                 f"proj_dim must be a positive multiple of n_heads, received proj_dim="
@@ -375,28 +377,11 @@ class DVMEClassifier(ProbeEstimator):
             )
 
     def _check_X(self, X: Any, name: str) -> np.ndarray:
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise InvalidDataError(
-                f"{name} must be 2-D (n_samples, sum(widths)={sum(self.widths)}), received shape "
-                f"{X.shape}; concatenate the backbones' embeddings along axis 1"
-            )
-        if not np.issubdtype(X.dtype, np.number):
-            raise InvalidDataError(f"{name} must be numeric, received dtype {X.dtype}")
+        X = check_features(X, name=name).astype(np.float32, copy=False)
         if X.shape[1] != sum(self.widths):
             raise InvalidDataError(
                 f"{name} has {X.shape[1]} columns but widths={list(self.widths)} sum to "
                 f"{sum(self.widths)}; pass widths matching the concatenated embeddings"
-            )
-        if len(X) == 0:
-            raise InvalidDataError(f"{name} has no rows")
-        X = X.astype(np.float32, copy=False)
-        bad = ~np.isfinite(X).all(axis=1)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise InvalidDataError(
-                f"{name} contains NaN or Inf in {len(rows)} row(s), first {rows[:5].tolist()}; "
-                "drop or re-extract those rows"
             )
         return X
 
@@ -405,85 +390,10 @@ class DVMEClassifier(ProbeEstimator):
         return self._check_X(X, "X")
 
     def _encode_fit_targets(self, y: Any, n: int) -> np.ndarray:
-        y = np.asarray(y)
-        if self._multilabel:
-            if y.ndim != 2:
-                raise InvalidDataError(
-                    f"multilabel y must be 2-D (n_samples, n_labels) of 0/1, received shape "
-                    f"{y.shape}"
-                )
-            self.classes_ = np.arange(y.shape[1])
-            return self._encode_targets(y, n, "y")
-        if y.ndim != 1:
-            raise InvalidDataError(
-                f"y must be 1-D (n_samples,) for task {self.task!r}, received shape {y.shape}; "
-                "use task='multilabel' for (n, C) targets"
-            )
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise ProtocolError(
-                f"y has {len(classes)} class(es) {classes.tolist()}; a classifier needs at least 2"
-            )
-        if self.task == "binary" and len(classes) != 2:
-            raise ProtocolError(
-                f"task 'binary' needs exactly 2 classes, y has {len(classes)}; "
-                "use task='multiclass'"
-            )
-        self.classes_ = classes
-        return self._encode_targets(y, n, "y")
+        self.classes_, targets = check_targets(y, self.task, n_samples=n)
+        return targets.astype(np.float32) if self._multilabel else targets.astype(np.int64)
 
     def _encode_targets(self, y: Any, n: int, name: str) -> np.ndarray:
-        """Class indices (n,) int64, or (n, C) float32 for multilabel."""
-        y = np.asarray(y)
-        if len(y) != n:
-            raise InvalidDataError(
-                f"{name} has {len(y)} entries but its X has {n} rows; they must match"
-            )
-        if self._multilabel:
-            C = len(self.classes_)
-            if y.ndim != 2 or y.shape[1] != C or not np.isin(y, (0, 1)).all():
-                raise InvalidDataError(
-                    f"{name} must be 0/1 of shape (n, {C}), received shape {y.shape}"
-                )
-            return y.astype(np.float32)
-        if y.ndim != 1:
-            raise InvalidDataError(f"{name} must be 1-D (n_samples,), received shape {y.shape}")
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.clip(idx, 0, len(self.classes_) - 1)
-        unknown = self.classes_[idx] != y
-        if unknown.any():
-            raise InvalidDataError(
-                f"{name} has labels not seen in y: {np.unique(y[unknown])[:5].tolist()}"
-            )
-        return idx.astype(np.int64)
-
-
-def _split_rows(
-    targets: np.ndarray, fraction: float, seed: int, multilabel: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row indices: ``fraction`` of each class to validation (random rows
-    for multilabel), at least one validation row, every class keeping a training row."""
-    rng = np.random.default_rng(seed)
-    n = len(targets)
-    if n < 2:
-        raise ProtocolError(f"need at least 2 rows to hold out a validation set, received {n}")
-    if multilabel:
-        perm = rng.permutation(n)
-        k = min(max(1, int(round(fraction * n))), n - 1)
-        return np.sort(perm[k:]), np.sort(perm[:k])
-    val = []
-    for c in np.unique(targets):
-        rows = rng.permutation(np.flatnonzero(targets == c))
-        val.append(rows[: min(int(round(fraction * len(rows))), len(rows) - 1)])
-    va = np.concatenate(val)
-    if len(va) == 0:  # tiny data: take one row of the largest class, if it can spare one
-        counts = np.bincount(targets)
-        if counts.max() < 2:
-            raise ProtocolError(
-                f"cannot hold out a validation set from {n} rows with one row per class; "
-                "pass X_val and y_val, or val_fraction=0 to train without early stopping"
-            )
-        va = rng.permutation(np.flatnonzero(targets == counts.argmax()))[:1]
-    mask = np.zeros(n, dtype=bool)
-    mask[va] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
+        """Validation labels as fitted targets: class indices (n,), or (n, C) float32 0/1."""
+        t = encode_with_classes(y, self.classes_, self._multilabel, n_samples=n, name=name)
+        return t.astype(np.float32) if self._multilabel else t

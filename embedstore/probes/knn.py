@@ -19,15 +19,17 @@ matrix product. Backends: torch (matmul + top-k, chunked over queries) or FAISS 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes._sklearn import ProbeEstimator, check_fitted
+from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes._weights import class_weights
-from embedstore.probes.metrics import check_features, check_labels
+from embedstore.probes.neighbors import block_topk
+from embedstore.probes.validation import check_choice, check_features, check_fitted, check_labels
 
 __all__ = [
     "KNN_METRICS",
@@ -35,18 +37,18 @@ __all__ = [
     "KNNClassifier",
     "similarity_matrix",
     "knn_topk",
+    "knn_vote",
+    "knn_grid_proba",
     "knn_proba_from_neighbors",
     "knn_proba_from_similarity",
 ]
 
 KNN_METRICS = ("cosine", "euclidean")
 KNN_BACKENDS = ("auto", "faiss", "torch")
-_CHUNK_BYTES = 128 * 2**20  # one (queries x base) similarity block
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidDataError(f"{name} must be one of {', '.join(choices)}; got '{value}'")
+    check_choice(name, value, choices)
 
 
 def _as_tensor(X: Any, device: str | torch.device, name: str, n_features: int | None = None):
@@ -73,17 +75,24 @@ def _faiss_gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def _resolve_backend(backend: str, device: str | torch.device, nq: int, nb: int) -> str:
-    """'auto': torch on a GPU (or faiss-gpu if installed) ; on CPU torch for every shape measured.
+def _resolve_backend(
+    backend: str, device: str | torch.device, *, faiss_gpu: bool | None = None
+) -> str:
+    """'auto': FAISS on a CUDA device when a faiss GPU build is installed, else torch.
 
-    Measured on the 2-core development CPU (benchmarks/bench_knn.py): torch chunked matmul + topk
-    was at least as fast as FAISS ``IndexFlat*`` for the probe shapes (1k-100k base, 2048-d);
-    FAISS is still available with ``backend="faiss"``.
+    On the CPU torch's blocked matmul + top-k was at least as fast as FAISS ``IndexFlat*`` for
+    every probe shape measured on the 2-core development CPU (benchmarks/bench_knn.py: 1k-100k
+    base, 2048-d), so 'auto' keeps torch there; FAISS is still available with ``backend="faiss"``.
+    On a GPU FAISS's fused k-selection needs no similarity blocks in GPU memory. (Not measured
+    here: this machine has no GPU.) ``faiss_gpu`` overrides the detection (for tests).
     """
     _check_choice("backend", backend, KNN_BACKENDS)
     if backend != "auto":
         return backend
-    return "torch"
+    on_gpu = torch.device(device).type == "cuda"
+    if faiss_gpu is None:
+        faiss_gpu = on_gpu and _faiss_gpu_available()
+    return "faiss" if on_gpu and faiss_gpu else "torch"
 
 
 def similarity_matrix(
@@ -132,27 +141,10 @@ def knn_topk(
 
 def _topk_prepared(q: torch.Tensor, b: torch.Tensor, k: int, metric: str, backend: str, device):
     """Top-k of validated tensors, already L2-normalised for cosine."""
-    if _resolve_backend(backend, device, q.shape[0], b.shape[0]) == "faiss":
+    if _resolve_backend(backend, device) == "faiss":
         return _topk_faiss(q, b, k, metric)
-    return _topk_torch(q, b, k, metric)
-
-
-def _topk_torch(q: torch.Tensor, b: torch.Tensor, k: int, metric: str):
-    b_half_sq = 0.5 * (b * b).sum(1) if metric == "euclidean" else None  # (nb,)
-    step = max(1, _CHUNK_BYTES // (4 * b.shape[0]))
-    sims, idx = [], []
-    with torch.no_grad():
-        for s in range(0, q.shape[0], step):
-            qc = q[s : s + step]
-            block = qc @ b.T  # (chunk, nb)
-            if b_half_sq is not None:
-                block -= b_half_sq
-            v, i = block.topk(k, dim=1)  # sorted, largest first
-            if b_half_sq is not None:  # -||q-b||^2/2 = q.b - |b|^2/2 - |q|^2/2
-                v = (v - 0.5 * (qc * qc).sum(1, keepdim=True)).clamp_(max=0.0)
-            sims.append(v.cpu())
-            idx.append(i.cpu())
-    return torch.cat(sims).numpy(), torch.cat(idx).numpy().astype(np.int64)
+    sims, idx = block_topk(q, b, k, metric=metric, normalize=False, device=q.device)
+    return sims.numpy(), idx.numpy()
 
 
 def _topk_faiss(q: torch.Tensor, b: torch.Tensor, k: int, metric: str):
@@ -175,26 +167,32 @@ def _check_k(k: int) -> None:
         raise InvalidDataError(f"k must be an integer >= 1; got {k!r}")
 
 
-def knn_proba_from_neighbors(
+def knn_vote(
     sims: Any,
     labels_of_neighbors: Any,
+    ks: Sequence[int],
     *,
     temperature: float = 0.07,
     n_classes: int | None = None,
     class_weight: np.ndarray | None = None,
-) -> np.ndarray:
-    """DINO's weighted vote from the neighbours' similarities and labels.
+) -> list[np.ndarray]:
+    """DINO's weighted vote of the first k neighbours, for every k in ``ks``, in one pass.
+
+    The one implementation of the vote: :func:`knn_proba_from_neighbors` (one k, all columns),
+    :func:`knn_grid_proba` (a grid of k) and :class:`KNNClassifier` all call it.
 
     Args:
-        sims: (nq, k) similarities of each query's neighbours.
-        labels_of_neighbors: (nq, k) int class indices in [0, n_classes), or (nq, k, L) 0/1 labels.
+        sims: (nq, kmax) similarities of each query's neighbours, in neighbour order (for several
+            k: sorted, largest first, so that the first k columns are the k nearest).
+        labels_of_neighbors: (nq, kmax) int class indices in [0, n_classes), or (nq, kmax, L) 0/1.
+        ks: numbers of neighbours, each in [1, kmax].
         temperature: T in the vote weight ``exp(sim / T)``.
         n_classes: number of classes C (single-label; default: largest label + 1).
-        class_weight: (C,) multipliers of each class's votes (e.g. inverse class frequency, see
-            ``_weights.class_weights``); single-label only. None: every vote counts as it is.
+        class_weight: (C,) multipliers of each class's votes (``"balanced"``: n / (C n_c), see
+            ``_weights.class_weights``); single-label only. None: every vote as it is.
 
     Returns:
-        (nq, C) class probabilities, or (nq, L) per-label probabilities for multilabel.
+        One (nq, C) (multilabel: (nq, L)) probability array per k, in the order of ``ks``.
     """
     if temperature <= 0:
         raise InvalidDataError(f"temperature must be > 0; got {temperature}")
@@ -207,23 +205,86 @@ def knn_proba_from_neighbors(
             f"sims must be (nq, k) and labels_of_neighbors (nq, k) or (nq, k, L); received "
             f"{s.shape} and {lab.shape}"
         )
+    nq, kmax = s.shape
+    if any(int(k) != k or not 1 <= k <= kmax for k in ks):
+        raise InvalidDataError(f"every k must be an integer in [1, {kmax}]; got {list(ks)}")
     # subtracting each row's largest similarity leaves the normalised votes unchanged
-    w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)  # (nq, k)
-    nq = s.shape[0]
-    if lab.ndim == 3:  # multilabel: weighted mean of the neighbours' 0/1 vectors
-        votes = np.einsum("qk,qkl->ql", w, lab.astype(np.float64))
-    else:
+    w = np.exp((s - s.max(axis=1, keepdims=True)) / temperature)  # (nq, kmax)
+    if lab.ndim == 2:
         lab = lab.astype(np.int64)
         C = int(lab.max()) + 1 if n_classes is None else int(n_classes)
         if lab.size and (lab.min() < 0 or lab.max() >= C):
             raise InvalidDataError(
                 f"neighbour labels must lie in [0, {C}); received {lab.min()}..{lab.max()}"
             )
-        cell = (np.arange(nq)[:, None] * C + lab).ravel()  # one-hot(labels) * weights, summed
-        if class_weight is not None:
-            w = w * np.asarray(class_weight, dtype=np.float64)[lab]  # (nq, k)
-        votes = np.bincount(cell, weights=w.ravel(), minlength=nq * C).reshape(nq, C)
-    return votes / w.sum(axis=1, keepdims=True)
+        cell = np.arange(nq)[:, None] * C + lab  # (nq, kmax): one-hot(labels) as flat cells
+        if class_weight is not None:  # each vote times its class's weight; normalised below
+            w = w * np.asarray(class_weight, dtype=np.float64)[lab]
+    else:
+        C = lab.shape[2]
+    votes, norm, done, out = np.zeros((nq, C)), np.zeros(nq), 0, {}
+    for k in sorted({int(k) for k in ks}):  # add the neighbours done..k-1 to the running votes
+        wk = w[:, done:k]
+        if lab.ndim == 3:  # multilabel: weighted mean of the neighbours' 0/1 vectors
+            votes += np.einsum("qk,qkl->ql", wk, lab[:, done:k].astype(np.float64))
+        else:
+            flat = cell[:, done:k].ravel()
+            votes += np.bincount(flat, weights=wk.ravel(), minlength=nq * C).reshape(nq, C)
+        norm += wk.sum(axis=1)
+        out[k], done = votes / norm[:, None], k
+    return [out[int(k)] for k in ks]
+
+
+def knn_proba_from_neighbors(
+    sims: Any,
+    labels_of_neighbors: Any,
+    *,
+    temperature: float = 0.07,
+    n_classes: int | None = None,
+    class_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """DINO's weighted vote of all the given neighbours (see :func:`knn_vote`).
+
+    Args:
+        sims: (nq, k) similarities of each query's neighbours.
+        labels_of_neighbors: (nq, k) int class indices in [0, n_classes), or (nq, k, L) 0/1 labels.
+
+    Returns:
+        (nq, C) class probabilities, or (nq, L) per-label probabilities for multilabel.
+    """
+    k = np.shape(sims)[1] if np.ndim(sims) == 2 else 1
+    (proba,) = knn_vote(
+        sims,
+        labels_of_neighbors,
+        [k],
+        temperature=temperature,
+        n_classes=n_classes,
+        class_weight=class_weight,
+    )
+    return proba
+
+
+def knn_grid_proba(
+    sim: Any,
+    y_base: np.ndarray,
+    grid: Sequence[int],
+    *,
+    temperature: float,
+    n_classes: int | None,
+    class_weight: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Probabilities for every k of a grid from ONE top-k of a (nq, nb) similarity matrix.
+
+    ``y_base``: (nb,) labels or (nb, L) 0/1. Returns one array per k, in grid order.
+    ``class_weight``: (C,) vote multipliers, as :func:`knn_vote`.
+    """
+    S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))
+    with torch.no_grad():
+        v, i = S.topk(max(grid), dim=1)  # (nq, kmax), largest first
+    labels = np.asarray(y_base)[i.cpu().numpy()]  # (nq, kmax) or (nq, kmax, L)
+    return knn_vote(
+        v, labels, grid, temperature=temperature, n_classes=n_classes, class_weight=class_weight
+    )
 
 
 def knn_proba_from_similarity(
@@ -339,6 +400,10 @@ class KNNClassifier(ProbeEstimator):
         return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy (multilabel: mean per-label accuracy, as ``classification_metrics``)."""
-        y = check_labels(y)
-        return float((self.predict(X) == y).mean())
+        """Accuracy (multilabel: mean per-label accuracy; see :func:`selection.score`)."""
+        from embedstore.probes.selection import score
+
+        return score(check_labels(y), self.predict_proba(X), classes=self._classes_or_none())
+
+    def _classes_or_none(self) -> np.ndarray | None:
+        return None if self.multilabel_ else self.classes_

@@ -25,9 +25,15 @@ import torch
 
 from embedstore.errors import InvalidDataError
 from embedstore.probes import _solvers
-from embedstore.probes._sklearn import ProbeEstimator, check_fitted
+from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes._weights import sample_weights
-from embedstore.probes.metrics import check_features
+from embedstore.probes.selection import score as selection_score
+from embedstore.probes.validation import (
+    TASK_KINDS,
+    check_features,
+    check_fitted,
+    check_targets,
+)
 
 __all__ = [
     "C_GRID_DINOV2",
@@ -39,53 +45,25 @@ __all__ = [
     "SweepResult",
     "fit_best",
     "logistic_sweep",
+    "refit",
 ]
 
 WD_GRID = np.logspace(-6, 5, 45)  # Ericsson et al. weight decays; C = 1 / wd
 C_GRID_DINOV2 = np.logspace(-6, 5, 45)  # DINOv2: C directly
 GRIDS = {"ericsson": 1.0 / WD_GRID, "dinov2": C_GRID_DINOV2}
-TASKS = ("binary", "multiclass", "ordinal", "multilabel")
+TASKS = TASK_KINDS
 OBJECTIVE = "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)"  # named in every record
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
-    return check_features(X, name=name, n_features=n_features)
-
-
 def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Labels -> (classes_, targets, link): class indices for softmax, (n, K) 0/1 for sigmoid."""
-    if task not in TASKS:
-        raise InvalidDataError(f"task must be one of {TASKS}; received {task!r}.")
-    if y is None:
-        raise InvalidDataError("this estimator requires y to be passed, but the target y is None")
-    y = np.asarray(y)
-    if len(y) != n:
-        raise InvalidDataError(
-            f"X and y must have the same number of samples; received {n} and {len(y)}."
-        )
-    if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
-        raise InvalidDataError("y must hold class labels; received continuous values")
+    classes, targets = check_targets(y, task, n_samples=n)
     if task == "multilabel":
-        if y.ndim != 2 or not np.isin(y, (0, 1)).all():
-            raise InvalidDataError(
-                f"multilabel y must be a (n_samples, n_labels) 0/1 array; received shape {y.shape}."
-            )
-        return np.arange(y.shape[1]), y.astype(np.float64), "sigmoid"
-    if y.ndim != 1:
-        raise InvalidDataError(
-            f"{task} y must be 1-D class labels; received shape {y.shape} (use task='multilabel')."
-        )
-    classes, idx = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise InvalidDataError(
-            f"y must contain at least 2 classes; received one class only: {classes.tolist()}."
-        )
-    if task == "binary" and len(classes) != 2:
-        raise InvalidDataError(f"binary y must contain exactly 2 classes; received {len(classes)}.")
+        return classes, targets.astype(np.float64), "sigmoid"
     if len(classes) == 2:  # as scikit-learn: one logit for the second class
-        return classes, idx[:, None].astype(np.float64), "sigmoid"
-    return classes, idx, "softmax"
+        return classes, targets[:, None].astype(np.float64), "sigmoid"
+    return classes, targets, "softmax"
 
 
 @dataclass
@@ -214,7 +192,7 @@ class LogisticProbe(ProbeEstimator):
             raise InvalidDataError(
                 f"dtype must be one of {tuple(_DTYPES)}; received {self.dtype!r}."
             )
-        X = _check_X(X)
+        X = check_features(X)
         self.classes_, Y, self._link = _encode(y, self.task, len(X))
         sw = sample_weights(self.class_weight, self.classes_, y, task=self.task)
         n_out = Y.shape[1] if self._link == "sigmoid" else len(self.classes_)
@@ -249,7 +227,7 @@ class LogisticProbe(ProbeEstimator):
     def decision_function(self, X) -> np.ndarray:
         """Logits: (n,) for two classes, (n, n_out) otherwise."""
         check_fitted(self, "coef_")
-        X = _check_X(X, n_features=self.n_features_in_)
+        X = check_features(X, n_features=self.n_features_in_)
         z = _logits(X.astype(np.float64), self.coef_, self.intercept_)
         return z[:, 0] if (self._link == "sigmoid" and self.task != "multilabel") else z
 
@@ -273,11 +251,12 @@ class LogisticProbe(ProbeEstimator):
         return self.classes_[z.argmax(axis=1)]
 
     def score(self, X, y) -> float:
-        """Accuracy (subset accuracy for multilabel, as ``sklearn.metrics.accuracy_score``)."""
-        pred, y = self.predict(X), np.asarray(y)
-        if pred.shape != y.shape:
-            raise InvalidDataError(f"y must have shape {pred.shape}; received {y.shape}.")
-        return float((pred == y).all(axis=1).mean() if pred.ndim == 2 else (pred == y).mean())
+        """Accuracy; multilabel: mean per-label accuracy (the selection score everywhere)."""
+        proba, y = self.predict_proba(X), np.asarray(y)
+        if len(y) != len(proba) or (self.task == "multilabel") != (y.ndim == 2):
+            raise InvalidDataError(f"y must have {len(proba)} rows like X; received {y.shape}.")
+        classes = None if self.task == "multilabel" else self.classes_
+        return selection_score(y, proba, classes=classes)
 
 
 @dataclass(frozen=True)
@@ -297,13 +276,14 @@ class SweepResult:
     coef: np.ndarray
     intercept: np.ndarray
     rotation: np.ndarray | None = None  # (D, D) basis of the training rows, when n > D
+    class_weight: str | dict | None = None  # the weighting of the fits (the refit keeps it)
 
 
 def _score(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, metric) -> float:
     if callable(metric):
         return float(metric(y, proba))
-    if metric == "accuracy":
-        return float((pred == y).all(axis=1).mean() if pred.ndim == 2 else (pred == y).mean())
+    if metric == "accuracy":  # multilabel: mean per-label accuracy, as selection.score
+        return selection_score(y, proba) if pred.ndim == 2 else float((pred == y).mean())
     if metric == "balanced_accuracy":  # mean per-class recall ("mean per-class accuracy")
         if pred.ndim == 2:
             raise InvalidDataError(
@@ -339,8 +319,8 @@ def logistic_sweep(
     the split passed as validation in ``selected_on`` (recorded in the result). Ties go to the first
     C in ``Cs`` order, as in ssl-transfer's loop.
     """
-    X_train = _check_X(X_train, "X_train")
-    X_val = _check_X(X_val, "X_val", n_features=X_train.shape[1])
+    X_train = check_features(X_train, name="X_train")
+    X_val = check_features(X_val, name="X_val", n_features=X_train.shape[1])
     Cs = np.asarray(Cs, dtype=np.float64).ravel()
     if len(Cs) == 0 or not (Cs > 0).all():
         raise InvalidDataError(f"Cs must be a non-empty array of positive values; received {Cs!r}.")
@@ -395,6 +375,7 @@ def logistic_sweep(
             if fitted.basis.V.shape[0] == fitted.basis.V.shape[1]
             else None
         ),
+        class_weight=class_weight,
     )
 
 
@@ -410,12 +391,29 @@ def fit_best(
     dtype: str = "float32",
     tol: float = 1e-4,
     max_iter: int = 1000,
-    class_weight: str | dict | None = None,
 ) -> LogisticProbe:
-    """The protocol's last step: refit at ``sweep.best_C`` on train+val, warm-started from the
-    sweep's solution at that C. Score the returned probe on the test split."""
-    X = np.concatenate([_check_X(X_train, "X_train"), _check_X(X_val, "X_val")])
+    """The protocol's last step: refit at ``sweep.best_C`` on train+val (:func:`refit` on the
+    concatenated rows). Score the returned probe on the test split."""
+    X = np.concatenate(
+        [check_features(X_train, name="X_train"), check_features(X_val, name="X_val")]
+    )
     y = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
+    return refit(sweep, X, y, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter)
+
+
+def refit(
+    sweep: SweepResult,
+    X,
+    y,
+    *,
+    task: str = "multiclass",
+    device: str = "cpu",
+    dtype: str = "float32",
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+) -> LogisticProbe:
+    """Fit at ``sweep.best_C`` on X (n, D) = train+val rows, warm-started from the sweep's
+    solution at that C and reusing its rotation."""
     probe = LogisticProbe(
         C=sweep.best_C,
         task=task,
@@ -423,7 +421,7 @@ def fit_best(
         dtype=dtype,
         tol=tol,
         max_iter=max_iter,
-        class_weight=class_weight,
+        class_weight=sweep.class_weight,
     )
     init = (sweep.coef[sweep.best_index], sweep.intercept[sweep.best_index])
     return probe.fit(X, y, init=init, rotation=sweep.rotation)

@@ -5,7 +5,7 @@ test row, a bootstrap replicate uses how many times each row was drawn. That tur
 replicates into a few matrix products instead of 1,000 calls into ``sklearn.metrics``; the tests
 check every metric against ``sklearn.metrics`` on the point estimate and on explicit resamples.
 
-This module also holds the input checks the probes share (``check_features``, ``check_labels``).
+The input checks live in :mod:`embedstore.probes.validation` (re-exported here for old imports).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from embedstore.errors import InvalidDataError
+from embedstore.probes.validation import TASK_KINDS, check_features, check_labels, check_task
 
 __all__ = [
     "METRIC_TASKS",
@@ -26,7 +27,7 @@ __all__ = [
     "check_labels",
 ]
 
-METRIC_TASKS = ("binary", "multiclass", "multilabel", "ordinal")
+METRIC_TASKS = TASK_KINDS
 _MAX_BOOTSTRAP_CELLS = 4_000_000  # rows x replicates held at once (float64: 32 MB)
 
 
@@ -49,98 +50,6 @@ class Metric:
 
 def _none_if_nan(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
-
-
-# --------------------------------------------------------------------------------- validation
-
-
-class _ObjectTypeError(InvalidDataError, TypeError):
-    """Features that are not numbers at all (a TypeError too, as numpy's and scikit-learn's)."""
-
-
-def check_features(X: Any, *, name: str = "X", n_features: int | None = None) -> np.ndarray:
-    """Return ``X`` as a finite float array of shape (n_samples, n_features), or raise.
-
-    Accepts numpy arrays, torch tensors (moved to CPU) and nested lists.
-    """
-    if hasattr(X, "detach"):  # torch tensor
-        X = X.detach().cpu().numpy()
-    if hasattr(X, "nnz") and hasattr(X, "toarray"):  # a scipy sparse matrix or array
-        raise InvalidDataError(
-            f"{name}: sparse input is not supported; pass a dense array ({name}.toarray())"
-        )
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise InvalidDataError(
-            f"{name} must be 2-D (n_samples, n_features); received shape {X.shape}. "
-            "Reshape your data: a single sample with X.reshape(1, -1)."
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise InvalidDataError(
-            f"{name} must have at least one row and one column; got {X.shape[0]} sample(s) and "
-            f"{X.shape[1]} feature(s) (shape={X.shape}) while a minimum of 1 is required."
-        )
-    if np.iscomplexobj(X):
-        raise InvalidDataError(f"Complex data not supported: {name} must be real numbers")
-    if X.dtype == object:  # numbers held as Python objects (e.g. from pandas): convert
-        try:
-            X = X.astype(np.float64)
-        except TypeError as e:  # e.g. a dict in a cell: numpy's message, as scikit-learn's
-            raise _ObjectTypeError(f"{name} must be numeric; {e}") from None
-        except ValueError:
-            raise InvalidDataError(f"{name} must be numeric; received dtype object") from None
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise InvalidDataError(f"{name} must be numeric; received dtype {X.dtype}")
-    if not np.issubdtype(X.dtype, np.floating):
-        X = X.astype(np.float32)
-    if not np.isfinite(X.sum()) and not np.isfinite(X).all():  # the sum is the cheap first test
-        bad = int((~np.isfinite(X)).any(axis=1).sum())
-        raise InvalidDataError(
-            f"{name} must be finite; {bad} of {X.shape[0]} rows contain NaN or inf. "
-            "Drop or impute those rows first."
-        )
-    if n_features is not None and X.shape[1] != n_features:
-        raise InvalidDataError(
-            f"{name} has {X.shape[1]} features, but it is expecting {n_features} features as "
-            f"input (fitted with {n_features}); pass features from the same backbone / fusion "
-            "that was used in fit."
-        )
-    return X
-
-
-def check_labels(
-    y: Any, *, n_samples: int | None = None, name: str = "y", allow_multilabel: bool = True
-) -> np.ndarray:
-    """Return ``y`` as int64 (n,) class labels or (n, L) 0/1 multilabel indicators, or raise."""
-    if y is None:
-        raise InvalidDataError(
-            f"this estimator requires y to be passed, but the target {name} is None"
-        )
-    if hasattr(y, "detach"):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
-    if y.ndim not in (1, 2) or (y.ndim == 2 and not allow_multilabel):
-        expected = "(n_samples,) or (n_samples, n_labels)" if allow_multilabel else "(n_samples,)"
-        raise InvalidDataError(f"{name} must have shape {expected}; received shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)):
-            raise InvalidDataError(
-                f"{name} must hold integer class labels; received continuous (non-integer) "
-                "values. Probes classify; encode classes as integers."
-            )
-    elif y.dtype.kind not in "iub":
-        raise InvalidDataError(
-            f"Unknown label type: {name} must hold integer labels; received dtype {y.dtype}. "
-            "Encode class names as integers first (e.g. np.unique(..., return_inverse=True))."
-        )
-    y = y.astype(np.int64)
-    if n_samples is not None and y.shape[0] != n_samples:
-        raise InvalidDataError(
-            f"{name} has {y.shape[0]} rows but X has {n_samples}; they must match"
-        )
-    if y.ndim == 2 and not np.isin(y, (0, 1)).all():
-        raise InvalidDataError(f"multilabel {name} (2-D) must hold only 0 and 1")
-    return y
 
 
 # ------------------------------------------------------------------------ weighted metric kernels
@@ -283,8 +192,7 @@ def classification_metrics(
         A metric undefined on the test set (AUC with one class) has value NaN; bootstrap replicates
         where a metric is undefined are skipped for that metric.
     """
-    if task not in METRIC_TASKS:
-        raise InvalidDataError(f"task must be one of {', '.join(METRIC_TASKS)}; got '{task}'")
+    check_task(task)
     proba = check_features(proba, name="proba").astype(np.float64)
     y = check_labels(y_true, n_samples=proba.shape[0], name="y_true")
     n, C = proba.shape

@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes.metrics import check_features, check_labels
 from embedstore.probes.power import YeoJohnson
+from embedstore.probes.validation import check_features, check_labels
 from embedstore.protocols import PROTOCOLS
 
 __all__ = [

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.probes._sklearn import check_fitted
-from embedstore.probes.metrics import check_features
+from embedstore.probes.validation import check_features, check_fitted
 
 __all__ = ["YeoJohnson", "yeojohnson_lambdas", "yeojohnson_transform"]
 

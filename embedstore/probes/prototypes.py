@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError, ProtocolError
-from embedstore.probes._sklearn import ProbeEstimator, check_fitted
-from embedstore.probes.metrics import check_features, check_labels
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes.validation import check_features, check_fitted, check_labels
 
 __all__ = [
     "NearestPrototype",

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes._sklearn import ProbeEstimator, check_fitted
+from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes._weights import check_class_weight
-from embedstore.probes.metrics import check_features, check_labels
+from embedstore.probes.validation import check_features, check_fitted, check_labels
 
 __all__ = ["GAMMAS", "SVM_C_GRID", "SVMProbe", "SVMSelection", "rbf_kernel", "svm_select_C"]
 

@@ -22,18 +22,17 @@ zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer`
 
 from __future__ import annotations
 
+from embedstore.store._info import ArrayInfo, DatasetInfo, default_chunk_rows
+from embedstore.store._layout import FORMAT_VERSION
+
 # The underscored names and EMBEDDING_DTYPES are not in __all__: embedstore.archive uses them (it
 # reads stores as files, never through zarr).
 from embedstore.store._locations import _is_remote as _is_remote
+from embedstore.store._locations import _migrate_legacy as _migrate_legacy
 from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
-from embedstore.store._store import (
-    FORMAT_VERSION,
-    ArrayInfo,
-    DatasetInfo,
-    Store,
-    default_chunk_rows,
-)
+from embedstore.store._lock import writer_lock
+from embedstore.store._store import Store
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
 from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
 from embedstore.store._validate import SPLIT_CODES, TASK_KINDS
@@ -51,4 +50,5 @@ __all__ = [
     "create_store",
     "default_chunk_rows",
     "open_store",
+    "writer_lock",
 ]

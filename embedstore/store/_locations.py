@@ -16,7 +16,8 @@ from embedstore.errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
-from embedstore.store._store import FORMAT_VERSION, Store
+from embedstore.store._layout import FORMAT_VERSION
+from embedstore.store._store import Store
 
 
 def _is_remote(location: str) -> bool:
@@ -136,11 +137,58 @@ def _open_root(
     return zarr.open_group(str(path), mode=mode)
 
 
-def create_store(location: str | os.PathLike[str]) -> Store:
-    """Create a store at a local path, or open the one already there for writing."""
+def _migrate_legacy(location: str | os.PathLike[str]) -> list[str]:
+    """Rewrite any format-1 text arrays of a local store to format 2 (used after an import of a
+    format-1 archive into a format-2 store); returns the arrays rewritten."""
+    from embedstore.store._layout import migrate
+
+    root = zarr.open_group(str(location), mode="r+")
+    return migrate(root)
+
+
+def _create_remote(location: str, storage_options: dict[str, Any] | None) -> Store:
+    """Open or create a store at an ``s3://`` URL for writing, through zarr's FsspecStore."""
+    if not location.startswith("s3://"):
+        raise ReadOnlyError(
+            f"cannot write a store at '{location}': only s3:// URLs (and local paths) are "
+            "writable; http(s) URLs are read-only"
+        )
+    opts = _remote_storage_options(location, storage_options)
+    try:
+        from zarr.storage import FsspecStore
+
+        fs_store = FsspecStore.from_url(location.rstrip("/"), storage_options=opts, read_only=False)
+    except ImportError as exc:
+        raise StoreNotFoundError(
+            f"writing '{location}' needs fsspec and s3fs ({exc.name or exc}); install them with "
+            "`pip install 'embedstore[remote]'`"
+        ) from None
+    try:
+        root = zarr.open_group(fs_store, mode="a", zarr_format=3)
+        if "embedstore_format" not in root.attrs and not list(root.keys()):
+            root.attrs.update(
+                {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+            )
+    except Exception as exc:  # network and permission errors come in many types
+        raise StoreNotFoundError(
+            f"could not create or open the store at '{location}' for writing: "
+            f"{type(exc).__name__}: {exc}; check the URL, the bucket, and credentials or endpoint "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL)"
+        ) from None
+    return Store(root, location, read_only=False)
+
+
+def create_store(
+    location: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+) -> Store:
+    """Create a store at a local path or an ``s3://`` URL, or open the one there for writing.
+
+    ``storage_options`` go to fsspec for ``s3://`` (credentials, ``client_kwargs``);
+    ``AWS_ENDPOINT_URL`` and the usual ``AWS_*`` variables are honoured.
+    """
     location = str(location)
     if _is_remote(location):
-        raise ReadOnlyError(f"cannot create a store at remote location '{location}'")
+        return _create_remote(location, storage_options)
     path = Path(location)
     if (path / "zarr.json").is_file():
         return open_store(path, mode="r+")

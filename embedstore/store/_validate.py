@@ -100,10 +100,6 @@ def _as_str(values: np.ndarray) -> np.ndarray:
     return np.array(values.tolist(), dtype=str)
 
 
-def _zarr_dtype(value: np.ndarray) -> Any:
-    return str if value.dtype.kind in "OUT" else value.dtype
-
-
 def _jsonable(value: Any) -> Any:
     """Provenance must be JSON: convert numpy scalars, tuples and paths."""
     if isinstance(value, dict):

@@ -4,33 +4,37 @@ Every piece of progress lives in per-chunk storage, never in shared attributes, 
 processes (one per GPU under torchrun) can each fill their own chunk-aligned row block of one array
 at once without touching the same file:
 
-- ``progress`` (n_chunks,) uint8, one storage chunk per embeddings chunk: 1 once that chunk's rows
-  are on disk. A writer resumes at the first chunk of its block that is not done.
-- ``missing`` (N,) bool and ``missing_reason`` (N,) str, chunked like the embeddings: rows whose
-  image could not be read, written together with their chunk.
+- ``checksums`` (n_chunks, 32) uint8, one storage chunk per embeddings chunk: the sha256 of that
+  chunk's stored bytes, read back after the write, so that ``embedstore verify`` finds a flipped
+  byte, a truncated or a deleted chunk in a plain store, not only in an archive.
+- ``progress`` (n_chunks,) uint8: 1 once a chunk's rows and checksum are on disk. A writer resumes
+  at the first chunk of its block that is not done.
+- ``missing`` (N,) bool and ``missing_reason`` (N, width) UTF-8 bytes, chunked like the
+  embeddings: rows whose image could not be read, written together with their chunk.
 
-Only marking the whole array complete touches the group's attributes, once, when every chunk is done.
+Each file is written whole to a temporary name and renamed (zarr's local store does this), so a
+killed process leaves at most an orphaned ``*.partial`` file, never a half-written chunk; a resumed
+writer removes the orphans of its own block. Only marking the whole array complete touches the
+group's attributes, once, when every chunk is done. Any ``OSError`` of the storage (a full disk)
+becomes one :class:`StorageError`; the array stays incomplete and a rerun resumes it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
 from embedstore.errors import InvalidDataError
+from embedstore.store._guard import writing
+from embedstore.store._strings import REASON_BYTES, encode_text
 from embedstore.store._validate import _jsonable
 
-
-def create_progress_arrays(group: zarr.Group, n_rows: int, chunk_rows: int) -> None:
-    """Create the per-chunk bookkeeping arrays beside a new embeddings array."""
-    n_chunks = -(-n_rows // chunk_rows)
-    group.create_array("progress", shape=(n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
-    group.create_array(
-        "missing", shape=(n_rows,), chunks=(chunk_rows,), dtype="bool", fill_value=False
-    )
-    group.create_array("missing_reason", shape=(n_rows,), chunks=(chunk_rows,), dtype=str)
+_NOT_RECORDED = bytes(32)
 
 
 def rows_done(group: zarr.Group) -> int:
@@ -38,6 +42,21 @@ def rows_done(group: zarr.Group) -> int:
     n, chunk_rows = group["embeddings"].shape[0], group["embeddings"].chunks[0]
     done = np.flatnonzero(group["progress"][:])
     return int(sum(min(chunk_rows, n - i * chunk_rows) for i in done))
+
+
+def stored_chunk(array: zarr.Array, index: int) -> bytes | None:
+    """The stored (compressed) bytes of row-chunk ``index`` of a 2-D array, None if absent."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    key = f"{array.path}/{array.metadata.encode_chunk_key((index, 0))}".lstrip("/")
+    buf = sync(array.store.get(key, prototype=default_buffer_prototype()))
+    return None if buf is None else buf.to_bytes()
+
+
+def chunk_sha256(data: bytes | None) -> bytes:
+    """What ``checksums`` records for a chunk's stored bytes (a digest of b'' when absent)."""
+    return hashlib.sha256(b"" if data is None else data).digest()
 
 
 class EmbeddingWriter:
@@ -48,9 +67,20 @@ class EmbeddingWriter:
     boundary and ``stop`` one or the end, so that two writers never share a chunk.
     """
 
-    def __init__(self, group: zarr.Group, *, dim: int, start: int = 0, stop: int | None = None):
+    def __init__(
+        self,
+        group: zarr.Group,
+        *,
+        dim: int,
+        start: int = 0,
+        stop: int | None = None,
+        location: str = "",
+    ):
         self._group = group
-        self._array = group["embeddings"]
+        # Every chunk is stored, even one of zeros (all rows missing), so that a deleted chunk
+        # file is always damage, never "all fill value".
+        self._array = group["embeddings"].with_config({"write_empty_chunks": True})
+        self.location = location or str(group.store)
         self.n_rows = int(self._array.shape[0])
         self.dim = dim
         self.chunk_rows = int(self._array.chunks[0])
@@ -65,12 +95,15 @@ class EmbeddingWriter:
                 f"a writer's rows must be a non-empty block aligned to the array's "
                 f"{self.chunk_rows}-row chunks within [0, {self.n_rows}); got [{start}, {stop})"
             )
+        self._has_checksums = "checksums" in group.array_keys()
         first, last = self.start // self.chunk_rows, -(-self.stop // self.chunk_rows)
         done = group["progress"][first:last].astype(bool)
         todo = np.flatnonzero(~done)
         self.rows_written = (
             self.stop if not len(todo) else min(self.stop, (first + todo[0]) * self.chunk_rows)
         )
+        if len(todo):
+            self._remove_orphans(first, last)
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
         self._missing: dict[int, str] = {}
@@ -81,7 +114,8 @@ class EmbeddingWriter:
         return self.rows_written + self._buffered
 
     def write(self, block: np.ndarray) -> None:
-        """Append rows, array of shape (n, dim); NaN or Inf rows are refused and named."""
+        """Append rows, array of shape (n, dim); rows that are (or become, once cast to the
+        stored dtype) NaN or Inf are refused and named, and nothing of the block is written."""
         block = np.asarray(block)
         if block.ndim != 2 or block.shape[1] != self.dim:
             raise InvalidDataError(
@@ -93,15 +127,27 @@ class EmbeddingWriter:
             raise InvalidDataError(
                 f"writing {len(block)} rows at row {start} exceeds {limit} {self.stop} rows"
             )
-        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        bad = _non_finite(block)
         if len(bad):
-            shown = ", ".join(str(start + int(i)) for i in bad[:20])
-            more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
             raise InvalidDataError(
-                f"embeddings contain NaN or Inf in row(s) {shown}{more}; nothing from this block "
-                "was written. Check the backbone's weights and the input images"
+                f"embeddings contain NaN or Inf in row(s) {_rows(bad, start)}; nothing from this "
+                "block was written. Check the backbone's weights and the input images"
             )
-        self._buffer.append(block.astype(self._array.dtype, copy=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflow: checked just below
+            stored = block.astype(self._array.dtype, copy=False)
+        bad = _non_finite(stored)  # what is actually stored: float16 overflows past ±65,504
+        if len(bad):
+            peak = float(np.abs(block[bad]).max())
+            raise InvalidDataError(
+                f"embeddings overflow {self._array.dtype} in row(s) {_rows(bad, start)} (largest "
+                f"magnitude {peak:.4g}; {self._array.dtype} holds at most "
+                f"{float(np.finfo(self._array.dtype).max):.6g}), so they would be stored as Inf; "
+                "nothing from this block was written and the array stays incomplete. Extract "
+                "with --dtype float32 (dtype='float32'; pass --overwrite to replace this "
+                "float16 array), or check the backbone's weights and normalisation"
+            )
+        self._buffer.append(stored)
         self._buffered += len(block)
         while self._buffered >= self.chunk_rows:
             self._flush(self.chunk_rows)
@@ -116,10 +162,13 @@ class EmbeddingWriter:
             raise InvalidDataError(
                 f"row {row} is outside this writer's rows [{self.start}, {self.stop})"
             )
-        reason = str(reason) or "unreadable"
+        reason = str(reason).replace("\0", " ") or "unreadable"
         if row < self.rows_written:  # its chunk is already on disk: record it there directly
-            self._group["missing"][row] = True
-            self._group["missing_reason"][row] = reason
+            with writing(self.location, f"missing row {row}"):
+                self._group["missing"][row] = True
+                self._group["missing_reason"][row] = encode_text(
+                    [reason], "reason", width=REASON_BYTES
+                )[0]
         else:
             self._missing[int(row)] = reason
 
@@ -127,18 +176,25 @@ class EmbeddingWriter:
         data = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         head, tail = data[:n], data[n:]
         start, stop = self.rows_written, self.rows_written + n
-        self._array[start:stop] = head
-        rows = [r for r in self._missing if start <= r < stop]
-        if rows:
-            mask = np.zeros(n, dtype=bool)
-            reasons = np.full(n, "", dtype=object)
-            for r in rows:
-                mask[r - start] = True
-                reasons[r - start] = self._missing.pop(r)
-            self._group["missing"][start:stop] = mask
-            self._group["missing_reason"][start:stop] = reasons.astype(str)
-        # The chunk's rows are on disk: only now is it marked done (its own storage chunk).
-        self._group["progress"][start // self.chunk_rows] = 1
+        index = start // self.chunk_rows
+        with writing(self.location, f"embeddings rows {start}-{stop - 1}"):
+            self._array[start:stop] = head
+            rows = [r for r in self._missing if start <= r < stop]
+            if rows:
+                mask = np.zeros(n, dtype=bool)
+                reasons = [""] * n
+                for r in rows:
+                    mask[r - start] = True
+                    reasons[r - start] = self._missing.pop(r)
+                self._group["missing"][start:stop] = mask
+                self._group["missing_reason"][start:stop] = encode_text(
+                    reasons, "reason", width=REASON_BYTES
+                )
+            if self._has_checksums:
+                digest = chunk_sha256(stored_chunk(self._array, index))
+                self._group["checksums"][index] = np.frombuffer(digest, dtype=np.uint8)
+            # The chunk's rows are on disk: only now is it marked done (its own storage chunk).
+            self._group["progress"][index] = 1
         self._buffer = [tail] if len(tail) else []
         self._buffered = len(tail)
         self.rows_written = stop
@@ -158,5 +214,30 @@ class EmbeddingWriter:
             )
         if not self._group["progress"][:].all():
             return False
-        self._group.attrs.update({"provenance": _jsonable(provenance), "complete": True})
+        with writing(self.location, "the array's completion mark"):
+            self._group.attrs.update({"provenance": _jsonable(provenance), "complete": True})
         return True
+
+    def _remove_orphans(self, first: int, last: int) -> None:
+        """Delete ``*.partial`` files a killed writer left in this block's chunk folders."""
+        root = getattr(self._group.store, "root", None)
+        if not isinstance(root, Path):
+            return  # not a local folder: remote stores write whole objects
+        base = root / self._group.path
+        for name in ("embeddings", "progress", "checksums", "missing", "missing_reason"):
+            folder = base / name / "c"
+            if not folder.is_dir():
+                continue
+            for path in folder.rglob("*.partial"):  # e.g. c/3/0.<uuid>.partial, c/3.<uuid>.partial
+                head = path.relative_to(folder).parts[0].split(".")[0]
+                if head.isdigit() and first <= int(head) < last:  # chunk index: this block's
+                    path.unlink(missing_ok=True)
+
+
+def _non_finite(block: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.isfinite(block).all(axis=1))
+
+
+def _rows(bad: np.ndarray, start: int) -> str:
+    shown = ", ".join(str(start + int(i)) for i in bad[:20])
+    return shown + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")

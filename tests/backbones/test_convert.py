@@ -15,7 +15,7 @@ from embedstore.backbones.convert import (
     CONVERTERS,
     convert_byol,
     convert_dino,
-    convert_efficientnet_lite,
+    convert_efficientnet_lite_timm,
     convert_moco,
     convert_simclr_v1,
     convert_swav,
@@ -25,11 +25,11 @@ from embedstore.backbones.convert import (
     detect_format,
     unwrap,
 )
-from embedstore.backbones.efficientnet_lite import efficientnet_lite0
-from embedstore.backbones.vit import DinoViT
 from embedstore.errors import CheckpointError
 
 from .conftest import randomize_bn, tiny_densenet, tiny_resnet
+
+VisionTransformer = pytest.importorskip("timm.models").VisionTransformer
 
 X = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
@@ -43,8 +43,12 @@ def _head(prefix: str, d_in: int = 512, d_out: int = 7) -> dict[str, torch.Tenso
     return {f"{prefix}weight": torch.randn(d_out, d_in), f"{prefix}bias": torch.randn(d_out)}
 
 
-def _tiny_vit(n_last: int = 1) -> DinoViT:
-    return DinoViT(img_size=64, patch=16, dim=48, depth=4, heads=3, n_last_blocks=n_last)
+def _tiny_vit() -> torch.nn.Module:
+    """timm's VisionTransformer at DINO's key layout (cls_token, pos_embed, patch_embed.proj,
+    blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}, norm), no head."""
+    return VisionTransformer(
+        img_size=64, patch_size=16, embed_dim=48, depth=4, num_heads=3, num_classes=0
+    )
 
 
 def _roundtrip(tmp_path, spec, ckpt, source: torch.nn.Module) -> None:
@@ -95,34 +99,11 @@ def test_dino_resnet_release_without_fc(tmp_path, make_spec):
     _roundtrip(tmp_path, make_spec(convert_dino), trunk.state_dict(), trunk)
 
 
-@pytest.mark.parametrize("n_last", [1, 4])
-def test_dino_vit_release_cls_and_last4(tmp_path, make_spec, n_last):
+def test_dino_vit_release_loads_into_timm_vit(tmp_path, make_spec):
     torch.manual_seed(7)
-    source = _tiny_vit(n_last)
-    spec = make_spec(convert_dino, builder=lambda: _tiny_vit(n_last), dim=48 * n_last)
+    source = _tiny_vit()
+    spec = make_spec(convert_dino, builder=_tiny_vit, dim=48)
     _roundtrip(tmp_path, spec, source.state_dict(), source)
-
-
-def test_dino_vit_last4_is_normed_class_tokens_of_last_four_blocks():
-    torch.manual_seed(8)
-    vit = _tiny_vit(4).eval()
-    with torch.no_grad():
-        t = torch.cat([vit.cls_token.expand(2, -1, -1), vit.patch_embed(X)], 1) + vit.pos_embed
-        outs = []
-        for block in vit.blocks:  # independent loop, DINO's get_intermediate_layers(x, 4)
-            t = block(t)
-            outs.append(vit.norm(t)[:, 0])
-        want = torch.cat(outs[-4:], dim=-1)
-        torch.testing.assert_close(vit(X), want)
-        single = _tiny_vit(1)
-        single.load_state_dict(vit.state_dict())
-        torch.testing.assert_close(single.eval()(X), outs[-1])
-
-
-def test_dino_vit_interpolates_pos_embed_for_other_sizes():
-    vit = _tiny_vit(1).eval()
-    with torch.no_grad():
-        assert vit(torch.rand(1, 3, 96, 128)).shape == (1, 48)
 
 
 def test_dino_full_checkpoint_takes_teacher(tmp_path, make_spec):
@@ -212,13 +193,39 @@ def test_vissl_pirl_classy_state_dict_trunk(tmp_path, make_spec):
     assert detect_format(ckpt) == "vissl"
 
 
-def test_efficientnet_lite_drops_fc(tmp_path, make_spec):
+def test_efficientnet_lite_reference_layout_to_timm(tmp_path, make_spec):
+    """The reference package's keys (written from timm's model through the inverse mapping
+    spelled out here block by block) convert back onto timm's tf_efficientnet_lite0."""
+    import timm
+
     torch.manual_seed(2)
-    trunk = randomize_bn(efficientnet_lite0())
-    ckpt = {**trunk.state_dict(), **_head("_fc.", d_in=1280, d_out=1000)}
-    spec = make_spec(convert_efficientnet_lite, builder=efficientnet_lite0, dim=1280)
-    _roundtrip(tmp_path, spec, ckpt, trunk)
+    trunk = randomize_bn(timm.create_model("tf_efficientnet_lite0", num_classes=0))
+    repeats, flat = (1, 2, 2, 3, 3, 4, 1), []
+    for stage, n in enumerate(repeats):
+        flat += [(stage, b) for b in range(n)]
+    ir = {"conv_pw": "_expand_conv", "bn1": "_bn0", "conv_dw": "_depthwise_conv", "bn2": "_bn1",
+          "conv_pwl": "_project_conv", "bn3": "_bn2"}  # fmt: skip
+    ds = {"conv_dw": "_depthwise_conv", "bn1": "_bn1", "conv_pw": "_project_conv", "bn2": "_bn2"}
+    top = {"conv_stem": "_conv_stem", "bn1": "_bn0", "conv_head": "_conv_head", "bn2": "_bn1"}
+    ref = {}
+    for k, v in trunk.state_dict().items():
+        parts = k.split(".")
+        if parts[0] == "blocks":
+            i = flat.index((int(parts[1]), int(parts[2])))
+            names = ds if i == 0 else ir
+            ref[f"_blocks.{i}.{names[parts[3]]}.{'.'.join(parts[4:])}"] = v
+        else:
+            ref[f"{top[parts[0]]}.{'.'.join(parts[1:])}"] = v
+    ckpt = {**ref, **_head("_fc.", d_in=1280, d_out=1000)}
     assert detect_format(ckpt) == "efficientnet_lite"
+    out = convert_efficientnet_lite_timm(ckpt)
+    assert out.keys() == trunk.state_dict().keys()
+    spec = make_spec(
+        convert_efficientnet_lite_timm,
+        builder=lambda: timm.create_model("tf_efficientnet_lite0", num_classes=0),
+        dim=1280,
+    )
+    _roundtrip(tmp_path, spec, ckpt, trunk)
 
 
 def test_detect_and_convert_matches_each_specific_converter():

@@ -107,15 +107,24 @@ def test_zoo_entries():
         "densenet121.moco_cxr",
         "mobilenet_v2.tv_in1k",
         "efficientnet_lite0.in1k",
+        "xcit_small_12_p8.sparsam_bm",
+        "xcit_small_12_p8.sparsam_endo",
+        "xcit_small_12_p8.sparsam_isic",
+        "vit_small_patch14_dinov2.lvd142m",
+        "vit_small_patch14_dinov2.lvd142m_linear",
+        "vit_base_patch14_dinov2.lvd142m",
+        "vit_base_patch14_dinov2.lvd142m_linear",
     } <= names
     dims = {s.name: s.dim for s in list_backbones()}
     assert dims["vit_small_patch16.dino_last4"] == 4 * dims["vit_small_patch16.dino"] == 1536
     assert dims["vit_base_patch16.dino_last4"] == 3072
     assert get_backbone("resnet50.simclr_v1").preprocess.mean is None
+    assert dims["xcit_small_12_p8.sparsam_bm"] == 384  # XCiT-S12/8 class token
+    assert dims["vit_small_patch14_dinov2.lvd142m_linear"] == 2 * 384  # class + mean patch
     for s in list_backbones():
-        assert s.weights is not None and s.config()["name"] == s.name
+        assert (s.weights is not None or s.hub_id) and s.config()["name"] == s.name
         w = s.weights
-        if w.url and "download.pytorch.org" in w.url:
+        if w and w.url and "download.pytorch.org" in w.url:
             assert w.sha256_prefix and w.sha256_prefix in w.filename
 
 

@@ -74,6 +74,12 @@ def test_folder_errors_say_what_was_expected(tmp_path):
     _png(tmp_path / "flat" / "a.png", 1)
     with pytest.raises(SourceError, match="one subfolder per class"):
         ImageFolderSource(tmp_path / "flat")
+    (tmp_path / "cls" / "a").mkdir(parents=True)
+    (tmp_path / "cls" / "b").mkdir()
+    _png(tmp_path / "cls" / "a" / "1.png", 1)
+    (tmp_path / "cls" / "b" / ".DS_Store").write_bytes(b"\0")
+    with pytest.raises(SourceError, match=r"class folder\(s\) \['b'\] hold no image files"):
+        ImageFolderSource(tmp_path / "cls")
     (tmp_path / "x.parquet").write_text("")
     with pytest.raises(SourceError, match="expected an image folder, a .csv"):
         open_source(tmp_path / "x.parquet")
@@ -113,7 +119,7 @@ def test_csv_split_leaking_a_patient_is_refused(tmp_path):
         [("a.png", 0, "p1", "train"), ("b.png", 1, "p1", "test")],
     )
     with pytest.raises(SourceError, match=r"\['p1'\] appear in more than one split"):
-        CsvSource(tmp_path / "m.csv", split_column="s", group_column="g")
+        CsvSource(tmp_path / "m.csv", split_column="s", group_column="g", allow_missing=True)
 
 
 def test_csv_made_splits_are_group_disjoint(tmp_path):
@@ -123,7 +129,9 @@ def test_csv_made_splits_are_group_disjoint(tmp_path):
         for i in range(200)
     ]
     _write_csv(tmp_path / "m.csv", ["path", "label", "pid"], rows)
-    src = CsvSource(tmp_path / "m.csv", group_column="pid", class_names=["a", "b", "c"])
+    src = CsvSource(
+        tmp_path / "m.csv", group_column="pid", class_names=["a", "b", "c"], allow_missing=True
+    )
     for g in np.unique(src.group):
         assert len(np.unique(src.split[src.group == g])) == 1
     assert set(np.unique(src.split).tolist()) == {0, 1, 2}
@@ -132,7 +140,9 @@ def test_csv_made_splits_are_group_disjoint(tmp_path):
 def test_csv_multilabel_columns(tmp_path):
     rows = [(f"{i}.png", i % 2, (i // 2) % 2, 1) for i in range(8)]
     _write_csv(tmp_path / "m.csv", ["path", "edema", "nodule", "other"], rows)
-    src = open_source(tmp_path / "m.csv", label_columns=["edema", "nodule", "other"])
+    src = CsvSource(
+        tmp_path / "m.csv", label_columns=["edema", "nodule", "other"], allow_missing=True
+    )
     assert src.task == "multilabel" and src.class_names == ("edema", "nodule", "other")
     assert src.labels.dtype == np.uint8 and src.labels.shape == (8, 3)
     assert src.labels[:, 1].tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
@@ -176,6 +186,8 @@ def test_npz_grey_binary_and_rgb_multilabel(tmp_path):
     src = NpzSource(tmp_path / "rgb.npz")
     assert src.task == "multilabel" and np.array_equal(src.labels, y)
     assert src.load(2).shape == (16, 16, 3)
+    rgb = src.load_rgb(2)  # the one decoded form every backbone's transform starts from
+    assert rgb.mode == "RGB" and np.array_equal(np.asarray(rgb), src.images[2])
 
 
 def test_npz_without_keys_lists_expected_and_received(tmp_path):

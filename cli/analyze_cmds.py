@@ -1,0 +1,336 @@
+"""`embedstore analyze`: what features encode — similarity (CKA, store only), invariance and
+occlusion saliency (run backbones over images)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli._common import DatasetOpt, StoreArg, console, err_console, user_errors
+
+analyze_app = typer.Typer(
+    help="What features encode: backbone similarity (CKA), invariance, occlusion saliency.",
+    no_args_is_help=True,
+)
+
+AnalyzeBackboneOpt = Annotated[
+    list[str] | None,
+    typer.Option("--backbone", "-b", help="A backbone of the dataset (repeatable; default all)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")]
+OutOpt = Annotated[
+    str | None,
+    typer.Option(help="Append one JSON record per result to this file (and resume from it)."),
+]
+PlotOpt = Annotated[str | None, typer.Option(help="Write a PNG figure here.")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Images (folder, .csv, .npz or 'demo'); default: the dataset's recorded one."
+    ),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed for the image sample and random views.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+BatchOpt = Annotated[int, typer.Option(help="Images per forward pass.")]
+WeightsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--weights", help="NAME=PATH: a local checkpoint for backbone NAME."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("similarity")
+def similarity(
+    store: StoreArg,
+    dataset: DatasetOpt,
+    backbone: AnalyzeBackboneOpt = None,
+    split: Annotated[str, typer.Option(help="Rows compared: train, val, test or all.")] = "test",
+    plot: PlotOpt = None,
+    as_json: JsonOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Linear and debiased CKA between every pair of a dataset's backbones, from the store."""
+    with user_errors():
+        from embedstore import open_store
+        from embedstore.analyze.records import write_records
+        from embedstore.analyze.similarity import backbone_similarity
+
+        matrix = backbone_similarity(
+            open_store(store), dataset, backbones=backbone or None, split=split
+        )
+        records = matrix.to_records()
+        if out:
+            write_records(records, out)
+        if plot:
+            from embedstore.analyze.plots import plot_similarity
+
+            plot_similarity(matrix, plot)
+    if as_json:
+        for r in records:
+            typer.echo(json.dumps(r.to_dict(), default=str))
+        return
+    table = Table(
+        title=f"{store} :: {dataset} — CKA on {matrix.split} (n={matrix.n}), linear / debiased"
+    )
+    table.add_column("backbone")
+    for name in matrix.backbones:
+        table.add_column(name, justify="right")
+    for i, name in enumerate(matrix.backbones):
+        cells = [
+            f"{_fmt(matrix.cka[i, j])} / {_fmt(matrix.cka_debiased[i, j])}"
+            for j in range(len(matrix.backbones))
+        ]
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(
+        f"1.00 = the same representation up to rotation and scale; computed in "
+        f"{matrix.seconds:.2f} s from stored embeddings.",
+        highlight=False,
+    )
+    if out:
+        err_console.print(f"wrote {len(records)} records to {out}")
+    if plot:
+        err_console.print(f"wrote {plot}")
+
+
+def _fmt(v: float) -> str:
+    return "—" if v != v else f"{v:.2f}"
+
+
+def _weights(items: list[str] | None) -> dict[str, str]:
+    from embedstore.errors import InvalidDataError
+
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InvalidDataError(
+                f"--weights expects NAME=PATH (e.g. resnet50.dino=./dino_resnet50.pth), "
+                f"got '{item}'"
+            )
+        out[name] = path
+    return out
+
+
+def _progress_bar(label: str, disable: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=disable,
+    )
+
+
+def _run_resumable(records_iter, out: str | None, done: list) -> list:
+    """Collect records as they come; append the new ones to ``out`` one by one."""
+    from embedstore.analyze.records import write_records
+
+    seen = {r.key() for r in done}
+    results = []
+    for r in records_iter:
+        results.append(r)
+        if out and r.key() not in seen:
+            write_records([r], out)
+    return results
+
+
+@analyze_app.command("invariance")
+def invariance(
+    store: StoreArg,
+    dataset: DatasetOpt,
+    backbone: AnalyzeBackboneOpt = None,
+    transform: Annotated[
+        str,
+        typer.Option(
+            help="'all' or a comma list: h_flip, v_flip, rotation, hue, saturation, brightness, "
+            "contrast, grayscale, resized_crop, multi_view, blur."
+        ),
+    ] = "all",
+    source: SourceOpt = None,
+    images: Annotated[int, typer.Option(help="Images drawn (seeded) from the dataset.")] = 1000,
+    steps: Annotated[int, typer.Option(help="Grid size of each parametrised transform.")] = 8,
+    seed: SeedOpt = 0,
+    eps: Annotated[float, typer.Option(help="Ridge added to the covariance.")] = 1e-6,
+    batch_size: BatchOpt = 64,
+    device: DeviceOpt = "cpu",
+    weights: WeightsOpt = None,
+    plot: PlotOpt = None,
+    as_json: JsonOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Invariance to transformations: mean cosine of Mahalanobis-whitened features (Anton §4.4.3)."""
+    with user_errors():
+        from embedstore import open_store
+        from embedstore.analyze.invariance import evaluate_invariance
+        from embedstore.analyze.records import read_records
+
+        s = open_store(store)
+        names = backbone or s.backbones(dataset)
+        done = read_records(out) if out else []
+        with _progress_bar("invariance", as_json) as bar:
+            task = bar.add_task("loading", total=None)
+
+            def progress(d: int, total: int, text: str) -> None:
+                bar.update(task, completed=d, total=total, description=text)
+
+            results = _run_resumable(
+                evaluate_invariance(
+                    s, dataset, names, transforms=transform, source=source, n_images=images,
+                    steps=steps, seed=seed, eps=eps, batch_size=batch_size, device=device,
+                    weights=_weights(weights), done=done, progress=progress,
+                ),
+                out,
+                done,
+            )  # fmt: skip
+        if plot:
+            from embedstore.analyze.plots import plot_invariance
+
+            plot_invariance(results, plot)
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps(r.to_dict(), default=str))
+        return
+    _render_by_backbone(
+        results,
+        "cosine",
+        f"{store} :: {dataset} — invariance (whitened cosine, mean ± 95% CI over images)",
+        row_label="transformation",
+    )
+    if results:
+        r = results[0]
+        console.print(
+            f"{r.n} images (seed {r.settings['seed']}), {r.settings['steps']}-step grids; "
+            "1.00 = features unchanged by the transformation. Whitening: the covariance of "
+            f"{r.extra.get('covariance_rows')} stored rows.",
+            highlight=False,
+        )
+    if out:
+        err_console.print(f"records in {out}")
+    if plot:
+        err_console.print(f"wrote {plot}")
+
+
+def _render_by_backbone(
+    results: list, metric: str, title: str, *, row_label: str, digits: int = 3
+) -> None:
+    """Rows: the records' settings (transformations); columns: backbones; value ± CI half-width."""
+    names = list(dict.fromkeys(r.feature_name for r in results))
+    settings = list(dict.fromkeys(r.setting for r in results))
+    by_key = {(r.feature_name, r.setting): r.metrics.get(metric) for r in results}
+    table = Table(title=title)
+    table.add_column(row_label)
+    for n in names:
+        table.add_column(n, justify="right")
+    for t in settings:
+        table.add_row(
+            t or metric.replace("_", " "), *[_fmt_ci(by_key.get((n, t)), digits) for n in names]
+        )
+    console.print(table)
+
+
+def _fmt_ci(m: dict | None, digits: int) -> str:
+    if not m or m.get("value") is None:
+        return "—"
+    if m.get("ci_low") is None or m.get("ci_high") is None:
+        return f"{m['value']:.{digits}f}"
+    return f"{m['value']:.{digits}f} ± {(m['ci_high'] - m['ci_low']) / 2:.{digits}f}"
+
+
+@analyze_app.command("saliency")
+def saliency(
+    store: StoreArg,
+    dataset: DatasetOpt,
+    backbone: AnalyzeBackboneOpt = None,
+    source: SourceOpt = None,
+    images: Annotated[int, typer.Option(help="Images drawn (seeded) from the dataset.")] = 16,
+    stride: Annotated[
+        int, typer.Option(help="Step between mask positions; 1 is the authors' (slow on CPU).")
+    ] = 1,
+    mask: Annotated[int, typer.Option(help="Side of the square occluding mask.")] = 10,
+    image_size: Annotated[int, typer.Option(help="Images are resized and cropped to this.")] = 242,
+    examples: Annotated[int, typer.Option(help="Images per backbone in the figure.")] = 4,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 64,
+    device: DeviceOpt = "cpu",
+    weights: WeightsOpt = None,
+    plot: PlotOpt = None,
+    as_json: JsonOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Occlusion saliency maps and their attentive diffusion per backbone (Anton §4.4.1)."""
+    with user_errors():
+        from embedstore import open_store
+        from embedstore.analyze.records import read_records
+        from embedstore.analyze.saliency import evaluate_saliency
+
+        s = open_store(store)
+        names = backbone or s.backbones(dataset)
+        done = read_records(out) if out else []
+        with _progress_bar("saliency", as_json) as bar:
+            task = bar.add_task("loading", total=None)
+
+            def progress(d: int, total: int, text: str) -> None:
+                bar.update(task, completed=d, total=total, description=text)
+
+            results = _run_resumable(
+                evaluate_saliency(
+                    s, dataset, names, source=source, n_images=images, image_size=image_size,
+                    size=mask, stride=stride, seed=seed, batch_size=batch_size, device=device,
+                    weights=_weights(weights), done=done, progress=progress,
+                ),
+                out,
+                done,
+            )  # fmt: skip
+        if plot:
+            from embedstore.analyze.plots import plot_saliency
+            from embedstore.analyze.saliency import example_images
+
+            per_image = [r for r in results if r.analysis == "saliency_image"]
+            first = list(dict.fromkeys(r.setting for r in per_image))[: max(1, examples)]
+            shown = {(r.feature_name, r.setting): r for r in per_image}
+            maps = {n: [shown[(n, i)].extra["map"] for i in first] for n in names}
+            diffusion = {
+                n: [shown[(n, i)].metrics["attentive_diffusion"]["value"] for i in first]
+                for n in names
+            }
+            pictures = example_images(
+                s, dataset, [shown[(names[0], i)] for i in first], source=source,
+                image_size=image_size,
+            )  # fmt: skip
+            plot_saliency(pictures, maps, plot, titles=first, diffusion=diffusion)
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps(r.to_dict(), default=str))
+        return
+    summaries = [r for r in results if r.analysis == "saliency"]
+    _render_by_backbone(
+        summaries,
+        "attentive_diffusion",
+        f"{store} :: {dataset} — attentive diffusion (% of the map above its mean, ± 95% CI)",
+        row_label="",
+        digits=1,
+    )
+    if summaries:
+        st = summaries[0].settings
+        console.print(
+            f"{summaries[0].n} images (seed {st['seed']}) at {st['image_size']} px, "
+            f"{st['mask']}×{st['mask']} mask, stride {st['stride']}; higher = attention spread "
+            "over more of the image.",
+            highlight=False,
+        )
+    if out:
+        err_console.print(f"records in {out}")
+    if plot:
+        err_console.print(f"wrote {plot}")

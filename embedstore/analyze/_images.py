@@ -1,0 +1,150 @@
+"""What the image analyses share with extraction: the dataset's images (through
+``embedstore.data.open_source``) and its backbones (``embedstore.backbones.load_model`` with the
+entry's own ``spec.preprocess``), checked against the embeddings already in the store.
+
+Images -> backbone -> numbers, beside ``embedstore.extract``; nothing here imports a probe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from embedstore.analyze.records import backbone_provenance
+from embedstore.backbones import LoadedBackbone, get_backbone, load_model
+from embedstore.data import ImageTransform, Source, open_source
+from embedstore.errors import InvalidDataError, SourceError
+
+__all__ = ["ImageBackbone", "open_dataset_source", "sample_rows", "resolve_device"]
+
+# The stored dataset attribute ``source`` is the description the source wrote at extraction
+# ("image folder /data/x; splits: ...", "demo: Br35H ...", "MedMNIST npz /data/y.npz; ...").
+_DESCRIPTIONS = (
+    (re.compile(r"^demo:"), lambda m: "demo"),
+    (re.compile(r"^image folder (.+?)(?:; splits:.*)?$"), lambda m: m.group(1)),
+    (re.compile(r"^MedMNIST npz (.+?)(?:; splits:.*)?$"), lambda m: m.group(1)),
+    (re.compile(r"^CSV manifest (.+?)(?:; splits:.*)?$"), lambda m: m.group(1)),
+)
+
+
+def open_dataset_source(
+    store: Any, dataset: str, source: str | os.PathLike[str] | Source | None
+) -> tuple[Source, np.ndarray]:
+    """The dataset's images and, per store row, the index of its image in that source.
+
+    ``source`` overrides the store's record of where the images came from.
+    """
+    recorded = store.dataset_info(dataset).source
+    if source is None:
+        spec = None
+        for pattern, path in _DESCRIPTIONS:
+            m = pattern.match(recorded)
+            if m:
+                spec = path(m)
+                break
+        if spec is None or (spec != "demo" and not Path(spec).exists()):
+            raise SourceError(
+                f"dataset '{dataset}' records its images as '{recorded}', which cannot be "
+                "reopened here; pass the images with --source (a folder, .csv, .npz or 'demo')"
+            )
+        source = spec
+    src = open_source(source)
+    index = {sid: i for i, sid in enumerate(src.ids.tolist())}
+    ids = store.ids(dataset)
+    missing = [sid for sid in ids.tolist() if sid not in index]
+    if missing:
+        raise SourceError(
+            f"{len(missing)} of the {len(ids)} samples of dataset '{dataset}' are not in source "
+            f"'{src.description}' (e.g. '{missing[0]}'); pass the source the store was "
+            "extracted from with --source"
+        )
+    return src, np.array([index[sid] for sid in ids.tolist()], dtype=np.int64)
+
+
+def sample_rows(valid: np.ndarray, n_images: int, seed: int) -> np.ndarray:
+    """``n_images`` store rows drawn without replacement from the valid ones (all when fewer),
+    sorted; the same seed gives the same rows for every backbone."""
+    if n_images < 1:
+        raise InvalidDataError(f"the number of images must be >= 1, got {n_images}")
+    rows = np.flatnonzero(valid)
+    if len(rows) <= n_images:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=n_images, replace=False))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidDataError("device 'cuda' was asked for but no CUDA GPU is available; use cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InvalidDataError(f"device must be cpu, cuda or auto, got '{device}'")
+    return torch.device(device)
+
+
+@dataclass
+class ImageBackbone:
+    """A loaded backbone with its own preprocessing, and the provenance of its stored array."""
+
+    name: str
+    loaded: LoadedBackbone
+    transform: ImageTransform
+    device: torch.device
+    provenance: dict[str, Any]
+
+    @classmethod
+    def open(
+        cls, store: Any, dataset: str, name: str, *, weights: str | None, device: torch.device
+    ) -> ImageBackbone:
+        info = store.array_info(dataset, name)  # raises if the backbone was never extracted
+        spec = get_backbone(name)
+        loaded = load_model(spec, weights=weights)
+        stored_sha = info.provenance.get("weights_sha256")
+        if stored_sha and loaded.weights_sha256 and stored_sha != loaded.weights_sha256:
+            raise InvalidDataError(
+                f"'{name}' loaded weights with sha256 {loaded.weights_sha256[:12]}…, but its "
+                f"embeddings in the store were made with {stored_sha[:12]}…; pass the same "
+                f"checkpoint with --weights {name}=PATH"
+            )
+        loaded.model.to(device)
+        provenance = backbone_provenance(info.provenance)
+        provenance["weights_sha256_loaded"] = loaded.weights_sha256
+        return cls(name, loaded, ImageTransform(spec.preprocess), device, provenance)
+
+    @torch.inference_mode()
+    def features(self, images: Sequence[torch.Tensor]) -> np.ndarray:
+        """Preprocessed images (3, H, W) -> features, array of shape (n, dim) float64."""
+        x = torch.stack(list(images)).to(self.device)
+        return self.loaded.model(x).float().cpu().numpy().astype(np.float64)
+
+    def check_against_store(
+        self, store: Any, dataset: str, src: Source, rows: np.ndarray, src_index: np.ndarray
+    ) -> float:
+        """Recompute a few stored rows; the largest relative difference. Raises when the images,
+        preprocessing or weights are evidently not those the store was extracted with."""
+        rows = rows[:4]
+        fresh = self.features([self.transform(load_rgb(src, int(src_index[r]))) for r in rows])
+        stored = store.embeddings(dataset, self.name, rows=rows).astype(np.float64)
+        scale = np.maximum(np.linalg.norm(stored, axis=1), 1e-12)
+        diff = float(np.max(np.linalg.norm(fresh - stored, axis=1) / scale))
+        if diff > 0.05:
+            raise InvalidDataError(
+                f"'{self.name}' recomputed on {len(rows)} images of '{dataset}' differs from "
+                f"its stored embeddings by {diff:.0%} (relative L2): the images, preprocessing "
+                "or weights are not the ones the store was extracted with; pass the source it "
+                "was extracted from with --source, or its checkpoint with --weights"
+            )
+        return diff
+
+
+def load_rgb(src: Source, index: int) -> Image.Image:
+    """One decoded image of a source as an RGB PIL image (the decode extraction uses)."""
+    return src.load_rgb(index)

@@ -1,0 +1,136 @@
+"""Analysis records: one per (analysis, features, setting), frozen, JSON lines on disk.
+
+They follow the probe records (``embedstore.report.ProbeResult``): a ``metrics`` dict of
+``{"value", "ci_low", "ci_high"}``, the settings that produced them, the number of samples, the
+backbones' provenance, and free-form ``extra``. An interrupted analysis resumes by reading its
+``--out`` file back (:func:`read_records`) and skipping what :meth:`AnalysisResult.key` says is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedstore._version import __version__
+from embedstore.errors import InvalidDataError
+
+__all__ = [
+    "AnalysisResult",
+    "backbone_provenance",
+    "mean_ci",
+    "read_records",
+    "write_records",
+]
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """One analysis value: which analysis, which backbones, which setting, with what settings.
+
+    ``analysis`` is "similarity", "invariance", "saliency" or "saliency_image" (one image's map,
+    kept so that a resumed run can redraw its figure). ``features`` names the backbone(s): one
+    for invariance and saliency, two for a similarity pair. ``setting`` is the transformation for
+    invariance, the image id for saliency_image, "" otherwise.
+    """
+
+    analysis: str
+    dataset: str
+    features: tuple[str, ...]
+    setting: str
+    metrics: dict[str, dict[str, float | None]]
+    settings: dict[str, Any]
+    n: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_name(self) -> str:
+        return "+".join(self.features)
+
+    def key(self) -> str:
+        """What a resumed run compares: the same analysis, backbones, setting and settings."""
+        return json.dumps(
+            [self.analysis, self.dataset, list(self.features), self.setting, self.settings],
+            sort_keys=True,
+            default=_json_default,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["features"] = list(self.features)
+        out["embedstore_version"] = __version__
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnalysisResult:
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        d["features"] = tuple(d["features"])
+        return cls(**d)
+
+
+def write_records(results: Iterable[AnalysisResult], path: str | os.PathLike[str]) -> None:
+    """Append records to a JSON-lines file, one line each, flushed per record."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("a", encoding="utf-8") as fh:
+        for r in results:
+            fh.write(json.dumps(r.to_dict(), default=_json_default) + "\n")
+            fh.flush()
+
+
+def read_records(path: str | os.PathLike[str]) -> list[AnalysisResult]:
+    """Read analysis records back; a torn last line (an interrupted write) is ignored, lines that
+    are not analysis records (e.g. probe results in the same file) are skipped."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    lines = p.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1:
+                break
+            raise InvalidDataError(
+                f"{p}:{i + 1} is not a JSON record ({exc}); pass a results file written by "
+                "embedstore, or another --out path"
+            ) from None
+        if isinstance(d, dict) and "analysis" in d:
+            out.append(AnalysisResult.from_dict(d))
+    return out
+
+
+def mean_ci(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """Mean with a normal 95% interval, mean ± 1.96·σ/√n (σ the sample std; the few-shot rule)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {"value": None, "ci_low": None, "ci_high": None}
+    mean = float(v.mean())
+    if len(v) < 2:
+        return {"value": mean, "ci_low": None, "ci_high": None}
+    half = 1.96 * float(v.std(ddof=1)) / np.sqrt(len(v))
+    return {"value": mean, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def backbone_provenance(info_provenance: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a stored array's provenance that identify the backbone that made it."""
+    keep = ("backbone", "weights_sha256", "weights_path", "extracted_at", "source", "dtype")
+    return {k: info_provenance[k] for k in keep if k in info_provenance}
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

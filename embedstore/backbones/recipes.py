@@ -1,0 +1,135 @@
+"""Named embedding recipes: which numbers of a backbone's forward pass are the embedding.
+
+- ``pooled``: the model's own pre-logits output, timm's ``model(x)`` with ``num_classes=0``
+  (class token for DINO ViTs and XCiT, global average pool for most CNNs);
+- ``cls``: the class token after the final norm, ``forward_features(x)[:, 0]``;
+- ``mean``: the mean of the patch tokens after the final norm (prefix tokens excluded);
+- ``cls_mean``: ``cls`` and ``mean`` concatenated, the DINOv2 linear-probe input
+  (facebookresearch/dinov2 ``eval/linear.py`` ``create_linear_input`` with ``use_avgpool``);
+- ``last<N>`` (e.g. ``last4``): the class tokens of the last N blocks, each through the final
+  norm, concatenated (DINO ``eval_linear.py`` ``get_intermediate_layers(x, n)``; DVME's choice);
+- ``gap``: the spatial mean of a CNN's last feature map, ``forward_features(x).mean((2, 3))``.
+
+A timm entry can be read with another recipe without a new entry: ``<name>@<recipe>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from embedstore.errors import InvalidDataError
+
+if TYPE_CHECKING:
+    from embedstore.backbones.registry import BackboneSpec
+
+__all__ = ["RECIPES", "parse_recipe", "split_recipe", "with_recipe", "Embedder"]
+
+RECIPES = ("pooled", "cls", "mean", "cls_mean", "last<N>", "gap")
+_LAST = re.compile(r"^last([1-9][0-9]?)$")
+
+
+def parse_recipe(recipe: str) -> tuple[str, int]:
+    """('last', 4) for 'last4'; (recipe, 1) for the others; InvalidDataError if unknown."""
+    m = _LAST.match(recipe)
+    if m:
+        return "last", int(m.group(1))
+    if recipe in RECIPES:
+        return recipe, 1
+    raise InvalidDataError(
+        f"unknown embedding recipe {recipe!r}; expected one of {', '.join(RECIPES)} (e.g. 'last4')"
+    )
+
+
+def is_recipe(text: str) -> bool:
+    try:
+        parse_recipe(text)
+    except InvalidDataError:
+        return False
+    return True
+
+
+def split_recipe(name: str) -> tuple[str, str | None]:
+    """``'vit.dino@last4'`` -> ``('vit.dino', 'last4')``; a name without a recipe suffix (or
+    with timm's ``@revision`` in ``hf-hub:org/repo@rev``) -> ``(name, None)``."""
+    base, sep, tail = name.rpartition("@")
+    if sep and base and is_recipe(tail):
+        return base, tail
+    return name, None
+
+
+def with_recipe(spec: BackboneSpec, recipe: str) -> BackboneSpec:
+    """``spec`` read with another recipe, named ``<spec.name>@<recipe>``; dim read from timm."""
+    parse_recipe(recipe)
+    if recipe == spec.recipe:
+        return spec
+    if spec.source != "timm":
+        raise InvalidDataError(
+            f"backbone '{spec.name}' is a {spec.source} model with the fixed embedding "
+            f"'{spec.recipe}'; other recipes (@{recipe}) need a timm model (e.g. 'timm/{spec.arch}')"
+        )
+    from embedstore.backbones.timm_models import output_dim
+
+    variant = replace(spec, name=f"{spec.name}@{recipe}", recipe=recipe, layer=recipe)
+    return replace(variant, dim=output_dim(variant))
+
+
+class Embedder(nn.Module):
+    """A timm model read with a recipe: ``forward`` maps (B, 3, H, W) -> (B, dim)."""
+
+    def __init__(self, model: nn.Module, recipe: str) -> None:
+        super().__init__()
+        self.model = model
+        self.recipe = recipe
+        self.kind, self.n = parse_recipe(recipe)
+        prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
+        if self.kind in ("cls", "cls_mean", "last") and prefix < 1:
+            raise InvalidDataError(
+                f"recipe '{recipe}' reads a class token, but {type(model).__name__} has none; "
+                "use 'pooled', 'mean' (token models) or 'gap' (CNNs)"
+            )
+        if self.kind == "last" and not hasattr(model, "forward_intermediates"):
+            raise InvalidDataError(
+                f"recipe '{recipe}' needs timm's forward_intermediates, which "
+                f"{type(model).__name__} lacks; use 'cls' or 'pooled'"
+            )
+        self.num_prefix_tokens = prefix
+
+    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.model.forward_features(x)
+        if tokens.ndim != 3:
+            raise InvalidDataError(
+                f"recipe '{self.recipe}' expects tokens (B, N, C) from forward_features, got shape "
+                f"{tuple(tokens.shape)}; use 'gap' for a CNN"
+            )
+        return tokens  # (B, N, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "pooled":
+            return self.model(x)  # (B, D): timm's pre-logits with num_classes=0
+        if self.kind == "gap":
+            fmap = self.model.forward_features(x)
+            if fmap.ndim != 4:
+                raise InvalidDataError(
+                    f"recipe 'gap' expects a feature map (B, C, H, W), got shape "
+                    f"{tuple(fmap.shape)}; use 'mean' for a token model"
+                )
+            return fmap.mean(dim=(2, 3))  # (B, C)
+        if self.kind == "last":
+            outs = self.model.forward_intermediates(
+                x, indices=self.n, return_prefix_tokens=True, norm=True,
+                output_fmt="NLC", intermediates_only=True,
+            )  # fmt: skip
+            return torch.cat([prefix[:, 0] for _, prefix in outs], dim=-1)  # (B, N * C)
+        tokens = self._tokens(x)
+        cls = tokens[:, 0]  # (B, C)
+        mean = tokens[:, self.num_prefix_tokens :].mean(dim=1)  # (B, C)
+        if self.kind == "cls":
+            return cls
+        if self.kind == "mean":
+            return mean
+        return torch.cat([cls, mean], dim=-1)  # (B, 2C)

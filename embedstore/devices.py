@@ -1,0 +1,49 @@
+"""Which torch device a computation runs on: one check for every command that takes ``--device``.
+
+torch is imported only when a device is resolved, so importing this module is free.
+"""
+
+from __future__ import annotations
+
+import re
+
+from embedstore.errors import InvalidDataError
+
+__all__ = ["DEVICES", "resolve_device"]
+
+DEVICES = ("cpu", "cuda", "cuda:N", "auto")
+_CUDA = re.compile(r"^cuda(:\d+)?$")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cpu' / 'cuda' / 'cuda:N' are checked.
+
+    Raises:
+        InvalidDataError: the name is not one of ``DEVICES`` (e.g. 'gpu'), or a CUDA device was
+            asked for that torch does not see.
+    """
+    name = str(device).strip().lower()
+    if name == "cpu":
+        return "cpu"
+    if name != "auto" and not _CUDA.match(name):
+        hint = " (for a GPU: cuda)" if name in ("gpu", "nvidia") or name.startswith("gpu") else ""
+        raise InvalidDataError(f"device must be one of {', '.join(DEVICES)}; got '{device}'{hint}")
+    import torch
+
+    available = torch.cuda.is_available()
+    if name == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        raise InvalidDataError(
+            f"device '{device}' was asked for but torch sees no CUDA GPU on this machine "
+            "(torch.cuda.is_available() is False); use --device cpu, or --device auto to take a "
+            "GPU when there is one"
+        )
+    index = int(name.split(":")[1]) if ":" in name else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise InvalidDataError(
+            f"device '{device}' does not exist: torch sees {count} CUDA GPU(s) "
+            f"(cuda:0 to cuda:{count - 1})"
+        )
+    return name

@@ -1,0 +1,71 @@
+"""What the store reports (:class:`DatasetInfo`, :class:`ArrayInfo`), the chunk size rule, and
+row selection for reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zarr
+
+_TARGET_CHUNK_BYTES = 4 * 2**20
+
+
+def default_chunk_rows(dim: int, dtype: str, multiple_of: int = 64) -> int:
+    """Rows per chunk for ~4 MiB chunks, a whole multiple of ``multiple_of`` (e.g. a batch size,
+    so that a resumed extraction recomputes exactly the batches of an uninterrupted one)."""
+    target = _TARGET_CHUNK_BYTES // (dim * np.dtype(dtype).itemsize)
+    return multiple_of * max(1, round(target / multiple_of))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset holds: task, classes, sample and split counts, and its backbones."""
+
+    name: str
+    task: str
+    class_names: tuple[str, ...]
+    n_samples: int
+    split_counts: dict[str, int]
+    has_group: bool
+    source: str
+    backbones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """One backbone's embeddings for one dataset: shape, storage, completeness and provenance."""
+
+    dataset: str
+    backbone: str
+    shape: tuple[int, int]
+    dtype: str
+    chunk_rows: int
+    nbytes_stored: int
+    complete: bool
+    rows_written: int
+    n_missing: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:
+    """Read selected rows; reads whole chunks once, which beats per-row selection for dense sets."""
+    if len(rows) == 0:
+        return np.empty((0, *arr.shape[1:]), dtype=arr.dtype)
+    if len(rows) > 1 and np.any(np.diff(rows) < 0):
+        order = np.argsort(rows, kind="stable")
+        out = read_rows(arr, rows[order])
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return out[inverse]
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if len(rows) >= 0.25 * (hi - lo):
+        return arr[lo:hi][rows - lo]
+    if arr.ndim == 1:
+        return arr.get_orthogonal_selection(rows)
+    return arr.get_orthogonal_selection((rows, slice(None)))
+
+
+def block(rows: tuple[int, int] | None) -> dict[str, int | None]:
+    return {"start": 0, "stop": None} if rows is None else {"start": rows[0], "stop": rows[1]}

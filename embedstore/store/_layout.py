@@ -1,0 +1,182 @@
+"""How each array of the store is created (core data types, dimension names, codecs), and the
+migration of format-1 stores to format 2.
+
+Every array carries Zarr v3 ``dimension_names``, so that ``xarray.open_datatree(store,
+engine="zarr")`` aligns the arrays of a dataset and of each of its backbones along ``sample``:
+
+=================  ===========================  ==============================
+array              dimension names              data type
+=================  ===========================  ==============================
+ids                (sample, id_utf8)            uint8, UTF-8 zero-padded
+group              (sample, group_utf8)         uint8, UTF-8 zero-padded
+labels             (sample,) | (sample, class)  int64 | uint8 (multilabel)
+split              (sample,)                    uint8
+embeddings         (sample, feature)            float16 | float32
+progress           (chunk,)                     uint8
+checksums          (chunk, sha256_byte)         uint8
+missing            (sample,)                    bool
+missing_reason     (sample, reason_utf8)        uint8, UTF-8 zero-padded
+=================  ===========================  ==============================
+
+Chunks are compressed with zstd with its frame checksum on, so that a flipped byte in a chunk
+fails loudly when it is read instead of decoding to wrong numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from embedstore.store._strings import (
+    REASON_BYTES,
+    TEXT_ENCODING,
+    encode_text,
+    is_legacy_text,
+    read_text,
+)
+
+FORMAT_VERSION = 2
+TEXT_ARRAYS = {"ids": "id_utf8", "group": "group_utf8", "missing_reason": "reason_utf8"}
+_DIMS: dict[str, tuple[str, ...]] = {
+    "split": ("sample",),
+    "embeddings": ("sample", "feature"),
+    "progress": ("chunk",),
+    "checksums": ("chunk", "sha256_byte"),
+    "missing": ("sample",),
+}
+
+
+def compressor() -> ZstdCodec:
+    return ZstdCodec(level=0, checksum=True)
+
+
+def dimension_names(name: str, ndim: int) -> tuple[str, ...]:
+    """The dimension names of an array of the layout, by its name and rank."""
+    if name in TEXT_ARRAYS:
+        return ("sample", TEXT_ARRAYS[name])
+    if name == "labels":
+        return ("sample",) if ndim == 1 else ("sample", "class")
+    return _DIMS.get(name, ("sample",) + tuple(f"dim_{i}" for i in range(1, ndim)))
+
+
+def create_data_array(group: zarr.Group, name: str, value: np.ndarray) -> zarr.Array:
+    """Create and fill ids / labels / split / group (text encoded to uint8 first)."""
+    if name in TEXT_ARRAYS:
+        value = encode_text(value.tolist(), name)
+    arr = group.create_array(
+        name,
+        shape=value.shape,
+        dtype=value.dtype,
+        compressors=compressor(),
+        dimension_names=dimension_names(name, value.ndim),
+        fill_value=0,
+    )
+    arr[...] = value
+    if name in TEXT_ARRAYS:
+        arr.attrs["encoding"] = TEXT_ENCODING
+    return arr
+
+
+def create_backbone_arrays(
+    group: zarr.Group, n_rows: int, dim: int, dtype: str, chunk_rows: int
+) -> None:
+    """The embeddings array and its per-chunk bookkeeping, in a new backbone group."""
+    n_chunks = -(-n_rows // chunk_rows)
+    group.create_array(
+        "embeddings",
+        shape=(n_rows, dim),
+        chunks=(chunk_rows, dim),
+        dtype=dtype,
+        fill_value=0.0,
+        compressors=compressor(),
+        dimension_names=_DIMS["embeddings"],
+    )
+    group.create_array(
+        "progress", shape=(n_chunks,), chunks=(1,), dtype="uint8", fill_value=0,
+        dimension_names=_DIMS["progress"],
+    )  # fmt: skip
+    sums = group.create_array(
+        "checksums", shape=(n_chunks, 32), chunks=(1, 32), dtype="uint8", fill_value=0,
+        dimension_names=_DIMS["checksums"],
+    )  # fmt: skip
+    sums.attrs["description"] = (
+        "row i: sha256 of the stored (compressed) bytes of embeddings chunk i, written with it; "
+        "all zeros: not recorded"
+    )
+    group.create_array(
+        "missing", shape=(n_rows,), chunks=(chunk_rows,), dtype="bool", fill_value=False,
+        compressors=compressor(), dimension_names=_DIMS["missing"],
+    )  # fmt: skip
+    reason = group.create_array(
+        "missing_reason", shape=(n_rows, REASON_BYTES), chunks=(chunk_rows, REASON_BYTES),
+        dtype="uint8", fill_value=0, compressors=compressor(),
+        dimension_names=dimension_names("missing_reason", 2),
+    )  # fmt: skip
+    reason.attrs["encoding"] = TEXT_ENCODING
+
+
+# ----------------------------------------------------------------- format 1 -> 2
+
+
+def needs_migration(root: zarr.Group) -> bool:
+    return int(root.attrs.get("embedstore_format", FORMAT_VERSION)) < FORMAT_VERSION
+
+
+def migrate(root: zarr.Group) -> list[str]:
+    """Rewrite a format-1 store as format 2, in place; returns the arrays rewritten.
+
+    Text arrays stored with the ``string`` extension type are re-encoded as uint8 UTF-8; every
+    array gets its dimension names (a metadata-only change). Embeddings chunks are not touched,
+    so their bytes (and archive checksums of them) stay the same. Arrays written by format 1 have
+    no per-chunk checksums: ``embedstore verify`` says so, and re-extracting adds them.
+    """
+    changed = []
+    for ds_name, ds in root.groups():
+        for name in list(ds.array_keys()):
+            if _migrate_array(ds, name):
+                changed.append(f"{ds_name}/{name}")
+        for bb_name, bb in ds.groups():
+            for name in list(bb.array_keys()):
+                if _migrate_array(bb, name):
+                    changed.append(f"{ds_name}/{bb_name}/{name}")
+    root.attrs["embedstore_format"] = FORMAT_VERSION
+    return changed
+
+
+def _migrate_array(group: zarr.Group, name: str) -> bool:
+    arr = group[name]
+    if name in TEXT_ARRAYS and is_legacy_text(arr.dtype):
+        values = read_text(arr[...])
+        chunk_rows = int(arr.chunks[0])
+        del group[name]
+        width = REASON_BYTES if name == "missing_reason" else None
+        encoded = encode_text(values.tolist(), name, width=width)
+        new = group.create_array(
+            name, shape=encoded.shape, chunks=(chunk_rows, encoded.shape[1]), dtype="uint8",
+            fill_value=0, compressors=compressor(), dimension_names=dimension_names(name, 2),
+        )  # fmt: skip
+        if name != "missing_reason" or encoded.any():
+            new[...] = encoded
+        new.attrs["encoding"] = TEXT_ENCODING
+        return True
+    if arr.metadata.dimension_names is None:
+        _set_dimension_names(group, name, dimension_names(name, arr.ndim))
+        return True
+    return False
+
+
+def _set_dimension_names(group: zarr.Group, name: str, dims: tuple[str, ...]) -> None:
+    """Add dimension names to an array's zarr.json (metadata only; chunks are untouched)."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    store, key = group.store, f"{group.path}/{name}/zarr.json".lstrip("/")
+    buf = sync(store.get(key, prototype=default_buffer_prototype()))
+    meta: dict[str, Any] = json.loads(buf.to_bytes())
+    meta["dimension_names"] = list(dims)
+    data = json.dumps(meta, indent=2).encode()
+    sync(store.set(key, default_buffer_prototype().buffer.from_bytes(data)))

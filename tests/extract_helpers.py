@@ -1,0 +1,114 @@
+"""Tiny real backbones and image folders for the extraction tests, and ``python -m
+tests.extract_helpers ARGS``: the ``embedstore`` command with those backbones registered, for
+tests that start real processes (torchrun ranks, concurrent writers).
+
+``EMBEDSTORE_TEST_PIDS=DIR`` makes each process write its pid to ``DIR/rank<RANK>.pid``, so that
+a test can SIGKILL one chosen rank; ``EMBEDSTORE_TEST_SLOW=SECONDS`` makes ``tinyslow.test``
+sleep that long per batch, and ``EMBEDSTORE_TEST_GATE=FILE`` makes it wait until FILE exists,
+so that a test can act while a run is under way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from embedstore.backbones import BackboneSpec, Preprocess, register, unregister
+
+TINY, TINY2, SLOW = "tinyconv.test", "tinyconv_wide.test", "tinyslow.test"
+
+
+def _tiny(width: int) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, width),
+    )
+
+
+class _Slow(torch.nn.Module):
+    """tinyconv.test's architecture (same weights), slowed down or held at a gate per batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _tiny(16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(float(os.environ.get("EMBEDSTORE_TEST_SLOW", "0")))
+        gate = os.environ.get("EMBEDSTORE_TEST_GATE")
+        deadline = time.monotonic() + 120
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.net(x)
+
+
+def tiny_specs() -> list[BackboneSpec]:
+    """Three random-weight conv backbones (built with seed 0: the same in every process); the
+    second has another preprocessing (grey-scale-like normalisation, 28 px) and width."""
+    pre = Preprocess(resize=36, crop=32)
+    pre2 = Preprocess(resize=30, crop=28, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    return [
+        BackboneSpec(TINY, "tinyconv", 16, lambda: _tiny(16), None, dict, pre),
+        BackboneSpec(TINY2, "tinyconv", 24, lambda: _tiny(24), None, dict, pre2),
+        BackboneSpec(SLOW, "tinyconv", 16, _Slow, None, dict, pre),
+    ]
+
+
+def register_tiny() -> None:
+    for spec in tiny_specs():
+        unregister(spec.name)
+        register(spec)
+
+
+def unregister_tiny() -> None:
+    for spec in tiny_specs():
+        unregister(spec.name)
+
+
+def write_images(root: Path, per_class: int = 14, seed: int = 7) -> Path:
+    """Grey and RGB PNG/JPEG images of random sizes (16-32 px), three classes."""
+    rng = np.random.default_rng(seed)
+    for c in ("benign", "malignant", "normal"):
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            h, w = int(rng.integers(16, 33)), int(rng.integers(16, 33))
+            if i % 3 == 0:
+                grey = rng.integers(0, 256, (h, w), dtype=np.uint8)
+                Image.fromarray(grey, "L").save(root / c / f"{i:02d}.png")
+            else:
+                arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(root / c / f"{i:02d}.{'jpg' if i % 2 else 'png'}")
+    return root
+
+
+def chunk_bytes(store: Path, dataset: str, backbone: str) -> dict[str, bytes]:
+    """Every stored chunk file of one embeddings array, by its key."""
+    base = Path(store) / dataset / backbone / "embeddings" / "c"
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file()
+    }
+
+
+def main() -> None:
+    pid_dir = os.environ.get("EMBEDSTORE_TEST_PIDS")
+    if pid_dir:
+        Path(pid_dir, f"rank{os.environ.get('RANK', '0')}.pid").write_text(str(os.getpid()))
+    register_tiny()
+    from cli.main import app
+
+    sys.argv[0] = "embedstore"
+    app()
+
+
+if __name__ == "__main__":
+    main()
