@@ -40,6 +40,7 @@ class Protocol:
         subsets: for sweeps: {"shots": (...)} or {"fractions": (...)}; {} for a probe.
         seeds: seeds the paper uses (or this project's default where the paper gives none).
         notes: departures from the paper's code, and choices the paper leaves open.
+        options: the ``ProbeOptions`` fields the preset sets (e.g. the logistic grid).
     """
 
     name: str
@@ -54,6 +55,7 @@ class Protocol:
     subsets: dict[str, tuple] = field(default_factory=dict)
     seeds: int = 1
     notes: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """What a result record stores about its preset (``protocol["preset"]``)."""
@@ -79,6 +81,7 @@ PROTOCOLS: dict[str, Protocol] = {
             source="github.com/linusericsson/ssl-transfer, few_shot.py",
             command="probe",
             methods=("fewshot",),
+            options={"k_shot": 20, "n_query": 15, "n_episodes": 600},
             hyperparameters={"n_way": "2, or 5 when the task has more classes", "k_shot": 20,
                              "n_query": 15, "n_episodes": 600,
                              "distance": "squared Euclidean to the class mean"},
@@ -95,6 +98,7 @@ PROTOCOLS: dict[str, Protocol] = {
             source="github.com/linusericsson/ssl-transfer, linear.py",
             command="probe",
             methods=("logreg",),
+            options={"grid": "ericsson"},
             hyperparameters={"grid": "ericsson", "C": "1 / logspace(-6, 5, 45)",
                              "solver": "L-BFGS, scikit-learn's objective"},
             selection="val",
@@ -111,6 +115,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "(C_POWER_RANGE)",
             command="probe",
             methods=("logreg",),
+            options={"grid": "dinov2"},
             hyperparameters={"grid": "dinov2", "C": "10 ** linspace(-6, 5, 45)"},
             selection="val",
             metric="accuracy",
@@ -127,6 +132,7 @@ PROTOCOLS: dict[str, Protocol] = {
             source="github.com/facebookresearch/dino, eval_knn.py",
             command="probe",
             methods=("knn",),
+            options={"k": 20, "temperature": 0.07},
             hyperparameters={"k": 20, "temperature": 0.07, "metric": "cosine",
                              "vote": "exp(similarity / temperature)"},
             selection="none",
@@ -142,6 +148,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "not re-read from code offline",
             command="sweep",
             methods=("logreg", "knn"),
+            options={"grid": "ericsson", "temperature": 0.07},
             hyperparameters={"logreg": {"grid": "ericsson"}, "knn": {"temperature": 0.07}},
             selection="train-cv",
             metric="accuracy",
@@ -162,7 +169,7 @@ PROTOCOLS: dict[str, Protocol] = {
             source="github.com/IPMI-ICNS-UKE/sparsam, reproducability/parameter.py (CLASSIFIERS) "
             "and reproducability/reproduce_results.py (fit_classifier)",
             command="sweep",
-            methods=("svm", "knn", "logreg"),
+            methods=("nielsen-svm", "nielsen-knn", "nielsen-logreg"),
             hyperparameters={
                 "features": "Yeo-Johnson PowerTransformer(standardize=True) -> PCA(all components)",
                 "svm": {"kernel": "rbf", "C": 1.0, "gamma": "scale", "class_weight": "balanced",

@@ -15,7 +15,13 @@ import numpy as np
 
 from embedstore.errors import InvalidDataError
 
-__all__ = ["CLASS_WEIGHTS", "check_class_weight", "class_weights", "sample_weights"]
+__all__ = [
+    "CLASS_WEIGHTS",
+    "check_class_weight",
+    "class_weights",
+    "sample_weights",
+    "vote_weights",
+]
 
 CLASS_WEIGHTS = ("none", "balanced")  # the names the CLI accepts; a dict also works in Python
 
@@ -76,3 +82,21 @@ def sample_weights(
     y = np.asarray(y)
     w = class_weights(class_weight, classes, y)
     return w[np.searchsorted(np.asarray(classes), y)]
+
+
+def vote_weights(class_weight: Any, y_base: np.ndarray, n_classes: int) -> np.ndarray | None:
+    """(n_classes,) kNN vote multipliers for base labels ``y_base`` (indices in [0, n_classes)).
+
+    "balanced": ``n / (k * n_c)`` over the k classes present in the base (scikit-learn's
+    ``compute_class_weight`` on ``y_base``); absent classes get 0 (they have no votes).
+    """
+    cw = check_class_weight(class_weight)
+    if cw is None:
+        return None
+    if cw != "balanced":
+        raise InvalidDataError("kNN votes take class_weight None or 'balanced'; got a dict")
+    counts = np.bincount(np.asarray(y_base, dtype=np.int64), minlength=n_classes)
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = len(y_base) / (present.sum() * counts[present])
+    return w

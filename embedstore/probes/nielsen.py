@@ -52,7 +52,9 @@ __all__ = [
     "NIELSEN_SHOTS",
     "NielsenFeatures",
     "nielsen_classifier",
+    "nielsen_classify",
     "nielsen_fit_predict",
+    "nielsen_transform",
 ]
 
 # The settings are the preset's (embedstore/protocols.py), so records, `embedstore protocols` and
@@ -131,6 +133,33 @@ class NielsenFit:
     hyperparameters: dict[str, Any]
 
 
+def nielsen_transform(X_train: Any, X_test: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the power transform and PCA on the labelled rows; (n, r) and (m, r) components."""
+    X_train = check_features(X_train, name="X_train")
+    X_test = check_features(X_test, name="X_test", n_features=X_train.shape[1])
+    feats = NielsenFeatures()
+    return feats.fit_transform(X_train), feats.transform(X_test)
+
+
+def nielsen_classify(
+    name: str, Z: np.ndarray, y: Any, Zt: np.ndarray, *, n_classes: int, seed: int = 0
+) -> NielsenFit:
+    """Fit classifier ``name`` on components Z (n, r), labels y; probabilities of Zt (m, r) with
+    one column per dataset class (0 for a class absent from y)."""
+    y = check_labels(y, n_samples=len(Z), name="y_train", allow_multilabel=False)
+    if len(np.unique(y)) < 2:
+        raise InvalidDataError("the Nielsen classifiers need at least 2 classes in y_train")
+    model = nielsen_classifier(name, n_classes=n_classes, n_train=len(Z), seed=seed)
+    model.fit(Z, y)
+    proba = np.zeros((len(Zt), n_classes))
+    proba[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(Zt)
+    hyper = dict(NIELSEN_CLASSIFIERS[name])
+    if name == "knn":
+        hyper["n_neighbors"] = int(model.n_neighbors)
+    hyper["n_components"] = int(Z.shape[1])
+    return NielsenFit(proba, hyper)
+
+
 def nielsen_fit_predict(
     X_train: Any,
     y_train: Any,
@@ -149,26 +178,10 @@ def nielsen_fit_predict(
         seed: seeds the SVM's Platt folds.
 
     Returns:
-        {classifier: NielsenFit}; probabilities have one column per dataset class (0 for a
-        class absent from the labelled rows).
+        {classifier: NielsenFit}; the transform is fitted once for all of them.
     """
-    X_train = check_features(X_train, name="X_train")
-    X_test = check_features(X_test, name="X_test", n_features=X_train.shape[1])
-    y = check_labels(y_train, n_samples=len(X_train), name="y_train", allow_multilabel=False)
-    if len(np.unique(y)) < 2:
-        raise InvalidDataError("the Nielsen classifiers need at least 2 classes in y_train")
-    feats = NielsenFeatures()
-    Z = feats.fit_transform(X_train)
-    Zt = feats.transform(X_test)
-    out = {}
-    for name in classifiers:
-        model = nielsen_classifier(name, n_classes=n_classes, n_train=len(Z), seed=seed)
-        model.fit(Z, y)
-        proba = np.zeros((len(Zt), n_classes))
-        proba[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(Zt)
-        hyper = {k: v for k, v in NIELSEN_CLASSIFIERS[name].items()}
-        if name == "knn":
-            hyper["n_neighbors"] = int(model.n_neighbors)
-        hyper["n_components"] = int(feats.pca_.n_components_)
-        out[name] = NielsenFit(proba, hyper)
-    return out
+    Z, Zt = nielsen_transform(X_train, X_test)
+    return {
+        name: nielsen_classify(name, Z, y_train, Zt, n_classes=n_classes, seed=seed)
+        for name in classifiers
+    }
