@@ -106,7 +106,7 @@ def run_sweep(
         fractions: label fractions in (0, 1]; shots: labelled samples per class (either or both).
         seeds: a number of seeds (0..n-1) or the seeds themselves.
         methods: names (a list or a comma list) from ``method_names(sweep=True)``, or 'all'
-            (default: knn and logreg, or the preset's).
+            (default: knn and logreg, or the preset's; 'all': DVME on fusions only).
         selection: "train-cv" (default) or "val" (the published protocol); see the module doc.
         protocol: a preset name (``embedstore protocols``); it sets methods, settings (unless
             fractions or shots are given), selection and options, and may not be contradicted.
@@ -132,7 +132,7 @@ def run_sweep(
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise InvalidDataError(f"seeds must be a positive count or distinct seeds; got {seeds!r}")
     data, sets = load_feature_sets(store, dataset, feature_sets, normalize=opts.normalize)
-    chosen, _ = parse_methods(methods, data.task, sweep=True)
+    chosen, is_all = parse_methods(methods, data.task, sweep=True)
     test = data.indices("test")
     if not len(test):
         raise ProtocolError(f"dataset '{dataset}' has no test rows; sweeps score on the test split")
@@ -150,14 +150,19 @@ def run_sweep(
         for s in seed_list
     }
     done = _finished(out)
-    total = len(sets) * len(chosen) * len(subsets[seed_list[0]]) * len(seed_list)
+
+    def runs(method, fs) -> bool:  # 'all' trains DVME on fusions only, as `probe` does
+        return not (is_all and method.fusion_only_in_all and not fs.is_fusion)
+
+    per_method = len(subsets[seed_list[0]]) * len(seed_list)
+    total = per_method * sum(runs(m, fs) for fs in sets for m in chosen)
     results: list[ProbeResult] = []
     settings = [sub.setting for sub in subsets[seed_list[0]]]
     for fs in sets:
         shared: dict = {}  # per feature set: the methods' caches
         reuse: dict = {}  # identical labelled subsets give identical outcomes
         start = len(results)
-        for method, i, s in _cells(chosen, len(settings), seed_list):
+        for method, i, s in _cells([m for m in chosen if runs(m, fs)], len(settings), seed_list):
             setting = settings[i]
             key = cell_key(dataset, fs.backbones, method.name, setting, s, selection)
             if key not in done:
