@@ -10,16 +10,25 @@ one run are paired.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from embedstore.errors import InvalidDataError
+from embedstore.errors import ArrayNotFoundError, InvalidDataError
 from embedstore.store import SPLIT_CODES, Store
 
-__all__ = ["NORMALIZATIONS", "FeatureSet", "LabelledData", "load_feature_sets", "parse_fuse"]
+__all__ = [
+    "NORMALIZATIONS",
+    "FeatureSet",
+    "LabelledData",
+    "load_feature_sets",
+    "parse_fuse",
+    "resolve_backbone",
+]
 
 NORMALIZATIONS = ("l2", "standard", "none")
 
@@ -82,6 +91,47 @@ def parse_fuse(spec: str) -> tuple[str, ...]:
     return parts
 
 
+def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> str:
+    """The stored backbone array a user means by ``name``.
+
+    The exact name; else the one stored name that ends in ``name`` at a '.' (or '--') boundary, with or
+    without its ``@recipe`` (``dino`` -> ``resnet50.dino`` or ``vit_small_patch16.dino@last4``;
+    parts are whole: ``patch16.dino`` matches neither); else an error that lists the candidates
+    (several match) or the stored names (none does).
+    """
+    if name in stored:
+        return name
+    parts = _name_parts(name)
+
+    def matches(full: str) -> bool:
+        return any(
+            len(p) > len(parts) and p[-len(parts) :] == parts
+            for p in (_name_parts(full), _name_parts(full.split("@")[0]))
+        )
+
+    found = [b for b in stored if matches(b)]
+    where = f" of dataset '{dataset}'" if dataset else ""
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise InvalidDataError(
+            f"backbone '{name}' matches {len(found)} arrays{where}: {', '.join(found)}; "
+            "give the full name of one"
+        )
+    close = difflib.get_close_matches(name, stored, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ArrayNotFoundError(
+        f"backbone '{name}' is not an array{where}; {hint}(stored: {', '.join(stored) or 'none'}); "
+        "give a stored name, or its tag (e.g. 'dino' for 'resnet50.dino') when only one array "
+        "has that tag; see `embedstore info STORE DATASET`"
+    )
+
+
+def _name_parts(name: str) -> list[str]:
+    """'timm--convnext.fb_in1k' -> ['timm', 'convnext', 'fb_in1k'] ('--' is a stored '/')."""
+    return re.split(r"\.|--", name)
+
+
 def load_feature_sets(
     store: Store,
     dataset: str,
@@ -92,7 +142,9 @@ def load_feature_sets(
     """Load each backbone once and build every requested feature set on the common rows.
 
     Args:
-        feature_sets: e.g. [["a"], ["b"], ["a", "b"]]: single backbones and fusions.
+        feature_sets: e.g. [["a"], ["b"], ["a", "b"]]: single backbones and fusions; each name is
+            resolved with :func:`resolve_backbone` (``["dino", "swav"]`` is
+            ``("resnet50.dino", "resnet50.swav")`` when those are the only such arrays).
         normalize: 'l2' (each backbone's rows to unit norm, then concatenate: the default),
             'standard' (each dimension to zero mean / unit variance using training-split
             statistics only), or 'none'.
@@ -107,6 +159,13 @@ def load_feature_sets(
     if not feature_sets:
         raise InvalidDataError("give at least one backbone (--backbone) or fusion (--fuse)")
     info = store.dataset_info(dataset)
+    stored = store.backbones(dataset)
+    feature_sets = [
+        tuple(resolve_backbone(b, stored, dataset=dataset) for b in fs) for fs in feature_sets
+    ]
+    for fs in feature_sets:
+        if len(set(fs)) != len(fs):
+            raise InvalidDataError(f"a fusion names one backbone twice: {', '.join(fs)}")
     needed = list(dict.fromkeys(b for fs in feature_sets for b in fs))
     # array_info raises a clear error for a backbone not extracted, before anything is read
     provenance: dict[str, Any] = {b: store.array_info(dataset, b).provenance for b in needed}
