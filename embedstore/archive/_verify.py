@@ -190,7 +190,7 @@ def _oversized_chunks(layout: _Layout) -> list[tuple[str, str]]:
     for array in layout.arrays:
         meta = layout.meta[array]
         codecs = [c.get("name") if isinstance(c, dict) else c for c in meta.get("codecs") or []]
-        if "zstd" not in codecs:
+        if "zstd" not in codecs or meta.get("data_type") == "string":  # variable length
             continue
         limit = chunk_nbytes(meta)
         for key in layout.chunks[array]:
