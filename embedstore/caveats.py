@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["CAVEATS", "SMALL_TEST", "find_caveats"]
+__all__ = ["CAVEATS", "SMALL_TEST", "describe", "find_caveats"]
 
 CAVEATS = ("capped_classes", "uneven_classes", "fallback", "grid_edge", "k_capped", "small_test")
 # Under this many test rows one row is over a point of accuracy, and the binomial 95% interval of
@@ -69,9 +69,13 @@ def find_caveats(
     if values and _validated(selected_on):
         for name, sides in _EXTENDABLE.items():
             v = hyperparameters.get(name)
-            if v is None or not any(abs(float(v) - g) <= 1e-12 * abs(g) for g in values):
+            if v is None:
                 continue
-            side = "lower" if float(v) <= values[0] else "upper" if float(v) >= values[-1] else ""
+            side = next(
+                (s for s, g in (("lower", values[0]), ("upper", values[-1]))
+                 if abs(float(v) - g) <= 1e-9 * abs(g)),
+                "",
+            )  # fmt: skip
             if side in sides:
                 out["grid_edge"] = {name: side, "grid": [values[0], values[-1]]}
     k = hyperparameters.get("k")
@@ -80,3 +84,28 @@ def find_caveats(
     if 0 < n_test < SMALL_TEST:
         out["small_test"] = int(n_test)
     return out
+
+
+def describe(name: str, detail: Any) -> str:
+    """One caveat in words, e.g. 'C at the upper edge of its grid (1e-05 to 1e+06)'."""
+    if name == "grid_edge":
+        ((hyper, side),) = ((k, v) for k, v in detail.items() if k != "grid")
+        lo, hi = detail["grid"]
+        return (
+            f"{hyper} at the {side} edge of its grid ({lo:g} to {hi:g}): the optimum may lie beyond"
+        )
+    if name == "k_capped":
+        return f"k = {detail['used']}: all {detail['n_labelled']} labelled rows (asked for {detail['asked']})"
+    if name in ("capped_classes", "uneven_classes"):
+        drawn = ", ".join(f"{c} {n}" for c, n in detail.items())
+        what = (
+            "fewer in train than the shots asked"
+            if name == "capped_classes"
+            else "whole patient groups"
+        )
+        return f"drawn per class: {drawn} ({what})"
+    if name == "fallback":
+        return str(detail)
+    if name == "small_test":
+        return f"only {detail} test rows: one row is {100 / detail:.1f} points"
+    return f"{name}: {detail}"
