@@ -116,9 +116,9 @@ def occlusion_map(
             for b, (i, j) in enumerate(batch):
                 x[b, :, i : i + size, j : j + size] = value
             feats = model(x).double()
-            rrse = torch.linalg.vector_norm(feats - orig, dim=1) / norm  # (B,)
+            rrse = (torch.linalg.vector_norm(feats - orig, dim=1) / norm).cpu()  # (B,)
             for b, (i, j) in enumerate(batch):
-                scores[i : i + size, j : j + size] += rrse[b].cpu()
+                scores[i : i + size, j : j + size] += rrse[b]
                 counts[i : i + size, j : j + size] += 1
     out = (scores / counts.clamp_min(1)).numpy()
     if crop and size > 1:
