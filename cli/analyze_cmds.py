@@ -215,6 +215,14 @@ def invariance(
             f"{r.extra.get('covariance_rows')} stored rows.",
             highlight=False,
         )
+        unchanged = [x.setting for x in results if x.extra.get("identical_views") == 1.0]
+        if unchanged:
+            console.print(
+                f"{', '.join(dict.fromkeys(unchanged))}: every view was pixel-identical to its "
+                "image (e.g. colour changes of grey images), so 1.00 says nothing about the "
+                "backbone there.",
+                highlight=False,
+            )
     if out:
         err_console.print(f"records in {out}")
     if plot:
