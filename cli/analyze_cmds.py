@@ -215,12 +215,18 @@ def invariance(
             f"{r.extra.get('covariance_rows')} stored rows.",
             highlight=False,
         )
-        unchanged = [x.setting for x in results if x.extra.get("identical_views") == 1.0]
-        if unchanged:
+        names = list(dict.fromkeys(x.feature_name for x in results))
+        share = {(x.setting, x.feature_name): x.extra.get("identical_views", 0.0) for x in results}
+        flagged = [t for t in dict.fromkeys(x.setting for x in results)
+                   if any(share.get((t, n), 0.0) >= 0.5 for n in names)]  # fmt: skip
+        if flagged:
+            parts = [
+                f"{t} {'/'.join(f'{share.get((t, n), 0.0):.0%}' for n in names)}" for t in flagged
+            ]
             console.print(
-                f"{', '.join(dict.fromkeys(unchanged))}: every view was pixel-identical to its "
-                "image (e.g. colour changes of grey images), so 1.00 says nothing about the "
-                "backbone there.",
+                "views the backbone saw unchanged, pixel for pixel (e.g. colour changes of grey "
+                f"images; per column): {', '.join(parts)}; a score near 1.00 there says nothing "
+                "about the backbone.",
                 highlight=False,
             )
     if out:
