@@ -42,7 +42,10 @@ def extract_cmd(
     source: Annotated[
         str,
         typer.Option(
-            "--source", help="Image folder (one subfolder per class), a .csv, a .npz, or 'demo'."
+            "--source",
+            help="Image folder (one subfolder per class), a .csv (paths or s3:// / https:// "
+            "URLs; may itself be a URL), a .npz, tar shards ('imgs-{000000..000099}.tar', a "
+            "glob, or a folder of .tar), or 'demo'.",
         ),
     ],
     backbone: Annotated[

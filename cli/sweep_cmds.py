@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -74,7 +75,10 @@ def sweep(
         str | None,
         typer.Option(help="JSON-lines results file; cells already in it are skipped (resume)."),
     ] = None,
-    plot: Annotated[str | None, typer.Option(help="Write a PNG of metric vs labels here.")] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(help="Write a figure of metric vs labels here: .png (300 dpi), .pdf or .svg."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
@@ -95,6 +99,10 @@ def sweep(
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
         check_choice(metric, METRICS, "--metric")
+        if plot:
+            from embedstore.plot import FORMATS
+
+            check_choice(Path(plot).suffix.lower(), FORMATS, "the --plot file's suffix")
         check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
             seed=cv_seed,

@@ -101,7 +101,8 @@ def run_sweep(
         feature_sets: single backbones and fusions, e.g. [["a"], ["b"], ["a", "b"]].
         fractions: label fractions in (0, 1]; shots: labelled samples per class (either or both).
         seeds: a number of seeds (0..n-1) or the seeds themselves.
-        methods: names (a list or a comma list) from ``method_names(sweep=True)``, or 'all'.
+        methods: names (a list or a comma list) from ``method_names(sweep=True)``, or 'all'
+            (DVME then on fusions only).
         selection: "train-cv" (default) or "val" (the published protocol); see the module doc.
         options: probe options (device, normalisation, logistic grid, kNN temperature and
             default k, bootstrap replicates for the per-cell CIs, the CV fold seed).
@@ -119,7 +120,7 @@ def run_sweep(
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise InvalidDataError(f"seeds must be a positive count or distinct seeds; got {seeds!r}")
     data, sets = load_feature_sets(store, dataset, feature_sets, normalize=opts.normalize)
-    chosen, _ = parse_methods(methods, data.task, sweep=True)
+    chosen, is_all = parse_methods(methods, data.task, sweep=True)
     test = data.indices("test")
     if not len(test):
         raise ProtocolError(f"dataset '{dataset}' has no test rows; sweeps score on the test split")
@@ -137,12 +138,17 @@ def run_sweep(
         for s in seed_list
     }
     done = _finished(out)
-    total = len(sets) * len(chosen) * len(subsets[seed_list[0]]) * len(seed_list)
+
+    def runs(method, fs) -> bool:  # 'all' trains DVME on fusions only, as `probe` does
+        return not (is_all and method.fusion_only_in_all and not fs.is_fusion)
+
+    per_method = len(subsets[seed_list[0]]) * len(seed_list)
+    total = per_method * sum(runs(m, fs) for fs in sets for m in chosen)
     results: list[ProbeResult] = []
     for fs in sets:
         shared: dict = {}  # per feature set: the methods' caches
         reuse: dict = {}  # identical labelled subsets give identical outcomes
-        for method in chosen:
+        for method in (m for m in chosen if runs(m, fs)):
             for i, setting in enumerate(sub.setting for sub in subsets[seed_list[0]]):
                 for s in seed_list:
                     key = cell_key(dataset, fs.backbones, method.name, setting, s, selection)

@@ -62,6 +62,8 @@ def extract(
     storage_options: dict[str, Any] | None = None,
     unverified_weights: bool = False,
     backbones_file: str | os.PathLike[str] | None = None,
+    task: str | None = None,
+    class_names: str | Sequence[str] | None = None,
 ) -> list[ExtractSummary]:
     """Run backbones over a source's images and store the embeddings, resumably.
 
@@ -80,7 +82,8 @@ def extract(
     Args:
         store_path: the store (a .zarr folder or an ``s3://`` URL), created if missing.
         dataset: dataset name in the store.
-        source: a :class:`~embedstore.data.Source`, or a folder / .csv / .npz path / "demo".
+        source: a :class:`~embedstore.data.Source`, or what ``--source`` takes (a folder, a .csv
+            (local or URL), a .npz, tar shards, "demo").
         backbones: registered backbone names.
         weights: optional {backbone: local checkpoint path}.
         batch_size: images per forward pass; chunks hold a whole number of batches.
@@ -98,6 +101,9 @@ def extract(
         unverified_weights: accept a ``weights`` file whose sha256 differs from the entry's
             published hash (an own fine-tuned checkpoint); recorded as ``verified: false``.
         backbones_file: a TOML file of backbone entries to register first (own checkpoints).
+        task, class_names: for a ``source`` given as a path, as in
+            :func:`~embedstore.data.open_source` (e.g. ``task="ordinal"``,
+            ``class_names="none,mild,moderate,severe"``).
 
     Returns:
         One :class:`ExtractSummary` per backbone, in the order given, on every rank.
@@ -123,7 +129,9 @@ def extract(
                 backbones_file=backbones_file,
             )
         )
-        src = world.agree(lambda: open_source(source))
+        src = world.agree(
+            lambda: open_source(source, task=task, class_names=class_names, skip_bad=skip_bad)
+        )
         where = str(store_path)
 
         def setup() -> _Plan:

@@ -31,6 +31,8 @@ from embedstore.probes._lbfgs import batched_lbfgs
 
 __all__ = ["Basis", "from_original", "make_basis", "solve_logistic", "to_original"]
 
+_BLOCK_BYTES = 64 * 2**20  # rows of X centred and rotated at a time
+
 
 @dataclass(frozen=True)
 class Basis:
@@ -52,37 +54,60 @@ def make_basis(
     rotate: bool = True,
     intercept: bool = True,
     rotation: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
 ) -> Basis:
-    """Centre ``X`` (n, D) and rotate it onto its principal axes (unless ``rotate`` is False).
+    """Centre the rows of ``X`` (n, D) and rotate them onto their principal axes.
 
     Without ``intercept`` X is not centred and the trailing column is zeros: the intercept then has
     no gradient and stays at 0. ``rotation``, an orthogonal (D, D) matrix (a sweep's basis, reused
     for the refit on train+val), skips the eigendecomposition: any orthogonal basis is exact, the
-    principal axes of a subset of the rows only precondition slightly less well.
+    principal axes of a subset of the rows only precondition slightly less well. ``rotate=False``
+    solves in the original coordinates.
+
+    ``rows`` (int64) selects the rows to use, ``dtype`` / ``device`` where ``Z`` lives: X is read in
+    row blocks, so the only (n, D) buffer made is ``Z`` itself (no gathered, centred, converted or
+    device copy of X).
     """
-    n, D = X.shape
-    mean = X.mean(dim=0) if intercept else torch.zeros(D, dtype=X.dtype, device=X.device)
-    Xc = X - mean  # (n, D)
-    if not rotate:
-        V = torch.eye(D, dtype=X.dtype, device=X.device)
-        Z = Xc
-    elif rotation is not None and rotation.shape == (D, D):
-        V = rotation.to(device=X.device, dtype=X.dtype)
-        Z = Xc @ V
-    elif n > D:
-        lam, V = _eigh(Xc.T @ Xc)  # (D,), (D, D): all directions kept, the rotation is exact
-        Z = Xc @ V
-    else:
+    dtype = dtype or X.dtype
+    device = torch.device(device) if device is not None else X.device
+    n, D = (X.shape[0] if rows is None else len(rows)), X.shape[1]
+    step = max(1, _BLOCK_BYTES // (8 * D))
+
+    def block(s: int) -> torch.Tensor:  # (<= step, D) rows s.. of the selection
+        x = X[s : s + step] if rows is None else X[rows[s : s + step]]
+        return x.to(device=device, dtype=dtype)
+
+    mean = torch.zeros(D, dtype=dtype, device=device)
+    if intercept:
+        for s in range(0, n, step):
+            mean += block(s).sum(dim=0)
+        mean /= n
+    if rotate and n <= D and (rotation is None or rotation.shape != (D, D)):
+        Xc = torch.cat([block(s) for s in range(0, n, step)]) - mean  # (n, D), n <= D: small
         lam, U = _eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
-        keep = lam > lam.max().clamp_min(torch.finfo(X.dtype).tiny) * (
-            1e3 * torch.finfo(X.dtype).eps
-        )
+        keep = lam > lam.max().clamp_min(torch.finfo(dtype).tiny) * (1e3 * torch.finfo(dtype).eps)
         lam, U = lam[keep], U[:, keep]
         s = lam.sqrt()
-        Z = U * s  # (n, r)
         V = (Xc.T @ U) / s  # (D, r), orthonormal columns
-    last = torch.full((n, 1), 1.0 if intercept else 0.0, dtype=X.dtype, device=X.device)
-    Z = torch.cat([Z, last], dim=1)
+        Z = torch.empty((n, U.shape[1] + 1), dtype=dtype, device=device)
+        Z[:, :-1] = U * s  # (n, r)
+    else:
+        if not rotate:
+            V = torch.eye(D, dtype=dtype, device=device)
+        elif rotation is not None and rotation.shape == (D, D):
+            V = rotation.to(device=device, dtype=dtype)
+        else:  # n > D: all directions kept, the rotation is exact
+            G = torch.zeros((D, D), dtype=dtype, device=device)
+            for s in range(0, n, step):
+                xc = block(s) - mean
+                G.addmm_(xc.T, xc)
+            lam, V = _eigh(G)  # (D,), (D, D)
+        Z = torch.empty((n, V.shape[1] + 1), dtype=dtype, device=device)
+        for s in range(0, n, step):  # Z = (X - mean) @ V, block by block into its one buffer
+            Z[s : s + step, :-1] = (block(s) - mean) @ V
+    Z[:, -1] = 1.0 if intercept else 0.0
     lam = (Z * Z).sum(dim=0)  # (r+1,)
     lam[-1] = max(float(lam[-1]), 1.0)  # keeps the preconditioner finite when there is no intercept
     return Basis(Z=Z, V=V, mean=mean, lam=lam)

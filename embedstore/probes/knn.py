@@ -11,10 +11,11 @@ Similarity, the same convention everywhere in this module (larger = closer):
   ``exp(-||q - b||² / (2T))``. On L2-normalised inputs ``-||q - b||²/2 = q·b - 1``, so Euclidean
   and cosine then give the same neighbours and the same probabilities for the same T.
 
-The sweep layer computes one test × train :func:`similarity_matrix` and, for each label subset (a
-column selection), calls :func:`knn_proba_from_similarity`: only a top-k per cell, never a new
-matrix product. Backends: torch (matmul + top-k, chunked over queries) or FAISS (``IndexFlatIP`` /
-``IndexFlatL2``; on the GPU where a faiss GPU build is installed).
+The vote is one function, :func:`knn_vote` (one k or a grid of k from one sorted top-k). The
+neighbours come from :func:`embedstore.probes.neighbors.block_topk` (torch: matmul + top-k over
+bounded blocks of queries and base rows, never an (n_query, n_base) matrix) or FAISS
+(``IndexFlatIP`` / ``IndexFlatL2``; 'auto' picks it on a CUDA device with a faiss GPU build). The
+sweep's kNN cells share a :class:`~embedstore.probes.neighbors.SimilarityCache`.
 """
 
 from __future__ import annotations

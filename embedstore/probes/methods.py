@@ -179,7 +179,8 @@ class Logistic(Method):
         last: dict[str, Any] = {}
 
         def evaluate(tr: np.ndarray, ev: np.ndarray, grid) -> np.ndarray:
-            sw = logistic_sweep(X[tr], y[tr], X[ev], y[ev], task=task, Cs=grid, device=opts.device)
+            rows = {"train_rows": tr, "val_rows": ev}  # rows of X, not copies of them
+            sw = logistic_sweep(X, y[tr], X, y[ev], task=task, Cs=grid, device=opts.device, **rows)
             last["sweep"] = sw
             return sw.val_scores
 
@@ -197,11 +198,13 @@ class Logistic(Method):
         if cell.refit and choice.on == "val":  # published: refit on train+val, warm-started
             rows = np.concatenate([S, cell.val])
             sweep = last["sweep"]
-            model = refit(sweep, X[rows], y[rows], task=task, device=opts.device, tol=REFIT_TOL)
+            model = refit(
+                sweep, X, y[rows], task=task, device=opts.device, tol=REFIT_TOL, rows=rows
+            )
             hyper["val_accuracy"] = choice.score
         else:
             rows = S
-            model = LogisticProbe(C=C, task=task, device=opts.device).fit(X[S], y[S])
+            model = LogisticProbe(C=C, task=task, device=opts.device).fit(X, y[S], rows=S)
             if choice.score is not None:
                 hyper[f"{'val' if choice.on == 'val' else 'cv'}_score"] = choice.score
         proba = predict_rows(model, X, cell.test)

@@ -126,3 +126,25 @@ def test_numeric_grade_folders_are_ordinal_without_names(tmp_path):
         save_png(tmp_path / str(g) / "y.png", g + 50)
     src = open_source(tmp_path, task="ordinal")
     assert src.task == "ordinal" and src.class_names == ("0", "1", "2")
+
+
+def test_python_extract_takes_task_class_names_and_skip_bad(tmp_path, npz):
+    from embedstore.extract import extract
+
+    names = ["no DR", "mild", "moderate", "severe", "proliferative"]
+    extract(tmp_path / "a.zarr", dataset="ds", source=str(npz), backbones=[TINY], workers=0,
+            device="cpu", task="ordinal", class_names=names)  # fmt: skip
+    info = open_store(tmp_path / "a.zarr").dataset_info("ds")
+    assert info.task == "ordinal" and info.class_names == tuple(names)
+    for i in range(4):
+        save_png(tmp_path / "imgs" / f"{i}.png", i)
+    (tmp_path / "m.csv").write_text(
+        "path,label\n" + "".join(f"imgs/{i}.png,{i % 2}\n" for i in range(5))
+    )  # imgs/4.png is not there
+    with pytest.raises(SourceError, match=r"1 of 5 listed image file\(s\) do not exist"):
+        extract(tmp_path / "b.zarr", dataset="ds", source=str(tmp_path / "m.csv"),
+                backbones=[TINY], workers=0, device="cpu")  # fmt: skip
+    extract(tmp_path / "b.zarr", dataset="ds", source=str(tmp_path / "m.csv"), backbones=[TINY],
+            workers=0, device="cpu", skip_bad=True)  # fmt: skip
+    missing = open_store(tmp_path / "b.zarr").missing("ds", TINY)
+    assert [m["id"] for m in missing] == ["imgs/4.png"]
