@@ -1,13 +1,322 @@
-"""Hugging Face models outside timm (``transformers``, ``open_clip``): optional extras."""
+"""Hugging Face hub models published for other libraries, run on timm:
+
+- ``transformers`` DINOv2 repos (``Dinov2Model``, e.g. RAD-DINO ``microsoft/rad-dino``): the
+  architecture is read from the repo's ``config.json`` and built as timm's DINOv2 ViT; the weights
+  are converted from transformers' key layout (``convert_hf_dinov2``); the preprocessing is the
+  repo's ``preprocessor_config.json``; the embedding is the class token after the final layer norm
+  (transformers' ``pooler_output``);
+- ``open_clip`` image towers on timm (e.g. BiomedCLIP): ``open_clip_config.json`` names the timm
+  trunk, pooling and projection (open_clip ``timm_model.TimmModel``) and the preprocessing
+  (``preprocess_cfg``; open_clip ``transform.image_transform``); the embedding is the projected
+  image feature, what ``model.encode_image`` returns (not normalised).
+
+Neither ``transformers`` nor ``open_clip`` is needed to run them; the tests use both as references.
+Facts that live in those repos' config files are read from the files, never restated here.
+"""
 
 from __future__ import annotations
 
-__all__ = ["hf_entries", "load_hf"]
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from embedstore.backbones.convert import StateDict, _keep, unwrap
+from embedstore.backbones.registry import BackboneSpec, Preprocess, WeightsSource
+from embedstore.errors import CheckpointError, InvalidDataError
+
+__all__ = [
+    "hf_entries",
+    "load_hf",
+    "convert_hf_dinov2",
+    "preprocess_from_hf_processor",
+    "preprocess_from_open_clip",
+    "OpenClipTower",
+]
+
+_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+OPEN_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def preprocess_from_hf_processor(cfg: Mapping[str, Any]) -> Preprocess:
+    """A transformers image processor config (BitImageProcessor / ViT / DINOv2 style:
+    ``size``, ``crop_size``, ``resample``, ``image_mean``, ``image_std``) as a Preprocess."""
+    size = cfg.get("size") or {}
+    if isinstance(size, int):
+        size = {"shortest_edge": size}
+    crop = cfg.get("crop_size") or {}
+    crop = crop.get("height") if isinstance(crop, Mapping) else crop
+    if "shortest_edge" in size:
+        resize, mode = int(size["shortest_edge"]), "center"
+    elif size.get("height") and size.get("height") == size.get("width"):
+        resize, mode = int(size["height"]), "squash"
+    else:
+        raise InvalidDataError(f"unsupported image processor size {size!r}; give a preprocess")
+    if not cfg.get("do_resize", True):
+        resize = None
+    if not cfg.get("do_center_crop", True) or not crop:
+        crop = resize if mode == "squash" else None
+    if crop is None:
+        raise InvalidDataError("the image processor does not centre-crop to a fixed size")
+    normalize = cfg.get("do_normalize", True)
+    return Preprocess(
+        resize=resize, crop=int(crop),
+        mean=tuple(float(v) for v in cfg["image_mean"]) if normalize else None,
+        std=tuple(float(v) for v in cfg["image_std"]) if normalize else None,
+        interpolation=_PIL_RESAMPLE.get(int(cfg.get("resample", 3)), "bicubic"),
+        crop_mode=mode, crop_pct=None,
+    )  # fmt: skip
+
+
+def preprocess_from_open_clip(cfg: Mapping[str, Any]) -> Preprocess:
+    """open_clip's eval transform (``transform.image_transform``, is_train=False): resize mode
+    shortest -> centre crop, squash, longest -> pad; bicubic unless 'bilinear'."""
+    image_size = cfg["model_cfg"]["vision_cfg"].get("image_size", 224)
+    pre = cfg.get("preprocess_cfg") or {}
+    mode = {"shortest": "center", "squash": "squash", "longest": "border"}[
+        pre.get("resize_mode") or "shortest"
+    ]
+    mean = pre.get("mean") or (0.48145466, 0.4578275, 0.40821073)  # open_clip OPENAI_DATASET_MEAN
+    std = pre.get("std") or (0.26862954, 0.26130258, 0.27577711)  # open_clip OPENAI_DATASET_STD
+    return Preprocess(
+        resize=int(image_size), crop=int(image_size),
+        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+        interpolation="bilinear" if pre.get("interpolation") == "bilinear" else "bicubic",
+        crop_mode=mode, crop_pct=1.0,
+    )  # fmt: skip
+
+
+def convert_hf_dinov2(ckpt: Mapping[str, Any]) -> StateDict:
+    """transformers ``Dinov2Model`` weights (``embeddings.*``, ``encoder.layer.N.*``,
+    ``layernorm``; the ``query/key/value`` names transformers saves, or its newer
+    ``q_proj/k_proj/v_proj/o_proj``; optional ``dinov2.`` prefix) -> timm VisionTransformer keys.
+    The mask token (masked-image pretraining only) is dropped."""
+    sd = unwrap(ckpt)
+    if any(k.startswith("dinov2.") for k in sd):
+        sd = _keep(sd, "dinov2.")
+    out: StateDict = {}
+    qkv: dict[int, dict[str, Any]] = {}
+    renames = {
+        "norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+        "attention.output.dense": "attn.proj", "attention.o_proj": "attn.proj",
+    }  # fmt: skip
+    scales = {"layer_scale1": "ls1", "layer_scale2": "ls2"}  # lambda1 -> gamma
+    top = {
+        "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
+        "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+        "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+        "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+    }  # fmt: skip
+    for k, v in sd.items():
+        if k == "embeddings.mask_token":
+            continue
+        if k in top:
+            out[top[k]] = v
+            continue
+        if not k.startswith("encoder.layer."):
+            out[k] = v  # left for the strict load to name
+            continue
+        index, _, rest = k.removeprefix("encoder.layer.").partition(".")
+        module, _, param = rest.rpartition(".")
+        for part, name in (("query", "q"), ("key", "k"), ("value", "v"), ("q_proj", "q"),
+                           ("k_proj", "k"), ("v_proj", "v")):  # fmt: skip
+            if module in (f"attention.attention.{part}", f"attention.{part}"):
+                qkv.setdefault(int(index), {})[f"{name}.{param}"] = v
+                break
+        else:
+            if module in scales and param == "lambda1":
+                module, param = scales[module], "gamma"
+            out[f"blocks.{index}.{renames.get(module, module)}.{param}"] = v
+    for i, parts in qkv.items():
+        for param in ("weight", "bias"):
+            if all(f"{n}.{param}" in parts for n in "qkv"):
+                out[f"blocks.{i}.attn.qkv.{param}"] = torch.cat(
+                    [parts[f"{n}.{param}"] for n in "qkv"], dim=0
+                )
+            elif any(f"{n}.{param}" in parts for n in "qkv"):
+                raise CheckpointError(f"layer {i} has only some of query/key/value {param}")
+    return out
+
+
+def _cached(repo: str, filename: str) -> bool:
+    from embedstore.backbones.hub import hub_cached
+
+    return hub_cached(repo, (filename,))
+
+
+def _read_json(repo: str, filename: str, name: str) -> dict[str, Any]:
+    from embedstore.backbones.hub import hub_file
+
+    with open(hub_file(repo, (filename,), name=name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def hf_dinov2_entry(name: str, repo: str, **fields: Any):
+    """A lazy entry for a transformers DINOv2 repo, run as timm's DINOv2 ViT."""
+
+    def make() -> BackboneSpec:
+        from embedstore.backbones.timm_models import timm_entry
+
+        cfg = _read_json(repo, "config.json", name)
+        if cfg.get("model_type") != "dinov2" or cfg.get("use_swiglu_ffn"):
+            raise InvalidDataError(
+                f"{repo}/config.json describes a {cfg.get('model_type')!r} model "
+                f"(use_swiglu_ffn={cfg.get('use_swiglu_ffn')}); expected a DINOv2 ViT with an MLP"
+            )
+        kwargs = (
+            ("img_size", cfg.get("image_size", 224)), ("patch_size", cfg.get("patch_size", 14)),
+            ("embed_dim", cfg["hidden_size"]), ("depth", cfg["num_hidden_layers"]),
+            ("num_heads", cfg["num_attention_heads"]), ("mlp_ratio", cfg.get("mlp_ratio", 4)),
+            ("init_values", cfg.get("layerscale_value", 1.0)),
+            ("qkv_bias", cfg.get("qkv_bias", True)),
+        )  # fmt: skip
+        preprocess = preprocess_from_hf_processor(
+            _read_json(repo, "preprocessor_config.json", name)
+        )
+        spec = timm_entry(
+            name, "vit_base_patch14_dinov2", model_kwargs=kwargs, preprocess=preprocess,
+            convert=convert_hf_dinov2, recipe="cls", layer="pooler_output (norm(cls_token))",
+            **fields,
+        )()  # fmt: skip
+        return replace(spec, hub_id=repo)
+
+    make.stub = stub(name, repo, "timm", **fields)  # type: ignore[attr-defined]
+    make.cached = lambda: _cached(repo, "config.json")  # type: ignore[attr-defined]
+    return make
+
+
+class OpenClipTower(nn.Module):
+    """open_clip's ``TimmModel`` image tower with its key names (``trunk.*``, ``head.proj``),
+    built without open_clip: (B, 3, H, W) -> (B, embed_dim)."""
+
+    def __init__(self, model_name: str, embed_dim: int, pool: str = "avg", proj: str = "linear",
+                 proj_bias: bool = False, **timm_kwargs: Any) -> None:  # fmt: skip
+        super().__init__()
+        import timm
+
+        if pool in ("abs_attn", "rot_attn") or proj not in ("linear", "none", "", None):
+            raise InvalidDataError(
+                f"open_clip tower with pool={pool!r}, proj={proj!r} is not supported "
+                "(linear or no projection, timm pooling only)"
+            )
+        if proj == "linear":  # open_clip: trunk without classifier, then Dropout + Linear
+            self.trunk = timm.create_model(model_name, pretrained=False, **timm_kwargs)
+            self.trunk.reset_classifier(0, **({"global_pool": pool} if pool else {}))
+            head = OrderedDict(drop=nn.Dropout(0.0), proj=nn.Linear(
+                self.trunk.num_features, embed_dim, bias=proj_bias))  # fmt: skip
+        else:  # open_clip: the trunk's own classifier projects (to 0 classes for 'none')
+            self.trunk = timm.create_model(
+                model_name, pretrained=False, num_classes=0 if proj == "none" else embed_dim,
+                global_pool=pool, **timm_kwargs,
+            )  # fmt: skip
+            head = OrderedDict()
+        self.head = nn.Sequential(head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+
+def open_clip_entry(name: str, repo: str, **fields: Any):
+    """A lazy entry for an open_clip hub repo whose image tower is a timm model."""
+
+    def make() -> BackboneSpec:
+        cfg = _read_json(repo, "open_clip_config.json", name)
+        vision = cfg["model_cfg"]["vision_cfg"]
+        if not vision.get("timm_model_name"):
+            raise InvalidDataError(f"{repo}: the image tower is not a timm model")
+        kwargs = (
+            ("model_name", vision["timm_model_name"]), ("embed_dim", cfg["model_cfg"]["embed_dim"]),
+            ("pool", vision.get("timm_pool", "avg")), ("proj", vision.get("timm_proj", "linear")),
+            ("proj_bias", vision.get("timm_proj_bias", False)),
+        )  # fmt: skip
+        with torch.device("meta"):
+            tower = OpenClipTower(**dict(kwargs))
+        preprocess = preprocess_from_open_clip(cfg)
+        with torch.no_grad():
+            dim = tower(torch.empty(1, 3, preprocess.crop, preprocess.crop, device="meta")).shape[
+                -1
+            ]
+        return BackboneSpec(
+            name, vision["timm_model_name"], int(dim), None, None, unwrap, preprocess,
+            source="open_clip", recipe="pooled", model_kwargs=kwargs, hub_id=repo,
+            layer="encode_image (projected, not normalised)", **fields,
+        )  # fmt: skip
+
+    make.stub = stub(name, repo, "open_clip", **fields)  # type: ignore[attr-defined]
+    make.cached = lambda: _cached(repo, "open_clip_config.json")  # type: ignore[attr-defined]
+    return make
+
+
+def load_hf(spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool):
+    """Load an ``open_clip`` entry: the ``visual.*`` weights into an OpenClipTower, strictly."""
+    from embedstore.backbones.hub import hub_file
+    from embedstore.backbones.loading import (
+        LoadedBackbone,
+        _read_dict,
+        build_model,
+        load_state_dict_strict,
+    )
+    from embedstore.backbones.weights import ResolvedWeights, file_sha256, resolve_weights
+
+    if weights is not None:
+        src = WeightsSource(url=None, filename=os.path.basename(os.fspath(weights)))
+        resolved = resolve_weights(src, weights, name=spec.name, unverified=unverified)
+    else:
+        path = hub_file(spec.hub_id, OPEN_CLIP_FILES, name=spec.name)
+        resolved = ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
+    sd = unwrap(_read_dict(resolved.path, spec.name))
+    if any(k.startswith("visual.") for k in sd):
+        sd = _keep(sd, "visual.")
+    tower = build_model(replace(spec, builder=lambda: OpenClipTower(**dict(spec.model_kwargs))))
+    load_state_dict_strict(tower, sd, what=spec.name)
+    tower.eval()
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    return LoadedBackbone(
+        spec, tower, resolved.path, resolved.sha256, resolved.verified, resolved.origin
+    )
+
+
+def stub(name: str, repo: str, source: str, **fields: Any) -> BackboneSpec:
+    """What `embedstore backbones` shows for an entry whose repo config is not on this machine."""
+    note = f" [config not cached here: `huggingface-cli download {repo}`]"
+    return BackboneSpec(
+        name, f"(from {repo})", 0, None, None, unwrap,
+        Preprocess(resize=None, crop=None, mean=None, std=None), source=source, hub_id=repo,
+        **{**fields, "description": fields.get("description", "") + note},
+    )  # fmt: skip
 
 
 def hf_entries() -> dict:
-    return {}
-
-
-def load_hf(spec, weights, unverified):  # pragma: no cover - filled in below
-    raise NotImplementedError
+    """The built-in entries of this kind (lazy: their config files are read on first use)."""
+    return {
+        # RAD-DINO (Pérez-García et al. 2024, Nat. Mach. Intell.): DINOv2 ViT-B/14 continued on
+        # chest X-rays; model card huggingface.co/microsoft/rad-dino: "classifier trained on top
+        # of the CLS token", CLS 768-d, patch grid 37x37 (518 px). Licence per the card: MIT
+        # in the revision seen offline (earlier revisions: MSRLA); not gated as far as the card
+        # says. Architecture and preprocessing come from the repo's own config files.
+        "vit_base_patch14_dinov2.rad_dino": hf_dinov2_entry(
+            "vit_base_patch14_dinov2.rad_dino",
+            "microsoft/rad-dino",
+            method="dinov2 (chest X-ray)",
+            licence="MIT (model card; earlier revisions MSRLA)",
+            description="RAD-DINO: DINOv2 ViT-B/14 on chest X-rays, class token",
+            reference="huggingface.co/microsoft/rad-dino (config.json, preprocessor_config.json)",
+        ),  # fmt: skip
+        # BiomedCLIP (Zhang et al. 2023): the image tower of the open_clip model
+        # hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224; tower, projection and
+        # preprocessing come from its open_clip_config.json.
+        "vit_base_patch16.biomedclip": open_clip_entry(
+            "vit_base_patch16.biomedclip",
+            "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+            method="clip (PMC-15M)",
+            licence="MIT (model card)",
+            description="BiomedCLIP image tower (ViT-B/16 + projection), encode_image output",
+            reference="huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
+        ),  # fmt: skip
+    }

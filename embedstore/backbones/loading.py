@@ -146,13 +146,15 @@ def _timm_weights(
 
 
 def _load_timm(spec, weights, unverified: bool) -> LoadedBackbone:
-    from embedstore.backbones.convert import unwrap
+    from embedstore.backbones.convert import convert_auto, unwrap
     from embedstore.backbones.timm_models import create
 
     resolved = _timm_weights(spec, weights, unverified)
     ckpt = _read_dict(resolved.path, spec.name)
-    own = resolved.origin in _USER_ORIGINS or spec.weights is not None
-    sd = spec.convert(ckpt) if own else unwrap(ckpt)
+    # convert_auto (the on-the-fly default) is for files the user brings; a timm hub file is in
+    # timm's own layout. An entry with its own converter (DINO, sparsam, HF DINOv2) always uses it.
+    own = resolved.origin in _USER_ORIGINS
+    sd = unwrap(ckpt) if (spec.convert is convert_auto and not own) else spec.convert(ckpt)
     classifier = (spec.pretrained_cfg or {}).get("classifier") or ()
     for head in (classifier,) if isinstance(classifier, str) else classifier:
         sd.pop(f"{head}.weight", None)  # the embedding never reads the classifier (timm drops

@@ -302,10 +302,26 @@ def get_backbone(name: str) -> BackboneSpec:
 
 
 def list_backbones() -> list[BackboneSpec]:
-    """Every registered entry (lazy ones resolved, which imports timm), sorted by name."""
+    """Every registered entry (lazy ones resolved, which imports timm), sorted by name. An entry
+    whose hub config is not on this machine (offline) is listed as its ``stub``."""
+    from embedstore.errors import EmbedstoreError
+
     _load_plugins()
+    out = []
     with _LOCK:
-        return [get_backbone(k) for k in _known_names()]
+        for k in _known_names():
+            factory = _LAZY.get(k)
+            if k not in _REGISTRY and not getattr(factory, "cached", lambda: True)():
+                out.append(factory.stub)  # a listing never goes online for a hub config
+                continue
+            try:
+                out.append(get_backbone(k))
+            except EmbedstoreError:
+                stub = getattr(_LAZY.get(k), "stub", None)
+                if stub is None:
+                    raise
+                out.append(stub)
+    return out
 
 
 def list_names() -> list[str]:

@@ -78,8 +78,16 @@ def meta_model(timm_name: str, model_kwargs: Mapping[str, Any] | None = None) ->
 
 
 def output_dim(spec: BackboneSpec, model: nn.Module | None = None) -> int:
-    """Width of ``spec``'s recipe output, from a forward pass on the meta device."""
+    """Width of ``spec``'s recipe output, from timm's own attributes: ``head_hidden_size`` (the
+    pre-logits width, where timm has one) for 'pooled', ``num_features`` (the width of
+    ``forward_features``) for the others; a meta-device forward pass where neither is set."""
     model = model if model is not None else meta_model(spec.arch, dict(spec.model_kwargs))
+    kind, n = parse_recipe(spec.recipe)
+    Embedder(model, spec.recipe)  # refuses a recipe the model cannot give (no class token, ...)
+    width = getattr(model, "num_features", None)
+    pooled = getattr(model, "head_hidden_size", None) or width
+    if isinstance(width, int) and isinstance(pooled, int):
+        return {"pooled": pooled, "cls_mean": 2 * width, "last": n * width}.get(kind, width)
     size = int(spec.preprocess.crop or 224)
     with torch.no_grad():
         out = Embedder(model, spec.recipe)(torch.empty(1, 3, size, size, device="meta"))

@@ -1,0 +1,195 @@
+"""Result tables as Markdown, LaTeX (booktabs) and CSV: see :mod:`embedstore.tables`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from embedstore.tables import FLAGS, Cell, ResultTable, Setting, setting_label, span_text
+
+__all__ = ["FORMATS", "render", "to_csv", "to_latex", "to_markdown"]
+
+
+def _format_cell(c: Cell | None, scale: float) -> tuple[str, str]:
+    """('72.3 ± 1.2', '†‡') for a cell; ('—', '') when absent."""
+    if c is None:
+        return "—", ""
+    text = f"{c.mean * scale:.1f}"
+    if c.spread is not None:
+        text += f" ± {c.spread * scale:.1f}"
+    return text, "".join(FLAGS[f][0] for f in c.flags)
+
+
+def _caption(t: ResultTable) -> str:
+    kinds = {c.spread_kind for c in t.cells.values()}
+    seeds = sorted({c.n_seeds for c in t.cells.values() if c.spread_kind == "sd"})
+    spread = []
+    if "sd" in kinds:
+        spread.append(f"± s.d. over {span_text((seeds[0], seeds[-1]))} seeds")
+    if "ci95" in kinds:
+        spread.append("± half-width of the 95% CI (single run)")
+    metric = t.metric.replace("_", " ")
+    return f"{t.dataset}, {t.method}: {metric} (%), mean {'; '.join(spread)}".rstrip()
+
+
+def _n_labelled(t: ResultTable, s: Setting) -> str:
+    column = [c for (_, st), c in t.cells.items() if st == s]
+    lo = min(c.n_labelled[0] for c in column)
+    hi = max(c.n_labelled[1] for c in column)
+    return span_text((lo, hi))
+
+
+def _test_n(t: ResultTable, features: str) -> str:
+    cells = [c for (f, _), c in t.cells.items() if f == features]
+    return span_text((min(c.n_test[0] for c in cells), max(c.n_test[1] for c in cells)))
+
+
+def _footnotes(t: ResultTable) -> list[str]:
+    return [f"{FLAGS[f][0]} {FLAGS[f][1]}" for f in t.flags()] + list(t.notes)
+
+
+def to_markdown(tables: Sequence[ResultTable], *, scale: float = 100.0) -> str:
+    """GitHub-flavoured Markdown: one table per dataset × method, best per column in bold."""
+    parts = []
+    for t in tables:
+        head = ["features", "test n"] + [
+            f"{setting_label(s)} (n={_n_labelled(t, s)})" for s in t.settings
+        ]
+        lines = [f"**{_caption(t)}**", "", "| " + " | ".join(head) + " |"]
+        lines.append("|" + "|".join([":--", "--:"] + ["--:"] * len(t.settings)) + "|")
+        for f in t.features:
+            row = [f.replace("|", "\\|"), _test_n(t, f)]
+            for s in t.settings:
+                c = t.cells.get((f, s))
+                text, marks = _format_cell(c, scale)
+                row.append((f"**{text}**" if c is not None and c.best else text) + marks)
+            lines.append("| " + " | ".join(row) + " |")
+        lines += [""] + [f"{note}  " for note in _footnotes(t)]
+        parts.append("\n".join(lines).rstrip())
+    return "\n\n".join(parts) + "\n"
+
+
+_LATEX_MARK = {
+    "†": r"\textsuperscript{\dag}",
+    "‡": r"\textsuperscript{\ddag}",
+    "§": r"\textsuperscript{\S}",
+    "¶": r"\textsuperscript{\P}",
+}
+_TEX_ESCAPES = (
+    ("\\", r"\textbackslash{}"),
+    ("&", r"\&"),
+    ("%", r"\%"),
+    ("_", r"\_"),
+    ("#", r"\#"),
+    ("±", r"$\pm$"),
+    ("–", "--"),
+    ("×", r"$\times$"),
+)
+
+
+def _tex(text: str) -> str:
+    """Escape LaTeX specials in names and notes."""
+    out = text
+    for a, b in _TEX_ESCAPES:
+        out = out.replace(a, b)
+    for mark, tex in _LATEX_MARK.items():
+        out = out.replace(mark, tex)
+    return out
+
+
+def to_latex(tables: Sequence[ResultTable], *, scale: float = 100.0) -> str:
+    """LaTeX tables using booktabs (\\toprule, \\midrule, \\bottomrule); best per column bold."""
+    parts = []
+    for t in tables:
+        cols = "l" + "r" + "r" * len(t.settings)
+        head = ["features", "test $n$"] + [
+            f"{_tex(setting_label(s))} ($n$={_tex(_n_labelled(t, s))})" for s in t.settings
+        ]
+        lines = [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{_tex(_caption(t))}}}",
+            rf"\begin{{tabular}}{{{cols}}}",
+            r"\toprule",
+            " & ".join(head) + r" \\",
+            r"\midrule",
+        ]
+        for f in t.features:
+            row = [_tex(f), _tex(_test_n(t, f))]
+            for s in t.settings:
+                c = t.cells.get((f, s))
+                text, marks = _format_cell(c, scale)
+                text = _tex(text)
+                if c is not None and c.best:
+                    text = rf"\textbf{{{text}}}"
+                row.append(text + "".join(_LATEX_MARK[m] for m in marks))
+            lines.append(" & ".join(row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        notes = _footnotes(t)
+        if notes:
+            lines.append(r"\par\smallskip\footnotesize")
+            lines += [_tex(n) + r"\\" for n in notes]
+        lines.append(r"\end{table}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+CSV_COLUMNS = (
+    "dataset",
+    "method",
+    "metric",
+    "features",
+    "setting",
+    "mean",
+    "spread",
+    "spread_kind",
+    "n_seeds",
+    "n_labelled_min",
+    "n_labelled_max",
+    "n_test_min",
+    "n_test_max",
+    "best",
+    "flags",
+    "per_class",
+)
+
+
+def to_csv(tables: Sequence[ResultTable]) -> str:
+    """One row per cell (tidy: ready for pandas / R), values as fractions, flags by name."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for t in tables:
+        for f in t.features:
+            for s in t.settings:
+                c = t.cells.get((f, s))
+                if c is None:
+                    continue
+                w.writerow(
+                    [
+                        t.dataset,
+                        t.method,
+                        t.metric,
+                        f,
+                        setting_label(s),
+                        f"{c.mean:.6g}",
+                        "" if c.spread is None else f"{c.spread:.6g}",
+                        c.spread_kind,
+                        c.n_seeds,
+                        *c.n_labelled,
+                        *c.n_test,
+                        int(c.best),
+                        ";".join(c.flags),
+                        ";".join(f"{k}={span_text(v)}" for k, v in c.per_class.items()),
+                    ]
+                )
+    return buf.getvalue()
+
+
+def render(tables: Sequence[ResultTable], fmt: str) -> str:
+    """The tables in one of ``FORMATS`` ('markdown', 'latex', 'csv')."""
+    return FORMATS[fmt](tables)
+
+
+FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
