@@ -10,11 +10,13 @@ from rich.table import Table
 
 from cli._common import (
     BackboneOpt,
+    ClassWeightOpt,
     DatasetOpt,
     DeviceOpt,
     FuseOpt,
     GridOpt,
     NormalizeOpt,
+    ProtocolOpt,
     StoreArg,
     check_choice,
     console,
@@ -23,6 +25,7 @@ from cli._common import (
     user_errors,
 )
 from embedstore.caveats import SMALL_TEST, describe
+from embedstore.errors import InvalidDataError
 from embedstore.report import ProbeResult, format_metric, write_jsonl
 
 
@@ -37,7 +40,7 @@ def probe(
     fuse: FuseOpt = None,
     method: Annotated[
         str,
-        typer.Option(help="proto, fewshot, knn, logreg, dvme, a comma list, or all."),
+        typer.Option(help="proto, fewshot, knn, logreg, dvme, svm, a comma list, or all."),
     ] = "all",
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for episodes, splits and bootstraps.")] = 0,
@@ -56,6 +59,8 @@ def probe(
     out: Annotated[
         str | None, typer.Option(help="Append one JSON record per result to this file.")
     ] = None,
+    protocol: ProtocolOpt = None,
+    class_weight: ClassWeightOpt = "none",
 ) -> None:
     """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
     from embedstore import open_store
@@ -66,6 +71,11 @@ def probe(
     with user_errors():
         sets = feature_sets(backbone, fuse)
         check_choice(grid, GRIDS, "--grid")
+        check_choice(class_weight, ("none", "balanced"), "--class-weight")
+        if seed < 0:
+            raise InvalidDataError(f"--seed must be a non-negative integer, got {seed}")
+        if k < 1:
+            raise InvalidDataError(f"--k (kNN neighbours) must be at least 1, got {k}")
         options = ProbeOptions(
             seed=seed,
             device=resolve_device(device),
@@ -76,6 +86,7 @@ def probe(
             n_way=ways,
             n_query=n_query,
             n_episodes=episodes,
+            class_weight=None if class_weight == "none" else class_weight,
         )
         s = open_store(store)
         skipped: list[tuple[str, str]] = []
@@ -88,6 +99,7 @@ def probe(
                 options,
                 progress=lambda name, m: status.update(f"{m} on {name}"),
                 on_skip=lambda m, why: skipped.append((m, why)),
+                protocol=protocol,
             )
         if out:
             write_jsonl(results, out)

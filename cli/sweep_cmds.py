@@ -12,11 +12,13 @@ from rich.table import Table
 
 from cli._common import (
     BackboneOpt,
+    ClassWeightOpt,
     DatasetOpt,
     DeviceOpt,
     FuseOpt,
     GridOpt,
     NormalizeOpt,
+    ProtocolOpt,
     StoreArg,
     check_choice,
     console,
@@ -45,22 +47,23 @@ def sweep(
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of subset seeds (0..n-1).")] = 5,
     methods: Annotated[
-        str, typer.Option(help="Comma list of knn, logreg, proto, dvme, or all.")
-    ] = "knn,logreg",
+        str | None,
+        typer.Option(help="Comma list of knn, logreg, proto, dvme, svm, or all [knn,logreg]."),
+    ] = None,
     selection: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="How C and k are chosen: train-cv (CV inside the labelled subset, honest at "
-            "low labels) or val (the published protocol: the full validation split)."
+            "low labels) or val (the published protocol: the full validation split) [train-cv]."
         ),
-    ] = "train-cv",
+    ] = None,
     metric: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Metric for the tables, comparisons and plot: accuracy, balanced_accuracy, "
-            "macro_f1, auc, or kappa (ordinal tasks)."
+            "macro_f1, auc, or kappa (ordinal tasks) [accuracy, or the preset's]."
         ),
-    ] = "accuracy",
+    ] = None,
     device: DeviceOpt = "auto",
     normalize: NormalizeOpt = "l2",
     grid: GridOpt = "ericsson",
@@ -80,6 +83,8 @@ def sweep(
         typer.Option(help="Write a figure of metric vs labels here: .png (300 dpi), .pdf or .svg."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
+    protocol: ProtocolOpt = None,
+    class_weight: ClassWeightOpt = "none",
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     from embedstore import open_store
@@ -94,8 +99,20 @@ def sweep(
 
     with user_errors():
         sets = feature_sets(backbone, fuse)
-        settings = parse_settings(fractions, shots)
-        check_selection(selection)
+        preset = None
+        if protocol is not None:
+            from embedstore.protocols import get_protocol
+
+            preset = get_protocol(protocol)
+            if class_weight != "none":
+                raise InvalidDataError(
+                    f"protocol '{protocol}' fixes its class weights; leave out --class-weight"
+                )
+        metric = metric or (preset.metric if preset else "accuracy")
+        settings = parse_settings(fractions, shots) if (fractions or shots or not preset) else []
+        if selection is not None:
+            check_selection(selection)
+        check_choice(class_weight, ("none", "balanced"), "--class-weight")
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
         check_choice(metric, METRICS, "--metric")
@@ -110,6 +127,7 @@ def sweep(
             normalize=normalize,
             grid=grid,
             n_bootstrap=bootstrap,
+            class_weight=None if class_weight == "none" else class_weight,
         )
         s = open_store(store)
         task = s.dataset_info(dataset).task
@@ -138,14 +156,15 @@ def sweep(
                 s,
                 dataset,
                 sets,
-                fractions=[s.value for s in settings if s.kind == "fraction"],
-                shots=[s.value for s in settings if s.kind == "shots"],
+                fractions=[s.value for s in settings if s.kind == "fraction"] or None,
+                shots=[s.value for s in settings if s.kind == "shots"] or None,
                 seeds=seeds,
                 methods=methods,
                 selection=selection,
                 options=options,
                 out=out,
                 progress=progress,
+                protocol=protocol,
             )
         check_metric(results, metric)
         comparisons = compare_feature_sets(results, metric=metric)
@@ -158,6 +177,8 @@ def sweep(
             typer.echo(json.dumps(r.to_dict(), default=str))
         return
     render_summary(results, metric, title=f"{store} :: {dataset}")
+    if preset is not None:
+        render_preset(preset, results)
     render_comparisons(comparisons, metric)
     if out:
         err_console.print(f"{len(results)} records in {out}")
@@ -211,5 +232,31 @@ def render_comparisons(comparisons, metric: str) -> None:
         console.print(
             f"not compared at {', '.join(settings)}: every seed drew the same labelled subset "
             "(one measurement each, no replicates to test)",
+            highlight=False,
+        )
+
+
+def render_preset(preset, results: list[ProbeResult]) -> None:
+    """What the preset fixed, and the settings capped by small classes (listed)."""
+    console.print(
+        f"protocol {preset.name}: {preset.paper}. "
+        + ("Fixed hyper-parameters, no selection. " if preset.selection == "none" else "")
+        + f"Headline metric: {preset.metric}.",
+        highlight=False,
+    )
+    capped: dict[str, set[str]] = {}
+    for r in results:
+        if r.labels.get("capped_classes"):
+            key = f"{r.labels.get('shots', r.labels.get('fraction'))}"
+            capped.setdefault(key, set()).update(r.labels["capped_classes"])
+    for setting, classes in capped.items():
+        counts = next(
+            r.labels["per_class"]
+            for r in results
+            if str(r.labels.get("shots", r.labels.get("fraction"))) == setting
+        )
+        console.print(
+            f"capped at {setting} per class: {', '.join(sorted(classes))} have fewer training "
+            f"samples (drawn: {counts})",
             highlight=False,
         )
