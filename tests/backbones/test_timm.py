@@ -207,3 +207,18 @@ def test_cli_extract_timm_name_with_local_weights(tmp_path, vit_file):
     np.testing.assert_allclose(opened.embeddings("d", f"timm--{VIT}"), want, rtol=0, atol=1e-5)
     prov = opened.array_info("d", f"timm--{VIT}").provenance
     assert prov["weights_path"] == str(path) and prov["weights_origin"] == "explicit"
+
+
+def test_strict_load_messages_are_read_from_torch():
+    """timm loads strictly when its config has no classifier to drop; torch's own message is
+    turned into the named keys (missing, unexpected, shapes)."""
+    from embedstore.backbones.timm_models import _torch_load_error
+
+    layer = torch.nn.Linear(2, 3)
+    with pytest.raises(RuntimeError) as info:
+        layer.load_state_dict({"weight": torch.zeros(3, 2), "extra.w": torch.zeros(1)})
+    assert _torch_load_error(str(info.value)) == (["bias"], ["extra.w"], "")
+    with pytest.raises(RuntimeError) as info:
+        layer.load_state_dict({"weight": torch.zeros(4, 2), "bias": torch.zeros(3)})
+    missing, unexpected, shapes = _torch_load_error(str(info.value))
+    assert (missing, unexpected) == ([], []) and "'weight [4, 2] vs [3, 2]'" in shapes
