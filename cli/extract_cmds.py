@@ -207,6 +207,6 @@ def extract_cmd(
             f"{s.seconds:.1f}",
             f"{s.images_per_s:.1f}" if s.rows_extracted else "—",
             str(s.n_missing),
-            s.status + (f" from row {s.start_row}" if s.status == "resumed" else ""),
+            s.status + (f" ({s.start_row} rows done before)" if s.status == "resumed" else ""),
         )
     console.print(table)

@@ -10,9 +10,12 @@ so that a test can act while a run is under way.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +92,17 @@ def write_images(root: Path, per_class: int = 14, seed: int = 7) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread, as the subprocesses do (OMP_NUM_THREADS=1): same bytes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def chunk_bytes(store: Path, dataset: str, backbone: str) -> dict[str, bytes]:
     """Every stored chunk file of one embeddings array, by its key."""
     base = Path(store) / dataset / backbone / "embeddings" / "c"
@@ -97,6 +111,48 @@ def chunk_bytes(store: Path, dataset: str, backbone: str) -> dict[str, bytes]:
         for p in sorted(base.rglob("*"))
         if p.is_file()
     }
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_process(*args: str, slow: float = 0.0, gate: Path | None = None) -> subprocess.Popen:
+    """``embedstore extract ARGS`` (this checkout, tiny backbones registered) as a child process,
+    one torch thread, stdout and stderr together."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env["EMBEDSTORE_TEST_SLOW"] = str(slow)
+    env["EMBEDSTORE_TEST_GATE"] = str(gate or "")
+    cmd = [sys.executable, "-m", "tests.extract_helpers", "extract", *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def cli_args(store: Path, images: Path, backbone: str) -> list[str]:
+    """Options of the tests' extractions: batches of 4 in chunks of 8 rows, float32, CPU."""
+    return [str(store), "-d", "ds", "--source", str(images), "-b", backbone, "--batch-size", "4",
+            "--chunk-rows", "8", "--workers", "0", "--device", "cpu", "--dtype", "float32"]  # fmt: skip
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
+    """Wait until ``path`` exists while ``proc`` runs (fails with its output if it ended)."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[0].decode()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def reference_store(path: Path, images: Path) -> Path:
+    """TINY and TINY2 extracted in this process with one thread, as the child processes run."""
+    register_tiny()
+    try:
+        with one_thread():
+            from embedstore.extract import extract
+
+            extract(path, dataset="ds", source=images, backbones=[TINY, TINY2], batch_size=4,
+                    chunk_rows=8, workers=0, device="cpu", dtype="float32")  # fmt: skip
+    finally:
+        unregister_tiny()
+    return path
 
 
 def main() -> None:

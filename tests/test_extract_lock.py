@@ -17,15 +17,16 @@ import pytest
 
 from embedstore import open_store
 from embedstore.errors import StoreBusyError
-from embedstore.extract import extract
 from embedstore.store import writer_lock
 from tests.extract_helpers import (
     SLOW,
     TINY,
     TINY2,
     chunk_bytes,
-    register_tiny,
-    unregister_tiny,
+    cli_args,
+    cli_process,
+    reference_store,
+    wait_for,
     write_images,
 )
 
@@ -104,38 +105,11 @@ def test_a_waiting_lock_gets_it_once_released(tmp_path):
 # ------------------------------------------------------------------ real concurrent processes
 
 
-def _cli(*args: str, slow: float = 0.0, gate: Path | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env["EMBEDSTORE_TEST_SLOW"] = str(slow)
-    env["EMBEDSTORE_TEST_GATE"] = str(gate or "")
-    cmd = [sys.executable, "-m", "tests.extract_helpers", "extract", *args]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _args(store: Path, images: Path, backbone: str) -> list[str]:
-    return [str(store), "-d", "ds", "--source", str(images), "-b", backbone, "--batch-size", "4",
-            "--chunk-rows", "8", "--workers", "0", "--device", "cpu", "--dtype", "float32"]  # fmt: skip
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()[0].decode()
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory):
     root = tmp_path_factory.mktemp("concurrent")
     images = write_images(root / "images")
-    reference = root / "reference.zarr"
-    register_tiny()
-    try:
-        extract(reference, dataset="ds", source=images, backbones=[TINY, TINY2], batch_size=4,
-                chunk_rows=8, workers=0, device="cpu", dtype="float32")  # fmt: skip
-    finally:
-        unregister_tiny()
+    reference = reference_store(root / "reference.zarr", images)
     return images, reference
 
 
@@ -143,9 +117,11 @@ def test_a_second_process_on_the_same_array_is_refused(tmp_path, setting):
     images, reference = setting
     store = tmp_path / "s.zarr"
     gate = tmp_path / "go"
-    first = _cli(*_args(store, images, SLOW), gate=gate)  # holds its first batch until `go`
-    _wait_for(Path(f"{store}.locks") / f"ds--{SLOW}.lock", first)
-    second = _cli(*_args(store, images, SLOW))
+    first = cli_process(
+        *cli_args(store, images, SLOW), gate=gate
+    )  # holds its first batch until `go`
+    wait_for(Path(f"{store}.locks") / f"ds--{SLOW}.lock", first)
+    second = cli_process(*cli_args(store, images, SLOW))
     out = second.communicate(timeout=120)[0].decode()
     gate.touch()
     assert second.returncode == 1 and "being written by another process" in out, out
@@ -159,12 +135,12 @@ def test_a_second_process_on_the_same_array_is_refused(tmp_path, setting):
 def test_a_killed_writer_leaves_a_stale_lock_that_the_next_run_takes_over(tmp_path, setting):
     images, reference = setting
     store = tmp_path / "s.zarr"
-    first = _cli(*_args(store, images, SLOW), slow=0.5)
-    _wait_for(store / "ds" / SLOW / "progress" / "c" / "1", first)  # two chunks on disk
+    first = cli_process(*cli_args(store, images, SLOW), slow=0.5)
+    wait_for(store / "ds" / SLOW / "progress" / "c" / "1", first)  # two chunks on disk
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     assert (Path(f"{store}.locks") / f"ds--{SLOW}.lock").exists()
-    again = _cli(*_args(store, images, SLOW))
+    again = cli_process(*cli_args(store, images, SLOW))
     out = again.communicate(timeout=120)[0].decode()
     assert again.returncode == 0 and "resumed" in out, out
     assert chunk_bytes(store, "ds", SLOW) == chunk_bytes(reference, "ds", TINY)
@@ -174,7 +150,7 @@ def test_a_killed_writer_leaves_a_stale_lock_that_the_next_run_takes_over(tmp_pa
 def test_two_processes_on_different_backbones_both_succeed(tmp_path, setting):
     images, reference = setting
     store = tmp_path / "s.zarr"
-    procs = [_cli(*_args(store, images, name), slow=0.05) for name in (TINY, TINY2)]
+    procs = [cli_process(*cli_args(store, images, name), slow=0.05) for name in (TINY, TINY2)]
     outs = [p.communicate(timeout=180)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     for name in (TINY, TINY2):

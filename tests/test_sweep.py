@@ -258,7 +258,7 @@ def test_cli_sweep_tables_records_plot_and_bad_fraction(tmp_path):
     )
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())  # rich wraps at the runner's 80 columns
-    assert "mean ± std over seeds" in text and "paired comparison" in text
+    assert "mean ± s.d. over 5 seeds" in text and "paired comparison" in text
     assert "a+b" in text and "10%" in text and "(one" in text
     assert len(read_jsonl(out)) == 3 * 2 * 5
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -291,3 +291,16 @@ def test_cli_sweep_tables_records_plot_and_bad_fraction(tmp_path):
     )
     assert bad.exit_code == 1 and "(0, 1]" in bad.output
     assert runner.invoke(app, ["sweep", "--help"]).exit_code == 0
+
+
+def test_methods_all_is_parsed_once_and_runs_dvme_on_fusions_only(tmp_path):
+    store = _make(tmp_path / "s.zarr")
+    res = run_sweep(store, "d", SETS, fractions=[1.0], seeds=[0], methods="all", options=OPTS)
+    cells = [(r.feature_name, r.method) for r in res]
+    assert cells == [(f, m) for f in ("a", "b") for m in ("proto", "knn", "logreg")] + [
+        ("a+b", m) for m in ("proto", "knn", "logreg", "dvme")
+    ]
+    assert (
+        run_sweep(store, "d", SETS[:1], fractions=[1.0], seeds=1, methods=" knn, knn ")[0].method
+        == "knn"
+    )

@@ -31,6 +31,8 @@ from embedstore.probes._lbfgs import batched_lbfgs
 
 __all__ = ["Basis", "from_original", "make_basis", "solve_logistic", "to_original"]
 
+_BLOCK_BYTES = 64 * 2**20  # rows of X centred and rotated at a time
+
 
 @dataclass(frozen=True)
 class Basis:
@@ -52,37 +54,60 @@ def make_basis(
     rotate: bool = True,
     intercept: bool = True,
     rotation: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
 ) -> Basis:
-    """Centre ``X`` (n, D) and rotate it onto its principal axes (unless ``rotate`` is False).
+    """Centre the rows of ``X`` (n, D) and rotate them onto their principal axes.
 
     Without ``intercept`` X is not centred and the trailing column is zeros: the intercept then has
     no gradient and stays at 0. ``rotation``, an orthogonal (D, D) matrix (a sweep's basis, reused
     for the refit on train+val), skips the eigendecomposition: any orthogonal basis is exact, the
-    principal axes of a subset of the rows only precondition slightly less well.
+    principal axes of a subset of the rows only precondition slightly less well. ``rotate=False``
+    solves in the original coordinates.
+
+    ``rows`` (int64) selects the rows to use, ``dtype`` / ``device`` where ``Z`` lives: X is read in
+    row blocks, so the only (n, D) buffer made is ``Z`` itself (no gathered, centred, converted or
+    device copy of X).
     """
-    n, D = X.shape
-    mean = X.mean(dim=0) if intercept else torch.zeros(D, dtype=X.dtype, device=X.device)
-    Xc = X - mean  # (n, D)
-    if not rotate:
-        V = torch.eye(D, dtype=X.dtype, device=X.device)
-        Z = Xc
-    elif rotation is not None and rotation.shape == (D, D):
-        V = rotation.to(device=X.device, dtype=X.dtype)
-        Z = Xc @ V
-    elif n > D:
-        lam, V = _eigh(Xc.T @ Xc)  # (D,), (D, D): all directions kept, the rotation is exact
-        Z = Xc @ V
-    else:
+    dtype = dtype or X.dtype
+    device = torch.device(device) if device is not None else X.device
+    n, D = (X.shape[0] if rows is None else len(rows)), X.shape[1]
+    step = max(1, _BLOCK_BYTES // (8 * D))
+
+    def block(s: int) -> torch.Tensor:  # (<= step, D) rows s.. of the selection
+        x = X[s : s + step] if rows is None else X[rows[s : s + step]]
+        return x.to(device=device, dtype=dtype)
+
+    mean = torch.zeros(D, dtype=dtype, device=device)
+    if intercept:
+        for s in range(0, n, step):
+            mean += block(s).sum(dim=0)
+        mean /= n
+    if rotate and n <= D and (rotation is None or rotation.shape != (D, D)):
+        Xc = torch.cat([block(s) for s in range(0, n, step)]) - mean  # (n, D), n <= D: small
         lam, U = _eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
-        keep = lam > lam.max().clamp_min(torch.finfo(X.dtype).tiny) * (
-            1e3 * torch.finfo(X.dtype).eps
-        )
+        keep = lam > lam.max().clamp_min(torch.finfo(dtype).tiny) * (1e3 * torch.finfo(dtype).eps)
         lam, U = lam[keep], U[:, keep]
         s = lam.sqrt()
-        Z = U * s  # (n, r)
         V = (Xc.T @ U) / s  # (D, r), orthonormal columns
-    last = torch.full((n, 1), 1.0 if intercept else 0.0, dtype=X.dtype, device=X.device)
-    Z = torch.cat([Z, last], dim=1)
+        Z = torch.empty((n, U.shape[1] + 1), dtype=dtype, device=device)
+        Z[:, :-1] = U * s  # (n, r)
+    else:
+        if not rotate:
+            V = torch.eye(D, dtype=dtype, device=device)
+        elif rotation is not None and rotation.shape == (D, D):
+            V = rotation.to(device=device, dtype=dtype)
+        else:  # n > D: all directions kept, the rotation is exact
+            G = torch.zeros((D, D), dtype=dtype, device=device)
+            for s in range(0, n, step):
+                xc = block(s) - mean
+                G.addmm_(xc.T, xc)
+            lam, V = _eigh(G)  # (D,), (D, D)
+        Z = torch.empty((n, V.shape[1] + 1), dtype=dtype, device=device)
+        for s in range(0, n, step):  # Z = (X - mean) @ V, block by block into its one buffer
+            Z[s : s + step, :-1] = (block(s) - mean) @ V
+    Z[:, -1] = 1.0 if intercept else 0.0
     lam = (Z * Z).sum(dim=0)  # (r+1,)
     lam[-1] = max(float(lam[-1]), 1.0)  # keeps the preconditioner finite when there is no intercept
     return Basis(Z=Z, V=V, mean=mean, lam=lam)
@@ -98,12 +123,16 @@ def solve_logistic(
     init: torch.Tensor | None = None,
     tol: float = 1e-4,
     max_iter: int = 1000,
+    sample_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Solve one problem per C (P,) on the rotated features; returns ``(theta, n_iter, converged)``.
 
     ``Y`` is (n,) int64 class indices for ``link="softmax"`` or (n, n_out) float 0/1 targets for
     ``"sigmoid"``. ``theta`` has shape (P, r+1, n_out): rotated weights, then the intercept row in
     the centred parametrisation (see :func:`to_original`). ``init``: same shape, or None.
+    ``sample_weight`` (n,): each loss term is multiplied by its weight, as scikit-learn's
+    ``sample_weight`` (and ``class_weight``, which becomes sample weights); the stopping test is then
+    scaled by their sum instead of n, as scikit-learn's ``sw_sum``.
     """
     Z, lam = basis.Z, basis.lam
     n, r1 = Z.shape
@@ -119,6 +148,12 @@ def solve_logistic(
         onehot = Y.to(dt)  # (n, K)
         curv0 = 0.25
     P = len(Cs)
+    w = (
+        None
+        if sample_weight is None
+        else sample_weight.to(device=Z.device, dtype=dt)[:, None, None]
+    )
+    sw_sum = float(n if sample_weight is None else sample_weight.sum())
     curv = torch.full(
         (P, K), curv0, dtype=dt, device=Z.device
     )  # mean loss curvature per problem, class
@@ -129,16 +164,17 @@ def solve_logistic(
         logits = (Z @ th.permute(1, 0, 2).reshape(r1, p * K)).view(n, p, K)
         if link == "softmax":
             lse = torch.logsumexp(logits, dim=2)  # (n, p)
-            loss = (lse - (logits * onehot[:, None, :]).sum(2)).sum(0, dtype=torch.float64)
+            li = lse - (logits * onehot[:, None, :]).sum(2)  # (n, p)
             prob = torch.exp(logits - lse[:, :, None])
-            resid = prob - onehot[:, None, :]
         else:
-            loss = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(
-                (0, 2), dtype=torch.float64
-            )
+            li = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(2)
             prob = torch.sigmoid(logits)
-            resid = prob - onehot[:, None, :]
-        curv[idx] = (prob * (1 - prob)).mean(0).clamp_min(1e-6)
+        resid = prob - onehot[:, None, :]
+        h = prob * (1 - prob)  # (n, p, K)
+        if w is not None:
+            li, resid, h = li * w[:, :, 0], resid * w, h * w
+        loss = li.sum(0, dtype=torch.float64)
+        curv[idx] = h.mean(0).clamp_min(1e-6)
         C = Cs[idx]
         resid = resid * C.to(dt)[None, :, None]
         grad = (Z.T @ resid.reshape(n, p * K)).view(r1, p, K).permute(1, 0, 2)  # (p, r1, K)
@@ -164,7 +200,7 @@ def solve_logistic(
             .amax(1)
         )
         gmax = torch.maximum(gw, gr[:, -1, :].abs().amax(1)).to(torch.float64)
-        return gmax <= tol * Cs[idx] * n
+        return gmax <= tol * Cs[idx] * sw_sum
 
     x0 = (
         torch.zeros(P, r1 * K, dtype=dt, device=Z.device)

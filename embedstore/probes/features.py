@@ -1,22 +1,34 @@
 """Feature sets read from a store: one backbone, or a fusion of several aligned by sample.
 
-A probe run loads each backbone's array once; fusions are concatenations of the already-loaded,
-per-backbone-normalised blocks. Rows that are missing (unreadable image) in any backbone of the run
-are dropped from every feature set, so that all comparisons in one run are paired.
+A probe run reads each backbone's array once, in row blocks, straight into the float32 matrix of
+every feature set that uses it (a fusion's columns side by side), then normalises each backbone's
+columns in place, block by block. Memory is the feature matrices themselves plus one block: no
+whole float16 read, float32 copy or normalised copy beside them. Rows that are missing (unreadable
+image) in any backbone of the run are dropped from every feature set, so that all comparisons in
+one run are paired.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from embedstore.errors import InvalidDataError
+from embedstore.errors import ArrayNotFoundError, InvalidDataError
 from embedstore.store import SPLIT_CODES, Store
 
-__all__ = ["NORMALIZATIONS", "FeatureSet", "LabelledData", "load_feature_sets", "parse_fuse"]
+__all__ = [
+    "NORMALIZATIONS",
+    "FeatureSet",
+    "LabelledData",
+    "load_feature_sets",
+    "parse_fuse",
+    "resolve_backbone",
+]
 
 NORMALIZATIONS = ("l2", "standard", "none")
 
@@ -79,6 +91,47 @@ def parse_fuse(spec: str) -> tuple[str, ...]:
     return parts
 
 
+def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> str:
+    """The stored backbone array a user means by ``name``.
+
+    The exact name; else the one stored name that ends in ``name`` at a '.' (or '--') boundary, with or
+    without its ``@recipe`` (``dino`` -> ``resnet50.dino`` or ``vit_small_patch16.dino@last4``;
+    parts are whole: ``patch16.dino`` matches neither); else an error that lists the candidates
+    (several match) or the stored names (none does).
+    """
+    if name in stored:
+        return name
+    parts = _name_parts(name)
+
+    def matches(full: str) -> bool:
+        return any(
+            len(p) > len(parts) and p[-len(parts) :] == parts
+            for p in (_name_parts(full), _name_parts(full.split("@")[0]))
+        )
+
+    found = [b for b in stored if matches(b)]
+    where = f" of dataset '{dataset}'" if dataset else ""
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise InvalidDataError(
+            f"backbone '{name}' matches {len(found)} arrays{where}: {', '.join(found)}; "
+            "give the full name of one"
+        )
+    close = difflib.get_close_matches(name, stored, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ArrayNotFoundError(
+        f"backbone '{name}' is not an array{where}; {hint}(stored: {', '.join(stored) or 'none'}); "
+        "give a stored name, or its tag (e.g. 'dino' for 'resnet50.dino') when only one array "
+        "has that tag; see `embedstore info STORE DATASET`"
+    )
+
+
+def _name_parts(name: str) -> list[str]:
+    """'timm--convnext.fb_in1k' -> ['timm', 'convnext', 'fb_in1k'] ('--' is a stored '/')."""
+    return re.split(r"\.|--", name)
+
+
 def load_feature_sets(
     store: Store,
     dataset: str,
@@ -89,7 +142,9 @@ def load_feature_sets(
     """Load each backbone once and build every requested feature set on the common rows.
 
     Args:
-        feature_sets: e.g. [["a"], ["b"], ["a", "b"]]: single backbones and fusions.
+        feature_sets: e.g. [["a"], ["b"], ["a", "b"]]: single backbones and fusions; each name is
+            resolved with :func:`resolve_backbone` (``["dino", "swav"]`` is
+            ``("resnet50.dino", "resnet50.swav")`` when those are the only such arrays).
         normalize: 'l2' (each backbone's rows to unit norm, then concatenate: the default),
             'standard' (each dimension to zero mean / unit variance using training-split
             statistics only), or 'none'.
@@ -104,6 +159,13 @@ def load_feature_sets(
     if not feature_sets:
         raise InvalidDataError("give at least one backbone (--backbone) or fusion (--fuse)")
     info = store.dataset_info(dataset)
+    stored = store.backbones(dataset)
+    feature_sets = [
+        tuple(resolve_backbone(b, stored, dataset=dataset) for b in fs) for fs in feature_sets
+    ]
+    for fs in feature_sets:
+        if len(set(fs)) != len(fs):
+            raise InvalidDataError(f"a fusion names one backbone twice: {', '.join(fs)}")
     needed = list(dict.fromkeys(b for fs in feature_sets for b in fs))
     # array_info raises a clear error for a backbone not extracted, before anything is read
     provenance: dict[str, Any] = {b: store.array_info(dataset, b).provenance for b in needed}
@@ -125,35 +187,80 @@ def load_feature_sets(
         n_dropped=int(info.n_samples - len(rows)),
     )
     train = split == SPLIT_CODES["train"]
-    blocks: dict[str, np.ndarray] = {}
-    for b in needed:
-        X = store.embeddings(dataset, b)
-        X = X[rows] if len(rows) != len(X) else X
-        blocks[b] = _normalize(X, normalize, train)
-    out = []
+    widths = {b: store.array_info(dataset, b).shape[1] for b in needed}
+    outs, where = [], {b: [] for b in needed}  # where[b]: (matrix, first column) pairs
     for fs in feature_sets:
         fs = tuple(fs)
-        X = blocks[fs[0]] if len(fs) == 1 else np.concatenate([blocks[b] for b in fs], axis=1)
-        out.append(
-            FeatureSet(
-                backbones=fs,
-                X=X,
-                widths=tuple(blocks[b].shape[1] for b in fs),
-                normalize=normalize,
-                provenance={b: provenance[b] for b in fs},
-            )
+        X = np.empty((len(rows), sum(widths[b] for b in fs)), dtype=np.float32)
+        col = 0
+        for b in fs:
+            where[b].append((X, col))
+            col += widths[b]
+        outs.append((fs, X))
+    for b in needed:
+        _read_into(store, dataset, b, widths[b], valid, where[b])
+        _normalize_in_place(where[b], widths[b], normalize, train)
+    out = [
+        FeatureSet(
+            backbones=fs,
+            X=X,
+            widths=tuple(widths[b] for b in fs),
+            normalize=normalize,
+            provenance={b: provenance[b] for b in fs},
         )
+        for fs, X in outs
+    ]
     return data, out
 
 
-def _normalize(X: np.ndarray, how: str, train: np.ndarray) -> np.ndarray:
-    """Normalise one backbone's block, shape (n, d); statistics come from training rows only."""
-    if how == "l2":
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return X / np.maximum(norms, 1e-12)
+_BLOCK_BYTES = 64 * 2**20  # float32 rows read, converted and normalised at a time
+_BLOCK_ROWS: int | None = None  # fixed rows per block instead (tests)
+
+
+def _blocks(n: int, width: int):
+    step = _BLOCK_ROWS or max(256, _BLOCK_BYTES // (4 * width))
+    for s in range(0, n, step):
+        yield slice(s, min(s + step, n))
+
+
+def _read_into(store: Store, dataset: str, backbone: str, width: int, valid, targets) -> None:
+    """Read one backbone in row blocks into its columns of every target matrix."""
+    n_all = len(valid)
+    kept = np.cumsum(valid) - valid  # position among kept rows of each dataset row
+    for blk in _blocks(n_all, width):
+        keep = valid[blk]
+        if not keep.any():
+            continue
+        X = store.embeddings(dataset, backbone, rows=blk)[keep]  # (b, d) float32
+        dst = slice(int(kept[blk.start]), int(kept[blk.start]) + len(X))
+        for M, col in targets:
+            M[dst, col : col + X.shape[1]] = X
+
+
+def _normalize_in_place(targets, d: int, how: str, train: np.ndarray) -> None:
+    """Normalise one backbone's (n, d) columns in every target; statistics from training rows."""
+    if how == "none":
+        return
+    M0, c0 = targets[0]
+    n = M0.shape[0]
     if how == "standard":
-        ref = X[train] if train.any() else X
-        mean = ref.mean(axis=0)
-        std = ref.std(axis=0)
-        return (X - mean) / np.where(std > 1e-12, std, 1.0)
-    return X
+        ref = train if train.any() else np.ones(n, dtype=bool)
+        total, sq, count = np.zeros(d), np.zeros(d), int(ref.sum())
+        for blk in _blocks(n, d):
+            x = M0[blk, c0 : c0 + d][ref[blk]].astype(np.float64)
+            total += x.sum(axis=0)
+            sq += (x * x).sum(axis=0)
+        mean = total / count
+        std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+        mean32, scale32 = (
+            mean.astype(np.float32),
+            np.where(std > 1e-12, std, 1.0).astype(np.float32),
+        )
+    for M, col in targets:
+        for blk in _blocks(n, d):
+            x = M[blk, col : col + d]
+            if how == "l2":
+                x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            else:
+                x -= mean32
+                x /= scale32

@@ -25,6 +25,8 @@ import torch
 
 from embedstore.errors import InvalidDataError
 from embedstore.probes import _solvers
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._weights import sample_weights
 from embedstore.probes.selection import score as selection_score
 from embedstore.probes.validation import (
     TASK_KINDS,
@@ -52,6 +54,7 @@ GRIDS = {"ericsson": 1.0 / WD_GRID, "dinov2": C_GRID_DINOV2}
 TASKS = TASK_KINDS
 OBJECTIVE = "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)"  # named in every record
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_BLOCK_ROWS = 8192  # rows converted at a time for logits
 
 
 def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -88,14 +91,18 @@ def _fit_many(
     precondition=True,
     fit_intercept=True,
     rotation=None,
+    rows=None,
+    sample_weight=None,
 ) -> _Fitted:
     dt = _DTYPES[dtype]
-    Xt = torch.as_tensor(X, device=device).to(dt)
-    basis = _solvers.make_basis(
-        Xt,
+    basis = _solvers.make_basis(  # reads X (all rows, or ``rows``) in blocks: no copy of X
+        torch.as_tensor(X),
         rotate=precondition,
         intercept=fit_intercept,
         rotation=None if rotation is None else torch.as_tensor(rotation),
+        rows=None if rows is None else torch.as_tensor(rows, dtype=torch.int64),
+        dtype=dt,
+        device=device,
     )
     Yt = torch.as_tensor(Y, device=device)
     theta0 = None
@@ -115,14 +122,38 @@ def _fit_many(
         init=theta0,
         tol=tol,
         max_iter=max_iter,
+        sample_weight=None if sample_weight is None else torch.as_tensor(sample_weight),
     )
     W, b = _solvers.to_original(basis, theta)
     return _Fitted(basis, theta, n_iter.cpu().numpy(), W.cpu().numpy(), b.cpu().numpy())
 
 
+def _check_rows(rows, n: int) -> int:
+    rows = np.asarray(rows)
+    if (
+        rows.ndim != 1
+        or rows.dtype.kind not in "iu"
+        or (len(rows) and not 0 <= rows.min() <= rows.max() < n)
+    ):
+        raise InvalidDataError(
+            f"rows must be 1-D integer positions in [0, {n}); received {rows!r:.80}"
+        )
+    return len(rows)
+
+
 def _logits(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     """X (n, D), coef (..., K, D), intercept (..., K) -> logits (..., n, K)."""
     return np.einsum("nd,...kd->...nk", X, coef, optimize=True) + intercept[..., None, :]
+
+
+def _block_logits(X, rows, coef: np.ndarray, intercept: np.ndarray, dtype) -> np.ndarray:
+    """Logits (..., n, K) of ``X`` (or ``X[rows]``), converted to ``dtype`` a block at a time."""
+    n = len(X) if rows is None else len(rows)
+    parts = []
+    for s in range(0, n, _BLOCK_ROWS):
+        x = X[s : s + _BLOCK_ROWS] if rows is None else X[rows[s : s + _BLOCK_ROWS]]
+        parts.append(_logits(np.asarray(x, dtype=dtype), coef, intercept))
+    return np.concatenate(parts, axis=-2)
 
 
 def _proba(z: np.ndarray, link: str) -> np.ndarray:
@@ -133,11 +164,12 @@ def _proba(z: np.ndarray, link: str) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))  # the sigmoid, without overflow for large |z|
 
 
-class LogisticProbe:
+class LogisticProbe(ProbeEstimator):
     """L2-regularised logistic regression, scikit-learn's objective, fitted by full-batch L-BFGS.
 
     Parameters: ``C`` inverse regularisation strength; ``task`` one of ``TASKS``; ``max_iter`` and
-    ``tol`` as in scikit-learn; ``fit_intercept``; ``device`` a torch device ("cpu", "cuda");
+    ``tol`` as in scikit-learn; ``fit_intercept``; ``class_weight`` None, "balanced" or a dict, as
+    scikit-learn's (weights of the loss terms); ``device`` a torch device ("cpu", "cuda");
     ``dtype`` "float32" (fast) or "float64"; ``precondition`` works in the rotated basis of the
     training features (and the representer basis when n < D); False solves the plain primal problem.
 
@@ -156,6 +188,7 @@ class LogisticProbe:
         device: str = "cpu",
         dtype: str = "float32",
         precondition: bool = True,
+        class_weight: str | dict | None = None,
     ) -> None:
         self.C = C
         self.task = task
@@ -165,6 +198,7 @@ class LogisticProbe:
         self.device = device
         self.dtype = dtype
         self.precondition = precondition
+        self.class_weight = class_weight
 
     def fit(
         self,
@@ -173,11 +207,13 @@ class LogisticProbe:
         *,
         init: LogisticProbe | tuple[np.ndarray, np.ndarray] | None = None,
         rotation: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ) -> LogisticProbe:
         """Fit on X (n, D), y (n,) labels or (n, L) 0/1 for multilabel; ``init`` warm-starts.
 
         ``rotation``: an orthogonal (D, D) basis to reuse instead of an eigendecomposition of X
         (``SweepResult.rotation``); the solution is the same, only the preconditioning differs.
+        ``rows``: fit on ``X[rows]`` (y: their labels) without copying those rows out of X.
         """
         if not self.C > 0:
             raise InvalidDataError(f"C must be positive; received {self.C}.")
@@ -186,7 +222,9 @@ class LogisticProbe:
                 f"dtype must be one of {tuple(_DTYPES)}; received {self.dtype!r}."
             )
         X = check_features(X)
-        self.classes_, Y, self._link = _encode(y, self.task, len(X))
+        n = len(X) if rows is None else _check_rows(rows, len(X))
+        self.classes_, Y, self._link = _encode(y, self.task, n)
+        sw = sample_weights(self.class_weight, self.classes_, y, task=self.task)
         n_out = Y.shape[1] if self._link == "sigmoid" else len(self.classes_)
         if isinstance(init, LogisticProbe):
             init = (init.coef_, init.intercept_)
@@ -209,6 +247,8 @@ class LogisticProbe:
             precondition=self.precondition,
             fit_intercept=self.fit_intercept,
             rotation=rotation,
+            rows=rows,
+            sample_weight=sw,
         )
         self.coef_, self.intercept_ = fitted.coef[0], fitted.intercept[0]
         self.n_iter_ = int(fitted.n_iter[0])
@@ -219,7 +259,7 @@ class LogisticProbe:
         """Logits: (n,) for two classes, (n, n_out) otherwise."""
         check_fitted(self, "coef_")
         X = check_features(X, n_features=self.n_features_in_)
-        z = _logits(X.astype(np.float64), self.coef_, self.intercept_)
+        z = _block_logits(X, None, self.coef_, self.intercept_, np.float64)
         return z[:, 0] if (self._link == "sigmoid" and self.task != "multilabel") else z
 
     def predict_proba(self, X) -> np.ndarray:
@@ -267,6 +307,7 @@ class SweepResult:
     coef: np.ndarray
     intercept: np.ndarray
     rotation: np.ndarray | None = None  # (D, D) basis of the training rows, when n > D
+    class_weight: str | dict | None = None  # the weighting of the fits (the refit keeps it)
 
 
 def _score(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, metric) -> float:
@@ -300,34 +341,49 @@ def logistic_sweep(
     tol: float = 1e-4,
     max_iter: int = 1000,
     selected_on: str = "val",
+    train_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
+    class_weight: str | dict | None = None,
 ) -> SweepResult:
     """Fit one probe per C on the training split and score each on the validation split.
 
     X_train (n, D), X_val (m, D); labels as in :meth:`LogisticProbe.fit`. ``tol`` / ``max_iter``
     default to scikit-learn's / the benchmark's settings. The test split is never an argument; name
     the split passed as validation in ``selected_on`` (recorded in the result). Ties go to the first
-    C in ``Cs`` order, as in ssl-transfer's loop.
+    C in ``Cs`` order, as in ssl-transfer's loop. ``train_rows`` / ``val_rows``: use those rows of
+    X_train / X_val (y_train / y_val are their labels) without copying them out (one feature
+    matrix may be passed as both).
     """
     X_train = check_features(X_train, name="X_train")
     X_val = check_features(X_val, name="X_val", n_features=X_train.shape[1])
+    n = len(X_train) if train_rows is None else _check_rows(train_rows, len(X_train))
+    m = len(X_val) if val_rows is None else _check_rows(val_rows, len(X_val))
     Cs = np.asarray(Cs, dtype=np.float64).ravel()
     if len(Cs) == 0 or not (Cs > 0).all():
         raise InvalidDataError(f"Cs must be a non-empty array of positive values; received {Cs!r}.")
-    classes, Y, link = _encode(y_train, task, len(X_train))
+    classes, Y, link = _encode(y_train, task, n)
+    sw = sample_weights(class_weight, classes, y_train, task=task)
     y_val = np.asarray(y_val)
-    if len(y_val) != len(X_val):
+    if len(y_val) != m:
         raise InvalidDataError(
-            f"X_val and y_val must have the same length; received {len(X_val)} and {len(y_val)}."
+            f"X_val and y_val must have the same length; received {m} and {len(y_val)}."
         )
     n_out = Y.shape[1] if link == "sigmoid" else len(classes)
     fitted = _fit_many(
-        X_train, Y, link, n_out, Cs, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+        X_train,
+        Y,
+        link,
+        n_out,
+        Cs,
+        device=device,
+        dtype=dtype,
+        tol=tol,
+        max_iter=max_iter,
+        rows=train_rows,
+        sample_weight=sw,
     )
-    z = _logits(
-        X_val.astype(np.float32),
-        fitted.coef.astype(np.float32),
-        fitted.intercept.astype(np.float32),
-    )
+    coef, intercept = fitted.coef.astype(np.float32), fitted.intercept.astype(np.float32)
+    z = _block_logits(X_val, val_rows, coef, intercept, np.float32)  # (P, m, K)
     scores = np.empty(len(Cs))
     for p in range(len(Cs)):  # (m, K) each
         if task == "multilabel":
@@ -354,29 +410,17 @@ def logistic_sweep(
             if fitted.basis.V.shape[0] == fitted.basis.V.shape[1]
             else None
         ),
+        class_weight=class_weight,
     )
 
 
-def fit_best(
-    sweep: SweepResult,
-    X_train,
-    y_train,
-    X_val,
-    y_val,
-    *,
-    task: str = "multiclass",
-    device: str = "cpu",
-    dtype: str = "float32",
-    tol: float = 1e-4,
-    max_iter: int = 1000,
-) -> LogisticProbe:
-    """The protocol's last step: refit at ``sweep.best_C`` on train+val (:func:`refit` on the
-    concatenated rows). Score the returned probe on the test split."""
+def fit_best(sweep: SweepResult, X_train, y_train, X_val, y_val, **options) -> LogisticProbe:
+    """The protocol's last step: :func:`refit` at ``sweep.best_C`` on train+val (``options``:
+    task, device, dtype, tol, max_iter as in :func:`refit`). Score the result on the test split."""
     X = np.concatenate(
         [check_features(X_train, name="X_train"), check_features(X_val, name="X_val")]
     )
-    y = np.concatenate([np.asarray(y_train), np.asarray(y_val)])
-    return refit(sweep, X, y, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter)
+    return refit(sweep, X, np.concatenate([np.asarray(y_train), np.asarray(y_val)]), **options)
 
 
 def refit(
@@ -389,11 +433,18 @@ def refit(
     dtype: str = "float32",
     tol: float = 1e-4,
     max_iter: int = 1000,
+    rows: np.ndarray | None = None,
 ) -> LogisticProbe:
-    """Fit at ``sweep.best_C`` on X (n, D) = train+val rows, warm-started from the sweep's
-    solution at that C and reusing its rotation."""
+    """Fit at ``sweep.best_C`` on X (n, D) = train+val rows (or ``X[rows]``, y their labels),
+    warm-started from the sweep's solution at that C and reusing its rotation."""
     probe = LogisticProbe(
-        C=sweep.best_C, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+        C=sweep.best_C,
+        task=task,
+        device=device,
+        dtype=dtype,
+        tol=tol,
+        max_iter=max_iter,
+        class_weight=sweep.class_weight,
     )
     init = (sweep.coef[sweep.best_index], sweep.intercept[sweep.best_index])
-    return probe.fit(X, y, init=init, rotation=sweep.rotation)
+    return probe.fit(X, y, init=init, rotation=sweep.rotation, rows=rows)

@@ -7,8 +7,8 @@ merges it into the running top-k of the query block. Memory is a few blocks, wha
 :class:`SimilarityCache` serves every kNN cell of one feature set in a sweep. When the
 (n_query, n_pool) similarity matrix of a query split against the pool the subsets are drawn from
 fits in a budget (the feature matrix's size, at least 256 MiB, at most 1 GiB), it is computed
-once and each cell is a column selection and a top-k; above the budget each cell runs
-:func:`block_topk` on its own rows. Either way peak memory is bounded by a constant times the
+on its second use and each later cell is a column selection and a top-k; above the budget each
+cell runs :func:`block_topk` on its own rows. Either way peak memory is bounded by a constant times the
 feature matrix, never by n².
 """
 
@@ -77,8 +77,8 @@ def block_topk(
     with torch.no_grad():
         for qs in _spans(nq, q_step):
             qi = None if q_rows is None else q_rows[qs]
-            q = prepare_rows(Q, np.arange(qs.start, qs.stop) if qi is None else qi, device,
-                             normalize=normalize and cosine)  # fmt: skip
+            rows = np.arange(qs.start, qs.stop) if qi is None else qi
+            q = prepare_rows(Q, rows, device, normalize=normalize and cosine)
             best_v = best_i = None
             for bs in _spans(nb, b_step):
                 if whole_base:
@@ -116,11 +116,14 @@ class SimilarityCache:
         self.col = np.full(len(X), -1, dtype=np.int64)
         self.col[pool] = np.arange(len(pool))
         self._mats: dict[str, torch.Tensor] = {}
+        self._uses: dict[str, int] = {}
 
     def _matrix(self, kind: str) -> torch.Tensor | None:
-        """The (n_rows, n_pool) similarities of ``kind`` ("test", "val", "pool"), if they fit."""
+        """The (n_rows, n_pool) similarities of ``kind`` ("test", "val", "pool"), if they fit
+        and are asked for a second time (a single use, as in `probe`, needs no matrix)."""
         rows = self.pool if kind == "pool" else self.queries[kind]
-        if 4 * len(rows) * len(self.pool) > self.budget:
+        self._uses[kind] = self._uses.get(kind, 0) + 1
+        if 4 * len(rows) * len(self.pool) > self.budget or self._uses[kind] < 2:
             return None
         if kind not in self._mats:
             p = prepare_rows(self.X, self.pool, self.device, normalize=True)

@@ -108,3 +108,13 @@ def test_extract_takes_short_options(tmp_path):
     )
     _one_line_error(result, "no-such-net")  # reached the library: -d and -b were parsed
     assert not target.exists()
+
+
+def test_plot_suffix_is_checked_before_the_sweep_runs(store, tmp_path):
+    result = runner.invoke(
+        app,
+        ["sweep", store.location, "-d", "d", "-b", "a", "--fractions", "0.5"]
+        + ["--seeds", "1", "--plot", str(tmp_path / "f.jpg"), "--out", str(tmp_path / "r.jsonl")],
+    )
+    _one_line_error(result, ".png, .pdf, .svg", "'.jpg'")
+    assert not (tmp_path / "r.jsonl").exists()

@@ -150,3 +150,22 @@ def test_refit_reusing_the_sweeps_rotation_gives_the_same_solution():
     rotated = LogisticProbe(C=0.7, task="binary", dtype="float64", tol=1e-10).fit(X, y, rotation=R)
     np.testing.assert_allclose(rotated.coef_, plain.coef_, atol=1e-6)
     np.testing.assert_allclose(rotated.intercept_, plain.intercept_, atol=1e-6)
+
+
+def test_rows_fit_the_same_model_as_copied_rows():
+    """``rows=`` (no copy of the rows out of X) gives what fitting on ``X[rows]`` gives."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    tr, va = np.sort(rng.choice(400, 250, replace=False)), np.arange(0, 400, 7)
+    a = logistic_sweep(X[tr], y[tr], X[va], y[va], Cs=[0.01, 1.0, 100.0], dtype="float64")
+    b = logistic_sweep(
+        X, y[tr], X, y[va], Cs=[0.01, 1.0, 100.0], dtype="float64", train_rows=tr, val_rows=va
+    )
+    np.testing.assert_array_equal(a.val_scores, b.val_scores)
+    np.testing.assert_allclose(a.coef, b.coef, atol=1e-6)
+    p = LogisticProbe(C=0.5, dtype="float64", tol=1e-10).fit(X[tr], y[tr])
+    q = LogisticProbe(C=0.5, dtype="float64", tol=1e-10).fit(X, y[tr], rows=tr)
+    np.testing.assert_allclose(q.coef_, p.coef_, atol=1e-6)
+    with pytest.raises(InvalidDataError, match="rows must be"):
+        LogisticProbe().fit(X, y[:3], rows=np.array([0, 1, 400]))

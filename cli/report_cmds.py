@@ -1,0 +1,118 @@
+"""`embedstore report`: result records (JSON lines from probe / sweep --out) as paper tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli._common import check_choice, console, err_console, user_errors
+
+# File suffix -> table format, for --out without --format.
+_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".csv": "csv"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def report(
+    results: Annotated[
+        list[str], typer.Argument(help="Results files (JSON lines from probe/sweep --out).")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (the terminal), markdown, latex (booktabs) or csv; default: from --out's "
+            "suffix, else table.",
+        ),
+    ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(help="accuracy, balanced_accuracy, macro_f1, auc, or kappa (ordinal tasks)."),
+    ] = "accuracy",
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", "-d", help="Only this dataset (repeatable).")
+    ] = None,
+    method: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="Only this method (repeatable).")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Write the tables here instead of stdout.")
+    ] = None,
+) -> None:
+    """Tables for a paper from result records: mean ± spread per feature set × setting, n shown."""
+    from embedstore.errors import InvalidDataError
+    from embedstore.report import METRICS, check_metric, read_jsonl
+    from embedstore.table_formats import FORMATS, render
+    from embedstore.tables import build_tables
+
+    with user_errors():
+        check_choice(metric, METRICS, "--metric")
+        if fmt is None:
+            fmt = _SUFFIX.get(Path(out).suffix.lower(), "markdown") if out else "table"
+        check_choice(fmt, ["table", *FORMATS] if not out else FORMATS, "--format")
+        records = []
+        for path in results:
+            if not Path(path).is_file():
+                raise InvalidDataError(
+                    f"results file '{path}' does not exist; pass a file written by "
+                    "`embedstore probe/sweep --out FILE`"
+                )
+            records += read_jsonl(path)
+        if dataset:
+            records = [r for r in records if r.dataset in dataset]
+        if method:
+            records = [r for r in records if r.method in method]
+        if not records:
+            raise InvalidDataError(
+                f"no result records in {', '.join(results)}"
+                + (" for the --dataset/--method given" if dataset or method else "")
+            )
+        check_metric(records, metric)
+        tables = build_tables(records, metric=metric)
+        if fmt == "table":
+            render_tables(tables)
+            return
+        text = render(tables, fmt)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {out} ({fmt}, {len(records)} records)", highlight=False)
+    else:
+        console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def render_tables(tables) -> None:
+    """Result tables (:func:`embedstore.tables.build_tables`) on the terminal, with footnotes."""
+    from embedstore.table_formats import (
+        caption,
+        footnotes,
+        format_cell,
+        n_labelled_text,
+        test_n_text,
+    )
+    from embedstore.tables import setting_label
+
+    for t in tables:
+        table = Table(title=caption(t), title_justify="left")
+        table.add_column("features")
+        table.add_column("test n", justify="right")
+        for s in t.settings:
+            table.add_column(f"{setting_label(s)}\nn={n_labelled_text(t, s)}", justify="right")
+        for f in t.features:
+            row = [f, test_n_text(t, f)]
+            for s in t.settings:
+                c = t.cells.get((f, s))
+                text, marks = format_cell(c, t)
+                row.append((f"[bold]{text}[/]" if c is not None and c.best else text) + marks)
+            table.add_row(*row)
+        console.print(table)
+        for note in footnotes(t):
+            console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
+    if tables:
+        console.print("bold: best mean in its column", highlight=False)
