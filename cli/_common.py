@@ -67,6 +67,22 @@ NormalizeOpt = Annotated[
 GridOpt = Annotated[
     str, typer.Option(help="Logistic grid: ericsson (C=1/wd) or dinov2 (C directly).")
 ]
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--protocol",
+        help="A published protocol preset (methods, settings, selection): see "
+        "`embedstore protocols`.",
+    ),
+]
+ClassWeightOpt = Annotated[
+    str,
+    typer.Option(
+        "--class-weight",
+        help="none, or balanced: weight each class by n / (classes x n_c) (logreg, svm: "
+        "scikit-learn's loss weights; knn: votes).",
+    ),
+]
 
 
 def feature_sets(backbone: list[str] | None, fuse: list[str] | None) -> list[list[str]]:

@@ -12,11 +12,13 @@ from rich.table import Table
 
 from cli._common import (
     BackboneOpt,
+    ClassWeightOpt,
     DatasetOpt,
     DeviceOpt,
     FuseOpt,
     GridOpt,
     NormalizeOpt,
+    ProtocolOpt,
     StoreArg,
     check_choice,
     console,
@@ -45,22 +47,23 @@ def sweep(
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of subset seeds (0..n-1).")] = 5,
     methods: Annotated[
-        str, typer.Option(help="Comma list of knn, logreg, proto, dvme, or all.")
-    ] = "knn,logreg",
+        str | None,
+        typer.Option(help="Comma list of knn, logreg, proto, dvme, svm, or all [knn,logreg]."),
+    ] = None,
     selection: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="How C and k are chosen: train-cv (CV inside the labelled subset, honest at "
-            "low labels) or val (the published protocol: the full validation split)."
+            "low labels) or val (the published protocol: the full validation split) [train-cv]."
         ),
-    ] = "train-cv",
+    ] = None,
     metric: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Metric for the tables, comparisons and plot: accuracy, balanced_accuracy, "
-            "macro_f1, auc, or kappa (ordinal tasks)."
+            "macro_f1, auc, or kappa (ordinal tasks) [accuracy, or the preset's]."
         ),
-    ] = "accuracy",
+    ] = None,
     device: DeviceOpt = "auto",
     normalize: NormalizeOpt = "l2",
     grid: GridOpt = "ericsson",
@@ -80,6 +83,8 @@ def sweep(
         typer.Option(help="Write a figure of metric vs labels here: .png (300 dpi), .pdf or .svg."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
+    protocol: ProtocolOpt = None,
+    class_weight: ClassWeightOpt = "none",
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     from embedstore import open_store
@@ -94,8 +99,20 @@ def sweep(
 
     with user_errors():
         sets = feature_sets(backbone, fuse)
-        settings = parse_settings(fractions, shots)
-        check_selection(selection)
+        preset = None
+        if protocol is not None:
+            from embedstore.protocols import get_protocol
+
+            preset = get_protocol(protocol)
+            if class_weight != "none":
+                raise InvalidDataError(
+                    f"protocol '{protocol}' fixes its class weights; leave out --class-weight"
+                )
+        metric = metric or (preset.metric if preset else "accuracy")
+        settings = parse_settings(fractions, shots) if (fractions or shots or not preset) else []
+        if selection is not None:
+            check_selection(selection)
+        check_choice(class_weight, ("none", "balanced"), "--class-weight")
         if seeds < 1:
             raise InvalidDataError(f"--seeds must be at least 1; got {seeds}")
         check_choice(metric, METRICS, "--metric")
@@ -110,6 +127,7 @@ def sweep(
             normalize=normalize,
             grid=grid,
             n_bootstrap=bootstrap,
+            class_weight=None if class_weight == "none" else class_weight,
         )
         s = open_store(store)
         task = s.dataset_info(dataset).task
@@ -138,14 +156,15 @@ def sweep(
                 s,
                 dataset,
                 sets,
-                fractions=[s.value for s in settings if s.kind == "fraction"],
-                shots=[s.value for s in settings if s.kind == "shots"],
+                fractions=[s.value for s in settings if s.kind == "fraction"] or None,
+                shots=[s.value for s in settings if s.kind == "shots"] or None,
                 seeds=seeds,
                 methods=methods,
                 selection=selection,
                 options=options,
                 out=out,
                 progress=progress,
+                protocol=protocol,
             )
         check_metric(results, metric)
         comparisons = compare_feature_sets(results, metric=metric)
@@ -158,6 +177,8 @@ def sweep(
             typer.echo(json.dumps(r.to_dict(), default=str))
         return
     render_summary(results, metric, title=f"{store} :: {dataset}")
+    if preset is not None:
+        render_preset(preset, results)
     render_comparisons(comparisons, metric)
     if out:
         err_console.print(f"{len(results)} records in {out}")
@@ -166,25 +187,12 @@ def sweep(
 
 
 def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
-    """Rows: feature set × method; columns: label settings; cells: mean ± std over seeds."""
-    from embedstore.stats import format_setting, summarize
+    """One table per method: feature sets × label settings, mean ± s.d. over seeds, n, caveats."""
+    from cli.report_cmds import render_tables
+    from embedstore.tables import build_tables
 
-    rows = summarize(results, metric=metric)
-    settings = list(dict.fromkeys(r.setting for r in rows))
-    settings.sort(key=lambda st: (st[0], st[1]))
-    table = Table(title=f"{title}: {metric} (%), mean ± std over seeds")
-    table.add_column("features")
-    table.add_column("method")
-    for st in settings:
-        table.add_column(format_setting(st), justify="right")
-    by = {(r.features, r.method, r.setting): r for r in rows}
-    for features, method in dict.fromkeys((r.features, r.method) for r in rows):
-        cells = []
-        for st in settings:
-            r = by.get((features, method, st))
-            cells.append("—" if r is None else f"{r.mean * 100:.1f} ± {r.std * 100:.1f}")
-        table.add_row(features, method, *cells)
-    console.print(table)
+    console.print(title, highlight=False)
+    render_tables(build_tables(results, metric=metric))
     selections = sorted({r.selected_on.split(" (")[0] for r in results})
     console.print(f"hyperparameters chosen on: {', '.join(selections)}", highlight=False)
 
@@ -198,11 +206,10 @@ def render_comparisons(comparisons, metric: str) -> None:
     table = Table(title=f"paired comparison by seed ({metric}, points)")
     for col in ("method", "labels", "A", "B", "A − B", "95% CI", "Wilcoxon p", "A better"):
         table.add_column(col, justify="right" if col not in ("A", "B", "method") else "left")
-    for c in comparisons:
+    single = [c for c in comparisons if c.n_subsets == 1]
+    for c in (c for c in comparisons if c.n_subsets != 1):
         ci = "—" if c.ci_low is None else f"{c.ci_low * 100:+.1f} to {c.ci_high * 100:+.1f}"
         p = "—" if c.p_value is None else f"{c.p_value:.3g}"
-        if c.n_subsets == 1:
-            ci = p = "— (one subset)"
         table.add_row(
             c.method,
             format_setting(c.setting),
@@ -213,9 +220,43 @@ def render_comparisons(comparisons, metric: str) -> None:
             p,
             f"{c.wins}/{c.n}",
         )
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+        console.print(
+            "A − B: mean over seeds of the paired difference; CI: bootstrap over seeds; "
+            "Wilcoxon signed-rank needs ≥ 5 seeds.",
+            highlight=False,
+        )
+    settings = sorted({format_setting(c.setting) for c in single})
+    if settings:
+        console.print(
+            f"not compared at {', '.join(settings)}: every seed drew the same labelled subset "
+            "(one measurement each, no replicates to test)",
+            highlight=False,
+        )
+
+
+def render_preset(preset, results: list[ProbeResult]) -> None:
+    """What the preset fixed, and the settings capped by small classes (listed)."""
     console.print(
-        "A − B: mean over seeds of the paired difference; CI: bootstrap over seeds; "
-        "Wilcoxon signed-rank needs ≥ 5 seeds.",
+        f"protocol {preset.name}: {preset.paper}. "
+        + ("Fixed hyper-parameters, no selection. " if preset.selection == "none" else "")
+        + f"Headline metric: {preset.metric}.",
         highlight=False,
     )
+    capped: dict[str, set[str]] = {}
+    for r in results:
+        if r.labels.get("capped_classes"):
+            key = f"{r.labels.get('shots', r.labels.get('fraction'))}"
+            capped.setdefault(key, set()).update(r.labels["capped_classes"])
+    for setting, classes in capped.items():
+        counts = next(
+            r.labels["per_class"]
+            for r in results
+            if str(r.labels.get("shots", r.labels.get("fraction"))) == setting
+        )
+        console.print(
+            f"capped at {setting} per class: {', '.join(sorted(classes))} have fewer training "
+            f"samples (drawn: {counts})",
+            highlight=False,
+        )

@@ -125,12 +125,16 @@ def solve_logistic(
     init: torch.Tensor | None = None,
     tol: float = 1e-4,
     max_iter: int = 1000,
+    sample_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Solve one problem per C (P,) on the rotated features; returns ``(theta, n_iter, converged)``.
 
     ``Y`` is (n,) int64 class indices for ``link="softmax"`` or (n, n_out) float 0/1 targets for
     ``"sigmoid"``. ``theta`` has shape (P, r+1, n_out): rotated weights, then the intercept row in
     the centred parametrisation (see :func:`to_original`). ``init``: same shape, or None.
+    ``sample_weight`` (n,): each loss term is multiplied by its weight, as scikit-learn's
+    ``sample_weight`` (and ``class_weight``, which becomes sample weights); the stopping test is then
+    scaled by their sum instead of n, as scikit-learn's ``sw_sum``.
     """
     Z, lam = basis.Z, basis.lam
     n, r1 = Z.shape
@@ -146,6 +150,12 @@ def solve_logistic(
         onehot = Y.to(dt)  # (n, K)
         curv0 = 0.25
     P = len(Cs)
+    w = (
+        None
+        if sample_weight is None
+        else sample_weight.to(device=Z.device, dtype=dt)[:, None, None]
+    )
+    sw_sum = float(n if sample_weight is None else sample_weight.sum())
     curv = torch.full(
         (P, K), curv0, dtype=dt, device=Z.device
     )  # mean loss curvature per problem, class
@@ -157,16 +167,21 @@ def solve_logistic(
         # (n, p, K) buffers are the solver's largest: the probabilities and residuals reuse logits'
         if link == "softmax":
             lse = torch.logsumexp(logits, dim=2)  # (n, p)
-            loss = (lse - (logits * onehot[:, None, :]).sum(2)).sum(0, dtype=torch.float64)
+            li = lse - (logits * onehot[:, None, :]).sum(2)  # (n, p)
             prob = logits.sub_(lse[:, :, None]).exp_()
         else:
-            loss = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(
-                (0, 2), dtype=torch.float64
-            )
+            li = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(2)
             prob = logits.sigmoid_()
-        curv[idx] = (prob * (1 - prob)).mean(0).clamp_min(1e-6)
+        h = prob * (1 - prob)  # (n, p, K)
+        resid = prob.sub_(onehot[:, None, :])
+        if w is not None:
+            li, h = li * w[:, :, 0], h * w
+            resid.mul_(w)
+        loss = li.sum(0, dtype=torch.float64)
+        curv[idx] = h.mean(0).clamp_min(1e-6)
+        del h
         C = Cs[idx]
-        resid = prob.sub_(onehot[:, None, :]).mul_(C.to(dt)[None, :, None])
+        resid.mul_(C.to(dt)[None, :, None])
         grad = (Z.T @ resid.reshape(n, p * K)).view(r1, p, K).permute(1, 0, 2)  # (p, r1, K)
         grad = grad + th * pen
         f = C * loss + 0.5 * (th * th * pen).sum((1, 2), dtype=torch.float64)
@@ -190,7 +205,7 @@ def solve_logistic(
             .amax(1)
         )
         gmax = torch.maximum(gw, gr[:, -1, :].abs().amax(1)).to(torch.float64)
-        return gmax <= tol * Cs[idx] * n
+        return gmax <= tol * Cs[idx] * sw_sum
 
     x0 = (
         torch.zeros(P, r1 * K, dtype=dt, device=Z.device)

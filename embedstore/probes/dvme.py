@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from embedstore.errors import InvalidDataError
+from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes.selection import holdout_rows
 from embedstore.probes.selection import score as selection_score
 from embedstore.probes.validation import (
@@ -108,7 +109,7 @@ class DVMENet(nn.Module):
         return logits
 
 
-class DVMEClassifier:
+class DVMEClassifier(ProbeEstimator):
     """DVME fusion head as an estimator: fit / predict / predict_proba / score / attention.
 
     Args:

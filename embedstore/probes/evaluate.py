@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from embedstore.errors import ProtocolError
+from embedstore.errors import InvalidDataError, ProtocolError
 from embedstore.probes.features import FeatureSet, LabelledData, load_feature_sets
 from embedstore.probes.registry import (
     Cell,
@@ -88,6 +88,7 @@ def evaluate_probes(
     *,
     progress: Callable[[str, str], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
+    protocol: str | None = None,
 ) -> list[ProbeResult]:
     """Run each method on each feature set; one record per (feature set, method).
 
@@ -98,8 +99,25 @@ def evaluate_probes(
         progress: called with (feature set name, method) before each evaluation.
         on_skip: under 'all', called with (method, reason) for each method that cannot run on
             this data (default: a warning); a method asked for by name raises instead.
+        protocol: a probe preset (``embedstore protocols``: ericsson-fewshot, ericsson-linear,
+            dinov2-linear, dino-knn): its methods and options; records name it.
     """
     opts = options or ProbeOptions()
+    if protocol is not None:
+        from embedstore.protocols import get_protocol
+
+        p = get_protocol(protocol)
+        if p.command != "probe":
+            raise InvalidDataError(
+                f"protocol '{protocol}' is a label-efficiency sweep: run "
+                f"`embedstore sweep ... --protocol {protocol}`"
+            )
+        if methods not in ("all", list(p.methods), ",".join(p.methods)):
+            raise InvalidDataError(
+                f"protocol '{protocol}' runs {', '.join(p.methods)}; leave out --method"
+            )
+        methods = list(p.methods)
+        opts = ProbeOptions(**{**opts.__dict__, **p.options, "preset": protocol})
     opts = ProbeOptions(**{**opts.__dict__, "device": resolve_device(opts.device)})
     data, sets = load_feature_sets(store, dataset, feature_sets, normalize=opts.normalize)
     chosen, is_all = parse_methods(methods, data.task)

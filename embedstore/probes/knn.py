@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._weights import class_weights
 from embedstore.probes.neighbors import block_topk
 from embedstore.probes.validation import check_choice, check_features, check_fitted, check_labels
 
@@ -173,6 +175,7 @@ def knn_vote(
     *,
     temperature: float = 0.07,
     n_classes: int | None = None,
+    class_weight: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """DINO's weighted vote of the first k neighbours, for every k in ``ks``, in one pass.
 
@@ -186,6 +189,8 @@ def knn_vote(
         ks: numbers of neighbours, each in [1, kmax].
         temperature: T in the vote weight ``exp(sim / T)``.
         n_classes: number of classes C (single-label; default: largest label + 1).
+        class_weight: (C,) multipliers of each class's votes (``"balanced"``: n / (C n_c), see
+            ``_weights.class_weights``); single-label only. None: every vote as it is.
 
     Returns:
         One (nq, C) (multilabel: (nq, L)) probability array per k, in the order of ``ks``.
@@ -214,6 +219,8 @@ def knn_vote(
                 f"neighbour labels must lie in [0, {C}); received {lab.min()}..{lab.max()}"
             )
         cell = np.arange(nq)[:, None] * C + lab  # (nq, kmax): one-hot(labels) as flat cells
+        if class_weight is not None:  # each vote times its class's weight; normalised below
+            w = w * np.asarray(class_weight, dtype=np.float64)[lab]
     else:
         C = lab.shape[2]
     votes, norm, done, out = np.zeros((nq, C)), np.zeros(nq), 0, {}
@@ -230,7 +237,12 @@ def knn_vote(
 
 
 def knn_proba_from_neighbors(
-    sims: Any, labels_of_neighbors: Any, *, temperature: float = 0.07, n_classes: int | None = None
+    sims: Any,
+    labels_of_neighbors: Any,
+    *,
+    temperature: float = 0.07,
+    n_classes: int | None = None,
+    class_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """DINO's weighted vote of all the given neighbours (see :func:`knn_vote`).
 
@@ -243,7 +255,12 @@ def knn_proba_from_neighbors(
     """
     k = np.shape(sims)[1] if np.ndim(sims) == 2 else 1
     (proba,) = knn_vote(
-        sims, labels_of_neighbors, [k], temperature=temperature, n_classes=n_classes
+        sims,
+        labels_of_neighbors,
+        [k],
+        temperature=temperature,
+        n_classes=n_classes,
+        class_weight=class_weight,
     )
     return proba
 
@@ -255,16 +272,20 @@ def knn_grid_proba(
     *,
     temperature: float,
     n_classes: int | None,
+    class_weight: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Probabilities for every k of a grid from ONE top-k of a (nq, nb) similarity matrix.
 
     ``y_base``: (nb,) labels or (nb, L) 0/1. Returns one array per k, in grid order.
+    ``class_weight``: (C,) vote multipliers, as :func:`knn_vote`.
     """
     S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))
     with torch.no_grad():
         v, i = S.topk(max(grid), dim=1)  # (nq, kmax), largest first
     labels = np.asarray(y_base)[i.cpu().numpy()]  # (nq, kmax) or (nq, kmax, L)
-    return knn_vote(v, labels, grid, temperature=temperature, n_classes=n_classes)
+    return knn_vote(
+        v, labels, grid, temperature=temperature, n_classes=n_classes, class_weight=class_weight
+    )
 
 
 def knn_proba_from_similarity(
@@ -293,7 +314,7 @@ def knn_proba_from_similarity(
     return knn_proba_from_neighbors(v, yt[i], temperature=temperature, n_classes=n_classes)
 
 
-class KNNClassifier:
+class KNNClassifier(ProbeEstimator):
     """DINO's weighted kNN classifier (scikit-learn estimator API); see the module docstring.
 
     Args:
@@ -302,10 +323,15 @@ class KNNClassifier:
         metric: "cosine" (L2-normalised, DINO) or "euclidean" (``sim = -||q - b||² / 2``).
         backend: "auto", "torch" (matmul + top-k) or "faiss".
         device: torch device for the torch backend and the stored training features.
+        class_weight: None, "balanced" (each vote times n / (n_classes * n_c), the inverse
+            frequency of the neighbour's class in the training set, as scikit-learn's weights) or
+            a {class: weight} dict; single-label only.
 
     Fitted attributes: ``classes_`` (C,) single-label classes, or ``n_labels_`` for multilabel;
-    ``multilabel_``; ``n_features_in_``; ``k_``.
+    ``multilabel_``; ``n_features_in_``; ``k_``; ``class_weight_`` (C,) or None.
     """
+
+    _multilabel = True
 
     def __init__(
         self,
@@ -315,12 +341,14 @@ class KNNClassifier:
         metric: str = "cosine",
         backend: str = "auto",
         device: str = "cpu",
+        class_weight: str | dict | None = None,
     ) -> None:
         self.k = k
         self.temperature = temperature
         self.metric = metric
         self.backend = backend
         self.device = device
+        self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any) -> KNNClassifier:
         """Store the training features. X: (n, D); y: (n,) int labels or (n, L) 0/1 multilabel."""
@@ -332,12 +360,17 @@ class KNNClassifier:
         Xt = _as_tensor(X, self.device, "X")
         y = check_labels(y, n_samples=Xt.shape[0])
         self.multilabel_ = y.ndim == 2
+        self.class_weight_ = None
         if self.multilabel_:
+            if self.class_weight is not None:
+                raise InvalidDataError("class_weight applies to single-label y; got multilabel")
             self.n_labels_ = y.shape[1]
             self._y = torch.from_numpy(y)
         else:
             self.classes_, inverse = np.unique(y, return_inverse=True)
             self._y = torch.from_numpy(inverse.astype(np.int64))
+            if self.class_weight is not None:
+                self.class_weight_ = class_weights(self.class_weight, self.classes_, y)
         self._X = _normalize(Xt) if self.metric == "cosine" else Xt
         self.n_features_in_ = Xt.shape[1]
         self.k_ = min(int(self.k), Xt.shape[0])
@@ -353,7 +386,11 @@ class KNNClassifier:
         n_classes = None if self.multilabel_ else self.classes_.size
         labels = self._y[torch.from_numpy(idx)]  # (n, k) or (n, k, L)
         return knn_proba_from_neighbors(
-            sims, labels, temperature=self.temperature, n_classes=n_classes
+            sims,
+            labels,
+            temperature=self.temperature,
+            n_classes=n_classes,
+            class_weight=self.class_weight_,
         )
 
     def predict(self, X: Any) -> np.ndarray:

@@ -25,6 +25,8 @@ import torch
 
 from embedstore.errors import InvalidDataError
 from embedstore.probes import _solvers
+from embedstore.probes._sklearn import ProbeEstimator
+from embedstore.probes._weights import sample_weights
 from embedstore.probes.selection import score as selection_score
 from embedstore.probes.validation import (
     TASK_KINDS,
@@ -90,6 +92,7 @@ def _fit_many(
     fit_intercept=True,
     rotation=None,
     rows=None,
+    sample_weight=None,
 ) -> _Fitted:
     dt = _DTYPES[dtype]
     basis = _solvers.make_basis(  # reads X (all rows, or ``rows``) in blocks: no copy of X
@@ -119,6 +122,7 @@ def _fit_many(
         init=theta0,
         tol=tol,
         max_iter=max_iter,
+        sample_weight=None if sample_weight is None else torch.as_tensor(sample_weight),
     )
     W, b = _solvers.to_original(basis, theta)
     return _Fitted(basis, theta, n_iter.cpu().numpy(), W.cpu().numpy(), b.cpu().numpy())
@@ -160,11 +164,12 @@ def _proba(z: np.ndarray, link: str) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))  # the sigmoid, without overflow for large |z|
 
 
-class LogisticProbe:
+class LogisticProbe(ProbeEstimator):
     """L2-regularised logistic regression, scikit-learn's objective, fitted by full-batch L-BFGS.
 
     Parameters: ``C`` inverse regularisation strength; ``task`` one of ``TASKS``; ``max_iter`` and
-    ``tol`` as in scikit-learn; ``fit_intercept``; ``device`` a torch device ("cpu", "cuda");
+    ``tol`` as in scikit-learn; ``fit_intercept``; ``class_weight`` None, "balanced" or a dict, as
+    scikit-learn's (weights of the loss terms); ``device`` a torch device ("cpu", "cuda");
     ``dtype`` "float32" (fast) or "float64"; ``precondition`` works in the rotated basis of the
     training features (and the representer basis when n < D); False solves the plain primal problem.
 
@@ -183,6 +188,7 @@ class LogisticProbe:
         device: str = "cpu",
         dtype: str = "float32",
         precondition: bool = True,
+        class_weight: str | dict | None = None,
     ) -> None:
         self.C = C
         self.task = task
@@ -192,6 +198,7 @@ class LogisticProbe:
         self.device = device
         self.dtype = dtype
         self.precondition = precondition
+        self.class_weight = class_weight
 
     def fit(
         self,
@@ -217,6 +224,7 @@ class LogisticProbe:
         X = check_features(X)
         n = len(X) if rows is None else _check_rows(rows, len(X))
         self.classes_, Y, self._link = _encode(y, self.task, n)
+        sw = sample_weights(self.class_weight, self.classes_, y, task=self.task)
         n_out = Y.shape[1] if self._link == "sigmoid" else len(self.classes_)
         if isinstance(init, LogisticProbe):
             init = (init.coef_, init.intercept_)
@@ -240,6 +248,7 @@ class LogisticProbe:
             fit_intercept=self.fit_intercept,
             rotation=rotation,
             rows=rows,
+            sample_weight=sw,
         )
         self.coef_, self.intercept_ = fitted.coef[0], fitted.intercept[0]
         self.n_iter_ = int(fitted.n_iter[0])
@@ -298,6 +307,7 @@ class SweepResult:
     coef: np.ndarray
     intercept: np.ndarray
     rotation: np.ndarray | None = None  # (D, D) basis of the training rows, when n > D
+    class_weight: str | dict | None = None  # the weighting of the fits (the refit keeps it)
 
 
 def _score(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, metric) -> float:
@@ -333,6 +343,7 @@ def logistic_sweep(
     selected_on: str = "val",
     train_rows: np.ndarray | None = None,
     val_rows: np.ndarray | None = None,
+    class_weight: str | dict | None = None,
 ) -> SweepResult:
     """Fit one probe per C on the training split and score each on the validation split.
 
@@ -351,6 +362,7 @@ def logistic_sweep(
     if len(Cs) == 0 or not (Cs > 0).all():
         raise InvalidDataError(f"Cs must be a non-empty array of positive values; received {Cs!r}.")
     classes, Y, link = _encode(y_train, task, n)
+    sw = sample_weights(class_weight, classes, y_train, task=task)
     y_val = np.asarray(y_val)
     if len(y_val) != m:
         raise InvalidDataError(
@@ -368,6 +380,7 @@ def logistic_sweep(
         tol=tol,
         max_iter=max_iter,
         rows=train_rows,
+        sample_weight=sw,
     )
     coef, intercept = fitted.coef.astype(np.float32), fitted.intercept.astype(np.float32)
     z = _block_logits(X_val, val_rows, coef, intercept, np.float32)  # (P, m, K)
@@ -397,6 +410,7 @@ def logistic_sweep(
             if fitted.basis.V.shape[0] == fitted.basis.V.shape[1]
             else None
         ),
+        class_weight=class_weight,
     )
 
 
@@ -424,7 +438,13 @@ def refit(
     """Fit at ``sweep.best_C`` on X (n, D) = train+val rows (or ``X[rows]``, y their labels),
     warm-started from the sweep's solution at that C and reusing its rotation."""
     probe = LogisticProbe(
-        C=sweep.best_C, task=task, device=device, dtype=dtype, tol=tol, max_iter=max_iter
+        C=sweep.best_C,
+        task=task,
+        device=device,
+        dtype=dtype,
+        tol=tol,
+        max_iter=max_iter,
+        class_weight=sweep.class_weight,
     )
     init = (sweep.coef[sweep.best_index], sweep.intercept[sweep.best_index])
     return probe.fit(X, y, init=init, rotation=sweep.rotation, rows=rows)

@@ -77,15 +77,29 @@ class FewShot(Method):
         return memo["episodes"]
 
     def run(self, cell: Cell) -> Outcome:
+        from embedstore.probes.fewshot_ci import data_interval
         from embedstore.probes.prototypes import evaluate_episodes
 
         eps = self._episodes(cell.data, cell.options, cell.memo)
-        res = evaluate_episodes(cell.features.X[cell.test], eps, device=cell.options.device)
+        X_test = cell.features.X[cell.test]
+        res = evaluate_episodes(X_test, eps, device=cell.options.device)
         acc = {
             "value": float(res.mean),
             "ci_low": float(res.mean - res.ci95),
             "ci_high": float(res.mean + res.ci95),
         }
+        # Beside the published interval (episode sampling), one over the test images.
+        data_ci = data_interval(
+            X_test,
+            cell.data.labels[cell.test],
+            n_way=eps.n_way,
+            k_shot=eps.k_shot,
+            n_query=eps.n_query,
+            seed=cell.options.seed,
+            device=cell.options.device,
+        )
+        if data_ci is not None:
+            acc["data_ci_low"], acc["data_ci_high"] = data_ci.low, data_ci.high
         protocol = {
             "n_way": eps.n_way,
             "k_shot": eps.k_shot,
@@ -93,6 +107,7 @@ class FewShot(Method):
             "n_episodes": len(res.accuracies),
             "drawn_from": "test",
             "ci": "1.96*std/sqrt(episodes)",
+            "data_ci": data_ci.describe() if data_ci else "none (classes too small to resample)",
             "fit_on": "support sets of each episode",
         }
         return Outcome({}, "none", 0, metrics={"accuracy": acc}, protocol=protocol)
@@ -104,6 +119,7 @@ class KNN(Method):
 
     name = "knn"
     title = "weighted kNN (Caron et al. 2021)"
+    class_weighted = True
 
     def grid(self, options: ProbeOptions) -> tuple[int, ...]:
         return KNN_K_GRID
@@ -115,6 +131,7 @@ class KNN(Method):
         return {**p, "k_grid": list(KNN_K_GRID)}
 
     def run(self, cell: Cell) -> Outcome:
+        from embedstore.probes._weights import vote_weights
         from embedstore.probes.knn import knn_vote
         from embedstore.probes.neighbors import SimilarityCache
 
@@ -126,8 +143,16 @@ class KNN(Method):
 
         def proba(sims, idx, base: np.ndarray, grid) -> list[np.ndarray]:
             labels = y[base][idx.numpy()]  # (nq, kmax) or (nq, kmax, L)
+            cw = None
+            if opts.class_weight is not None and cell.n_classes is not None:
+                cw = vote_weights(opts.class_weight, y[base], cell.n_classes)
             return knn_vote(
-                sims, labels, grid, temperature=opts.temperature, n_classes=cell.n_classes
+                sims,
+                labels,
+                grid,
+                temperature=opts.temperature,
+                n_classes=cell.n_classes,
+                class_weight=cw,
             )
 
         def evaluate(tr: np.ndarray, ev: np.ndarray, grid) -> np.ndarray:
@@ -156,6 +181,7 @@ class Logistic(Method):
 
     name = "logreg"
     title = "L2 logistic regression (Ericsson et al. 2021)"
+    class_weighted = True
     probe_selection = "val"
     refit_on_val = True
 
@@ -180,7 +206,17 @@ class Logistic(Method):
 
         def evaluate(tr: np.ndarray, ev: np.ndarray, grid) -> np.ndarray:
             rows = {"train_rows": tr, "val_rows": ev}  # rows of X, not copies of them
-            sw = logistic_sweep(X, y[tr], X, y[ev], task=task, Cs=grid, device=opts.device, **rows)
+            sw = logistic_sweep(
+                X,
+                y[tr],
+                X,
+                y[ev],
+                task=task,
+                Cs=grid,
+                device=opts.device,
+                class_weight=opts.class_weight,
+                **rows,
+            )
             last["sweep"] = sw
             return sw.val_scores
 
@@ -204,7 +240,9 @@ class Logistic(Method):
             hyper["val_accuracy"] = choice.score
         else:
             rows = S
-            model = LogisticProbe(C=C, task=task, device=opts.device).fit(X, y[S], rows=S)
+            model = LogisticProbe(
+                C=C, task=task, device=opts.device, class_weight=opts.class_weight
+            ).fit(X, y[S], rows=S)
             if choice.score is not None:
                 hyper[f"{'val' if choice.on == 'val' else 'cv'}_score"] = choice.score
         proba = predict_rows(model, X, cell.test)

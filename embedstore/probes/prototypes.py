@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from embedstore.errors import InvalidDataError, ProtocolError
+from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes.validation import check_features, check_fitted, check_labels
 
 __all__ = [
@@ -33,7 +34,7 @@ _CHUNK_BYTES = 4 * 2**20  # CPU: gathered support + query embeddings per block (
 _TORCH_CHUNK_BYTES = 512 * 2**20  # GPU: gathered query embeddings per block
 
 
-class NearestPrototype:
+class NearestPrototype(ProbeEstimator):
     """Nearest class mean by squared Euclidean distance (scikit-learn estimator API).
 
     ``predict_proba`` is the softmax of the negative squared distances to the class means.

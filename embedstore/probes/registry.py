@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from embedstore.caveats import find_caveats
 from embedstore.data.subsets import LabelSubset
 from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError, ProtocolError
@@ -68,7 +69,10 @@ __all__ = [
     "run_cell",
 ]
 
-METHOD_MODULES = ("embedstore.probes.methods",)  # imported on first use; each registers its own
+METHOD_MODULES = (
+    "embedstore.probes.methods",
+    "embedstore.probes.protocol_methods",
+)  # imported on first use; each registers its own
 _PREDICT_ROWS = 16384  # test rows per predict_proba call (bounded gathers)
 
 
@@ -87,6 +91,8 @@ class ProbeOptions:
     n_query: int = 15
     n_episodes: int = 600
     n_bootstrap: int = 1000
+    class_weight: str | None = None  # None or "balanced" (methods with ``class_weighted``)
+    preset: str | None = None  # the protocol preset (embedstore.protocols) a run follows
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,6 +159,8 @@ class Method:
     reuse_across_seeds: ClassVar[bool] = True  # same labelled rows -> same result, whatever seed
     probe_selection: ClassVar[str] = "none"  # how `probe` chooses on the full labels: none | val
     refit_on_val: ClassVar[bool] = False  # `probe`: refit on train+val after choosing on val
+    class_weighted: ClassVar[bool] = False  # honours ``ProbeOptions.class_weight``
+    in_all: ClassVar[bool] = True  # part of `--method all` (presets' methods run when named)
 
     def grid(self, options: ProbeOptions) -> Sequence[Any]:
         """The hyper-parameter values selection chooses from; () when there is nothing to choose."""
@@ -215,7 +223,7 @@ def parse_methods(
     """
     if isinstance(methods, str):
         if methods.strip() == "all":
-            chosen = [m for m in _registry().values() if m.in_sweep or not sweep]
+            chosen = [m for m in _registry().values() if (m.in_sweep or not sweep) and m.in_all]
             return [m for m in chosen if task != "multilabel" or m.multilabel], True
         methods = methods.split(",")
     names = list(dict.fromkeys(n.strip() for n in methods if n.strip()))
@@ -285,11 +293,25 @@ def run_cell(method: Method, cell: Cell, outcome: Outcome | None = None) -> Prob
         "normalize": fs.normalize,
         "fit_on": cell.fit_on,
         "scored_on": "test",
+        "class_weight": (opts.class_weight or "none") if method.class_weighted else "none",
         **out.protocol,
     }
+    if opts.preset is not None:
+        from embedstore.protocols import get_protocol
+
+        protocol["preset"] = get_protocol(opts.preset).record()
     labels = {}
     if cell.subset is not None:
         labels = {**cell.subset.record(), "subset_digest": _digest(data.ids[cell.labelled])}
+    caveats = find_caveats(
+        labels=labels,
+        selected_on=out.selected_on,
+        hyperparameters=out.hyperparameters,
+        n_train=out.n_train,
+        n_test=len(cell.test),
+        grid=method.grid(opts),
+        k_asked=opts.k,
+    )
     return ProbeResult(
         dataset=data.dataset,
         features=fs.backbones,
@@ -304,4 +326,5 @@ def run_cell(method: Method, cell: Cell, outcome: Outcome | None = None) -> Prob
         provenance=fs.provenance,
         extra=out.extra,
         labels=labels,
+        caveats=caveats,
     )

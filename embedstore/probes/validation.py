@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.errors import InvalidDataError, LabelsError, NotFittedError
+from embedstore.errors import InvalidDataError, LabelsError
 from embedstore.store import TASK_KINDS
 
 __all__ = [
@@ -34,6 +34,10 @@ __all__ = [
     "check_task",
     "encode_with_classes",
 ]
+
+
+class _ObjectTypeError(InvalidDataError, TypeError):
+    """Features that are not numbers at all (a TypeError too, as numpy's and scikit-learn's)."""
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -54,8 +58,10 @@ def check_task(task: str, allowed: Sequence[str] = TASK_KINDS) -> str:
 def check_fitted(estimator: Any, attribute: str) -> None:
     """Raise NotFittedError unless ``estimator`` has the fitted ``attribute``."""
     if not hasattr(estimator, attribute):
+        from embedstore.probes._sklearn import ProbeNotFittedError  # also scikit-learn's
+
         name = type(estimator).__name__
-        raise NotFittedError(f"this {name} is not fitted yet; call fit(X, y) first")
+        raise ProbeNotFittedError(f"this {name} is not fitted yet; call fit(X, y) first")
 
 
 def check_features(X: Any, *, name: str = "X", n_features: int | None = None) -> np.ndarray:
@@ -66,22 +72,39 @@ def check_features(X: Any, *, name: str = "X", n_features: int | None = None) ->
     """
     if hasattr(X, "detach"):  # torch tensor
         X = X.detach().cpu().numpy()
+    if hasattr(X, "nnz") and hasattr(X, "toarray"):  # a scipy sparse matrix or array
+        raise InvalidDataError(
+            f"{name}: sparse input is not supported; pass a dense array ({name}.toarray())"
+        )
     X = np.asarray(X)
     if X.ndim != 2:
         raise InvalidDataError(
             f"{name} must be 2-D (n_samples, n_features); received shape {X.shape}. "
-            "Reshape a single sample with X.reshape(1, -1)."
+            "Reshape your data: a single sample with X.reshape(1, -1)."
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise InvalidDataError(f"{name} must have at least one row and one column; got {X.shape}")
+        raise InvalidDataError(
+            f"{name} must have at least one row and one column; got {X.shape[0]} sample(s) and "
+            f"{X.shape[1]} feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    if np.iscomplexobj(X):
+        raise InvalidDataError(f"Complex data not supported: {name} must be real numbers")
+    if X.dtype == object:  # numbers held as Python objects (e.g. from pandas): convert
+        try:
+            X = X.astype(np.float64)
+        except TypeError as e:  # e.g. a dict in a cell: numpy's message, as scikit-learn's
+            raise _ObjectTypeError(f"{name} must be numeric; {e}") from None
+        except ValueError:
+            raise InvalidDataError(f"{name} must be numeric; received dtype object") from None
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise InvalidDataError(f"{name} must be numeric; received dtype {X.dtype}")
     if not np.issubdtype(X.dtype, np.floating):
         X = X.astype(np.float32)
     if n_features is not None and X.shape[1] != n_features:
         raise InvalidDataError(
-            f"{name} has {X.shape[1]} features, but the estimator was fitted with {n_features}; "
-            "pass features from the same backbone / fusion that was used in fit."
+            f"{name} has {X.shape[1]} features, but it is expecting {n_features} features as "
+            f"input (fitted with {n_features}); pass features from the same backbone / fusion "
+            "that was used in fit."
         )
     if not _finite(X):
         bad = int(sum((~np.isfinite(X[s : s + 4096])).any(axis=1).sum() for s in _starts(X)))
@@ -115,6 +138,10 @@ def check_labels(
 
     ``allow_names``: 1-D labels of any other dtype (class names) pass as they are.
     """
+    if y is None:
+        raise InvalidDataError(
+            f"this estimator requires y to be passed, but the target {name} is None"
+        )
     if hasattr(y, "detach"):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
@@ -126,10 +153,13 @@ def check_labels(
         return y
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)):
-            raise InvalidDataError(f"{name} must hold integer labels; received non-integer floats")
+            raise InvalidDataError(
+                f"{name} must hold integer class labels; received continuous (non-integer) "
+                "values. Probes classify; encode classes as integers."
+            )
     elif y.dtype.kind not in "iub":
         raise InvalidDataError(
-            f"{name} must hold integer labels; received dtype {y.dtype}. "
+            f"Unknown label type: {name} must hold integer labels; received dtype {y.dtype}. "
             "Encode class names as integers first (e.g. np.unique(..., return_inverse=True))."
         )
     y = y.astype(np.int64)
@@ -161,7 +191,7 @@ def check_classes(y: np.ndarray, task: str, *, name: str = "y") -> tuple[np.ndar
     classes, index = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise LabelsError(
-            f"{name} must contain at least 2 classes; received only {classes.tolist()}. "
+            f"{name} must contain at least 2 classes; received one class only: {classes.tolist()}. "
             "Label more samples, or draw a subset holding every class."
         )
     if task == "binary" and len(classes) != 2:

@@ -51,7 +51,14 @@ def test_root_help_and_version_import_no_library():
 
 @pytest.mark.parametrize(
     "module",
-    ["cli.store_cmds", "cli.extract_cmds", "cli.probe_cmds", "cli.sweep_cmds", "cli.analyze_cmds"],
+    [
+        "cli.store_cmds",
+        "cli.extract_cmds",
+        "cli.probe_cmds",
+        "cli.sweep_cmds",
+        "cli.analyze_cmds",
+        "cli.protocols_cmds",
+    ],
 )
 def test_command_modules_import_no_heavy_library(module):
     # cli.backbones_cmds is not here: the backbone registry still imports torch (issue 10/15).

@@ -110,7 +110,7 @@ def test_probe_bad_input_is_one_line_exit_1(tmp_path):
     cases = [
         (["--fuse", "a,bb"], "did you mean 'b'"),
         (["--fuse", "a"], "two or more"),
-        (["-b", "a", "--method", "svm"], "method 'svm'"),
+        (["-b", "a", "--method", "svmm"], "method 'svmm'"),
         (["-b", "a", "--method", "fewshot", "--shots", "500"], "largest feasible"),
         ([], "at least one backbone"),
     ]

@@ -238,7 +238,7 @@ def test_invalid_inputs_say_what_was_expected(X, y, match):
 
 def test_parameter_and_state_errors():
     X, y = signal_and_noise(seed=9, n=60, da=8, db=8)
-    with pytest.raises(ProtocolError, match="not fitted"):
+    with pytest.raises(InvalidDataError, match="not fitted"):
         DVMEClassifier(widths=[8, 8]).predict(X)
     with pytest.raises(InvalidDataError, match="multiple of n_heads"):
         DVMEClassifier(widths=[8, 8], proj_dim=10, n_heads=3).fit(X, y)

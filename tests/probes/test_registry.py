@@ -53,8 +53,9 @@ def _small_store(path, n_test=48):
 
 
 def test_registry_order_names_and_errors():
-    assert method_names() == ("proto", "fewshot", "knn", "logreg", "dvme")
-    assert method_names(sweep=True) == ("proto", "knn", "logreg", "dvme")
+    nielsen = ("nielsen-svm", "nielsen-knn", "nielsen-logreg")  # probes/protocol_methods.py
+    assert method_names() == ("proto", "fewshot", "knn", "logreg", "dvme", "svm", *nielsen)
+    assert method_names(sweep=True) == ("proto", "knn", "logreg", "dvme", "svm", *nielsen)
     with pytest.raises(InvalidDataError, match="'knnn' is not one of proto, fewshot"):
         get_method("knnn")
     with pytest.raises(InvalidDataError, match="embedstore probe --method fewshot"):
