@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from embedstore import create_store  # noqa: E402
 from embedstore.data.subsets import labelled_subsets  # noqa: E402
 from embedstore.probes.nielsen import NIELSEN_SHOTS  # noqa: E402
+from embedstore.probes.registry import ProbeOptions  # noqa: E402
 from embedstore.sweep import run_sweep  # noqa: E402
 
 
@@ -97,13 +98,21 @@ def main() -> None:
         store = make_store(Path(tmp) / "demo.zarr", args.n, args.dim)
         t0 = time.perf_counter()
         records = run_sweep(
-            store, "demo", [["mobilenet_v2.tv_in1k"]], protocol="nielsen", seeds=args.seeds
+            store,
+            "demo",
+            [["mobilenet_v2.tv_in1k"]],
+            protocol="nielsen",
+            seeds=args.seeds,
+            options=ProbeOptions(n_bootstrap=0),  # the authors' code computes no intervals
         )
         t_ours = time.perf_counter() - t0
         ours = {
-            (r.method, r.labels["shots"], r.seed): r.metrics["balanced_accuracy"]["value"]
+            (r.method.removeprefix("nielsen-"), r.labels["shots"], r.seed): r.metrics[
+                "balanced_accuracy"
+            ]["value"]
             for r in records
         }
+        print(f"  embedstore sweep --protocol nielsen: {t_ours:.1f} s", flush=True)
 
         X = store.embeddings("demo", "mobilenet_v2.tv_in1k")
         y, split = np.asarray(store.labels("demo")), np.asarray(store.split("demo"))
@@ -118,7 +127,8 @@ def main() -> None:
                 for name, pred in preds.items():
                     ref = balanced_accuracy(y[test], pred)
                     gaps.append(abs(ref - ours[(name, sub.value, seed)]))
-                print(f"  baseline seed {seed}, {sub.value:>4} per class: {t_base:7.1f} s so far")
+                print(f"  baseline seed {seed}, {sub.value:>4} per class: {t_base:7.1f} s so far",
+                      flush=True)  # fmt: skip
         t_base_all = t_base * args.seeds / args.baseline_seeds
     cells = len(records)
     print(f"Nielsen sweep, {cells} records ({len(NIELSEN_SHOTS)} settings x {args.seeds} seeds x 3 "

@@ -343,7 +343,7 @@ class KNNClassifier(ProbeEstimator):
         if self.temperature <= 0:
             raise InvalidDataError(f"temperature must be > 0; got {self.temperature}")
         Xt = _as_tensor(X, self.device, "X")
-        y = check_labels(y, n_samples=Xt.shape[0])
+        y = check_labels(y, n_samples=Xt.shape[0], allow_names=True)
         self.multilabel_ = y.ndim == 2
         self.class_weight_ = None
         if self.multilabel_:
@@ -386,7 +386,11 @@ class KNNClassifier(ProbeEstimator):
         """Accuracy (multilabel: mean per-label accuracy; see :func:`selection.score`)."""
         from embedstore.probes.selection import score
 
-        return score(check_labels(y), self.predict_proba(X), classes=self._classes_or_none())
+        return score(
+            check_labels(y, allow_names=True),
+            self.predict_proba(X),
+            classes=self._classes_or_none(),
+        )
 
     def _classes_or_none(self) -> np.ndarray | None:
         return None if self.multilabel_ else self.classes_
