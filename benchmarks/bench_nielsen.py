@@ -82,6 +82,31 @@ def authors_fit_classifier(X_train, y_train, X_test, n_classes: int) -> dict[str
     return out
 
 
+def svm_solver_check(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> None:
+    """The SVM probe (libsvm on a BLAS kernel) against SVC(kernel="rbf") on 1000 per class."""
+    from sklearn.svm import SVC
+
+    from embedstore.probes.svm import SVMProbe
+
+    S = np.concatenate([train[y[train] == c][:1000] for c in np.unique(y)])
+    kw = dict(C=1.0, class_weight="balanced", probability=True, break_ties=True, random_state=0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SVC(kernel="rbf", gamma="scale", **kw).fit(X[S], y[S])
+        p_ref = ref.predict_proba(X[test])
+    t_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = SVMProbe(**kw).fit(X[S], y[S])
+    p_ours = ours.predict_proba(X[test])
+    t_ours = time.perf_counter() - t0
+    same = (p_ref.argmax(1) == p_ours.argmax(1)).mean()
+    print(f"SVM, {len(S)} x {X.shape[1]} with Platt probabilities: SVC(rbf) {t_ref:.2f} s, "
+          f"SVMProbe {t_ours:.2f} s ({t_ref / t_ours:.1f}x), same predictions on "
+          f"{100 * same:.1f}% of test rows, max |proba diff| {np.abs(p_ref - p_ours).max():.1e}",
+          flush=True)  # fmt: skip
+
+
 def balanced_accuracy(y, pred) -> float:
     return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)]))
 
@@ -96,6 +121,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(Path(tmp) / "demo.zarr", args.n, args.dim)
+        X = store.embeddings("demo", "mobilenet_v2.tv_in1k")
+        y, split = np.asarray(store.labels("demo")), np.asarray(store.split("demo"))
+        train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
+        svm_solver_check(X, y, train, test)
         t0 = time.perf_counter()
         records = run_sweep(
             store,
@@ -114,9 +143,6 @@ def main() -> None:
         }
         print(f"  embedstore sweep --protocol nielsen: {t_ours:.1f} s", flush=True)
 
-        X = store.embeddings("demo", "mobilenet_v2.tv_in1k")
-        y, split = np.asarray(store.labels("demo")), np.asarray(store.split("demo"))
-        train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
         t_base, gaps = 0.0, []
         for seed in range(args.baseline_seeds):
             for sub in labelled_subsets(y, train, seed=seed, shots=NIELSEN_SHOTS):
