@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli._common import DatasetOpt, StoreArg, console, err_console, user_errors
+from cli._common import DatasetOpt, DeviceOpt, StoreArg, console, err_console, user_errors
 
 analyze_app = typer.Typer(
     help="What features encode: backbone similarity (CKA), invariance, occlusion saliency.",
@@ -33,7 +33,6 @@ SourceOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for the image sample and random views.")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 BatchOpt = Annotated[int, typer.Option(help="Images per forward pass.")]
 WeightsOpt = Annotated[
     list[str] | None,
@@ -164,7 +163,7 @@ def invariance(
     seed: SeedOpt = 0,
     eps: Annotated[float, typer.Option(help="Ridge added to the covariance.")] = 1e-6,
     batch_size: BatchOpt = 64,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     plot: PlotOpt = None,
     as_json: JsonOpt = False,
@@ -216,6 +215,20 @@ def invariance(
             f"{r.extra.get('covariance_rows')} stored rows.",
             highlight=False,
         )
+        names = list(dict.fromkeys(x.feature_name for x in results))
+        share = {(x.setting, x.feature_name): x.extra.get("identical_views", 0.0) for x in results}
+        flagged = [t for t in dict.fromkeys(x.setting for x in results)
+                   if any(share.get((t, n), 0.0) >= 0.5 for n in names)]  # fmt: skip
+        if flagged:
+            parts = [
+                f"{t} {'/'.join(f'{share.get((t, n), 0.0):.0%}' for n in names)}" for t in flagged
+            ]
+            console.print(
+                "views the backbone saw unchanged, pixel for pixel (e.g. colour changes of grey "
+                f"images; per column): {', '.join(parts)}; a score near 1.00 there says nothing "
+                "about the backbone.",
+                highlight=False,
+            )
     if out:
         err_console.print(f"records in {out}")
     if plot:
@@ -263,7 +276,7 @@ def saliency(
     examples: Annotated[int, typer.Option(help="Images per backbone in the figure.")] = 4,
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 64,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     weights: WeightsOpt = None,
     plot: PlotOpt = None,
     as_json: JsonOpt = False,

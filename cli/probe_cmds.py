@@ -24,6 +24,8 @@ from cli._common import (
     feature_sets,
     user_errors,
 )
+from embedstore.caveats import SMALL_TEST, describe
+from embedstore.errors import InvalidDataError
 from embedstore.report import ProbeResult, format_metric, write_jsonl
 
 
@@ -70,6 +72,10 @@ def probe(
         sets = feature_sets(backbone, fuse)
         check_choice(grid, GRIDS, "--grid")
         check_choice(class_weight, ("none", "balanced"), "--class-weight")
+        if seed < 0:
+            raise InvalidDataError(f"--seed must be a non-negative integer, got {seed}")
+        if k < 1:
+            raise InvalidDataError(f"--k (kNN neighbours) must be at least 1, got {k}")
         options = ProbeOptions(
             seed=seed,
             device=resolve_device(device),
@@ -137,11 +143,20 @@ def render(results: list[ProbeResult], title: str) -> None:
             p = r.protocol
             console.print(
                 f"fewshot: {p['n_way']}-way {p['k_shot']}-shot, {p['n_query']} queries, "
-                f"{p['n_episodes']} episodes from test; ± is 1.96·σ/√episodes",
+                f"{p['n_episodes']} episodes from the {r.n_test} test rows; ± is 1.96·σ/√episodes "
+                "(the published interval: episode sampling only)",
                 highlight=False,
             )
             break
     for r in results:
+        acc = r.metrics.get("accuracy", {})
+        if r.method == "fewshot" and acc.get("data_ci_low") is not None:
+            console.print(
+                f"fewshot {r.feature_name}: 95% interval over test images "
+                f"{acc['data_ci_low'] * 100:.1f} to {acc['data_ci_high'] * 100:.1f} "
+                "(bootstrap of the test pool, then episodes)",
+                highlight=False,
+            )
         if r.method == "logreg":
             console.print(
                 f"logreg {r.feature_name}: C={r.hyperparameters['C']:.3g} chosen on "
@@ -156,4 +171,20 @@ def render(results: list[ProbeResult], title: str) -> None:
             console.print(
                 f"dvme {r.feature_name}: mean attention received: {shares}", highlight=False
             )
+    n_test = sorted({r.n_test for r in results})
+    n_train = sorted({r.n_train for r in results if r.method != "fewshot"})
+    learned = (
+        f"; models learned from {'/'.join(map(str, n_train))} labelled rows" if n_train else ""
+    )
+    console.print(f"scored on {'/'.join(map(str, n_test))} test rows{learned}", highlight=False)
+    for name in dict.fromkeys(k for r in results for k in r.caveats if k != "small_test"):
+        which = ", ".join(f"{r.method} {r.feature_name}" for r in results if name in r.caveats)
+        detail = next(r.caveats[name] for r in results if name in r.caveats)
+        console.print(f"[yellow]caveat[/] {describe(name, detail)} ({which})", highlight=False)
+    if n_test and 0 < n_test[0] < SMALL_TEST:
+        console.print(
+            f"[yellow]caveat[/] small test split: {n_test[0]} rows; one row is "
+            f"{100 / n_test[0]:.1f} points: differences of a few points are not evidence",
+            highlight=False,
+        )
     console.print("± is the half-width of a 95% bootstrap CI over test rows unless noted.")

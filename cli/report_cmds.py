@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from cli._common import check_choice, console, err_console, user_errors
 
@@ -26,7 +27,8 @@ def report(
         typer.Option(
             "--format",
             "-f",
-            help="markdown, latex (booktabs) or csv; default: from --out's suffix, else markdown.",
+            help="table (the terminal), markdown, latex (booktabs) or csv; default: from --out's "
+            "suffix, else table.",
         ),
     ] = None,
     metric: Annotated[
@@ -52,8 +54,8 @@ def report(
     with user_errors():
         check_choice(metric, METRICS, "--metric")
         if fmt is None:
-            fmt = _SUFFIX.get(Path(out).suffix.lower(), "markdown") if out else "markdown"
-        check_choice(fmt, FORMATS, "--format")
+            fmt = _SUFFIX.get(Path(out).suffix.lower(), "markdown") if out else "table"
+        check_choice(fmt, ["table", *FORMATS] if not out else FORMATS, "--format")
         records = []
         for path in results:
             if not Path(path).is_file():
@@ -72,10 +74,45 @@ def report(
                 + (" for the --dataset/--method given" if dataset or method else "")
             )
         check_metric(records, metric)
-        text = render(build_tables(records, metric=metric), fmt)
+        tables = build_tables(records, metric=metric)
+        if fmt == "table":
+            render_tables(tables)
+            return
+        text = render(tables, fmt)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
         err_console.print(f"wrote {out} ({fmt}, {len(records)} records)", highlight=False)
     else:
         console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def render_tables(tables) -> None:
+    """Result tables (:func:`embedstore.tables.build_tables`) on the terminal, with footnotes."""
+    from embedstore.table_formats import (
+        caption,
+        footnotes,
+        format_cell,
+        n_labelled_text,
+        test_n_text,
+    )
+    from embedstore.tables import setting_label
+
+    for t in tables:
+        table = Table(title=caption(t), title_justify="left")
+        table.add_column("features")
+        table.add_column("test n", justify="right")
+        for s in t.settings:
+            table.add_column(f"{setting_label(s)}\nn={n_labelled_text(t, s)}", justify="right")
+        for f in t.features:
+            row = [f, test_n_text(t, f)]
+            for s in t.settings:
+                c = t.cells.get((f, s))
+                text, marks = format_cell(c, t)
+                row.append((f"[bold]{text}[/]" if c is not None and c.best else text) + marks)
+            table.add_row(*row)
+        console.print(table)
+        for note in footnotes(t):
+            console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
+    if tables:
+        console.print("bold: best mean in its column", highlight=False)

@@ -27,10 +27,14 @@ def ls(
     with user_errors():
         s = open_store(store)
         rows = [
-            (s.dataset_info(d), [s.array_info(d, b) for b in s.backbones(d)]) for d in s.datasets()
+            (s.dataset_info(d), [_array_or_damage(s, d, b) for b in s.backbones(d)])
+            for d in s.datasets()
         ]
     if as_json:
-        out = [{**asdict(ds), "arrays": [asdict(a) for a in arrays]} for ds, arrays in rows]
+        out = [
+            {**asdict(ds), "arrays": [a if isinstance(a, dict) else asdict(a) for a in arrays]}
+            for ds, arrays in rows
+        ]
         typer.echo(
             json.dumps({"store": store, "created_by": s.created_by, "datasets": out}, indent=2)
         )
@@ -42,6 +46,13 @@ def ls(
         if not arrays:
             table.add_row(ds.name, ds.task, str(ds.n_samples), "—", "", "", "", "")
         for i, a in enumerate(arrays):
+            if isinstance(a, dict):  # damaged: say so, list the rest
+                table.add_row(
+                    ds.name if i == 0 else "", ds.task if i == 0 else "",
+                    str(ds.n_samples) if i == 0 else "", a["backbone"], "", "", "",
+                    "[red]damaged[/] (embedstore verify)",
+                )  # fmt: skip
+                continue
             table.add_row(
                 ds.name if i == 0 else "",
                 ds.task if i == 0 else "",
@@ -151,6 +162,35 @@ def info(
                 f"provenance.{key}", json.dumps(value) if not isinstance(value, str) else value
             )
         console.print(table)
+        if payload["missing"]:
+            _print_missing(payload["missing"])
+
+
+_MISSING_SHOWN = 50
+
+
+def _print_missing(missing: list[dict]) -> None:
+    """The rows whose image could not be read at extraction: row, id and why."""
+    table = Table(title=f"missing rows ({len(missing)}): zeros in the array, left out by probes")
+    for col in ("row", "id", "reason"):
+        table.add_column(col, justify="right" if col == "row" else "left", overflow="fold")
+    for m in missing[:_MISSING_SHOWN]:
+        table.add_row(str(m["row"]), m["id"], m["reason"])
+    console.print(table)
+    if len(missing) > _MISSING_SHOWN:
+        console.print(
+            f"… and {len(missing) - _MISSING_SHOWN} more; `--json` lists every one", highlight=False
+        )
+
+
+def _array_or_damage(s, dataset: str, backbone: str):
+    """The array's info, or for a damaged array a dict saying what is wrong (ls lists the rest)."""
+    from embedstore.errors import CorruptStoreError
+
+    try:
+        return s.array_info(dataset, backbone)
+    except CorruptStoreError as exc:
+        return {"dataset": dataset, "backbone": backbone, "damaged": str(exc)}
 
 
 def _status(a) -> str:

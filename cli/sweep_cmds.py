@@ -187,25 +187,12 @@ def sweep(
 
 
 def render_summary(results: list[ProbeResult], metric: str, title: str) -> None:
-    """Rows: feature set × method; columns: label settings; cells: mean ± std over seeds."""
-    from embedstore.stats import format_setting, summarize
+    """One table per method: feature sets × label settings, mean ± s.d. over seeds, n, caveats."""
+    from cli.report_cmds import render_tables
+    from embedstore.tables import build_tables
 
-    rows = summarize(results, metric=metric)
-    settings = list(dict.fromkeys(r.setting for r in rows))
-    settings.sort(key=lambda st: (st[0], st[1]))
-    table = Table(title=f"{title}: {metric} (%), mean ± std over seeds")
-    table.add_column("features")
-    table.add_column("method")
-    for st in settings:
-        table.add_column(format_setting(st), justify="right")
-    by = {(r.features, r.method, r.setting): r for r in rows}
-    for features, method in dict.fromkeys((r.features, r.method) for r in rows):
-        cells = []
-        for st in settings:
-            r = by.get((features, method, st))
-            cells.append("—" if r is None else f"{r.mean * 100:.1f} ± {r.std * 100:.1f}")
-        table.add_row(features, method, *cells)
-    console.print(table)
+    console.print(title, highlight=False)
+    render_tables(build_tables(results, metric=metric))
     selections = sorted({r.selected_on.split(" (")[0] for r in results})
     console.print(f"hyperparameters chosen on: {', '.join(selections)}", highlight=False)
 
@@ -219,11 +206,10 @@ def render_comparisons(comparisons, metric: str) -> None:
     table = Table(title=f"paired comparison by seed ({metric}, points)")
     for col in ("method", "labels", "A", "B", "A − B", "95% CI", "Wilcoxon p", "A better"):
         table.add_column(col, justify="right" if col not in ("A", "B", "method") else "left")
-    for c in comparisons:
+    single = [c for c in comparisons if c.n_subsets == 1]
+    for c in (c for c in comparisons if c.n_subsets != 1):
         ci = "—" if c.ci_low is None else f"{c.ci_low * 100:+.1f} to {c.ci_high * 100:+.1f}"
         p = "—" if c.p_value is None else f"{c.p_value:.3g}"
-        if c.n_subsets == 1:
-            ci = p = "— (one subset)"
         table.add_row(
             c.method,
             format_setting(c.setting),
@@ -234,12 +220,20 @@ def render_comparisons(comparisons, metric: str) -> None:
             p,
             f"{c.wins}/{c.n}",
         )
-    console.print(table)
-    console.print(
-        "A − B: mean over seeds of the paired difference; CI: bootstrap over seeds; "
-        "Wilcoxon signed-rank needs ≥ 5 seeds.",
-        highlight=False,
-    )
+    if table.row_count:
+        console.print(table)
+        console.print(
+            "A − B: mean over seeds of the paired difference; CI: bootstrap over seeds; "
+            "Wilcoxon signed-rank needs ≥ 5 seeds.",
+            highlight=False,
+        )
+    settings = sorted({format_setting(c.setting) for c in single})
+    if settings:
+        console.print(
+            f"not compared at {', '.join(settings)}: every seed drew the same labelled subset "
+            "(one measurement each, no replicates to test)",
+            highlight=False,
+        )
 
 
 def render_preset(preset, results: list[ProbeResult]) -> None:

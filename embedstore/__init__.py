@@ -24,6 +24,7 @@ from embedstore.errors import EmbedstoreError
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from embedstore.archive import export_archive, import_archive, merge_stores, verify
     from embedstore.backbones import register_backbone
+    from embedstore.data import open_source
     from embedstore.extract import extract
     from embedstore.probes.evaluate import evaluate_probes
     from embedstore.store import (
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
 __all__ = [
     "__version__",
     "extract",
+    "open_source",
     "evaluate_probes",
     "run_sweep",
     "export_archive",
@@ -71,6 +73,7 @@ _LAZY = {
     ),
     "open_store": "embedstore.store",
     "register_backbone": "embedstore.backbones",
+    "open_source": "embedstore.data",
 }
 
 

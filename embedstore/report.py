@@ -26,6 +26,10 @@ class ProbeResult:
     ``metrics`` maps a metric name (accuracy, balanced_accuracy, macro_f1, auc, kappa) to
     ``{"value": v, "ci_low": lo, "ci_high": hi}``. ``selected_on`` names the data a
     hyperparameter was chosen on ("val", "train-cv", "none"); nothing is ever chosen on test.
+    ``n_train`` is the rows the final model learned from, ``n_test`` the rows it was scored on.
+    ``caveats`` says what a reader must know before trusting the numbers (capped or uneven
+    classes, a fallback hyper-parameter, a choice at the edge of its grid, a small test split):
+    see :mod:`embedstore.caveats`.
     """
 
     dataset: str
@@ -41,6 +45,7 @@ class ProbeResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
+    caveats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feature_name(self) -> str:

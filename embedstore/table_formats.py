@@ -8,20 +8,32 @@ from collections.abc import Sequence
 
 from embedstore.tables import FLAGS, Cell, ResultTable, Setting, setting_label, span_text
 
-__all__ = ["FORMATS", "render", "to_csv", "to_latex", "to_markdown"]
+__all__ = [
+    "FORMATS",
+    "caption",
+    "footnotes",
+    "format_cell",
+    "n_labelled_text",
+    "render",
+    "test_n_text",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+]
 
 
-def _format_cell(c: Cell | None, scale: float) -> tuple[str, str]:
+def format_cell(c: Cell | None, t: ResultTable) -> tuple[str, str]:
     """('72.3 ± 1.2', '†‡') for a cell; ('—', '') when absent."""
     if c is None:
         return "—", ""
-    text = f"{c.mean * scale:.1f}"
+    d = t.digits
+    text = f"{c.mean * t.scale:.{d}f}"
     if c.spread is not None:
-        text += f" ± {c.spread * scale:.1f}"
+        text += f" ± {c.spread * t.scale:.{d}f}"
     return text, "".join(FLAGS[f][0] for f in c.flags)
 
 
-def _caption(t: ResultTable) -> str:
+def caption(t: ResultTable) -> str:
     kinds = {c.spread_kind for c in t.cells.values()}
     seeds = sorted({c.n_seeds for c in t.cells.values() if c.spread_kind == "sd"})
     spread = []
@@ -30,42 +42,43 @@ def _caption(t: ResultTable) -> str:
     if "ci95" in kinds:
         spread.append("± half-width of the 95% CI (single run)")
     metric = t.metric.replace("_", " ")
-    return f"{t.dataset}, {t.method}: {metric} (%), mean {'; '.join(spread)}".rstrip()
+    unit = " (%)" if t.scale == 100.0 else ""
+    return f"{t.dataset}, {t.method}: {metric}{unit}, mean {'; '.join(spread)}".rstrip()
 
 
-def _n_labelled(t: ResultTable, s: Setting) -> str:
+def n_labelled_text(t: ResultTable, s: Setting) -> str:
     column = [c for (_, st), c in t.cells.items() if st == s]
     lo = min(c.n_labelled[0] for c in column)
     hi = max(c.n_labelled[1] for c in column)
     return span_text((lo, hi))
 
 
-def _test_n(t: ResultTable, features: str) -> str:
+def test_n_text(t: ResultTable, features: str) -> str:
     cells = [c for (f, _), c in t.cells.items() if f == features]
     return span_text((min(c.n_test[0] for c in cells), max(c.n_test[1] for c in cells)))
 
 
-def _footnotes(t: ResultTable) -> list[str]:
+def footnotes(t: ResultTable) -> list[str]:
     return [f"{FLAGS[f][0]} {FLAGS[f][1]}" for f in t.flags()] + list(t.notes)
 
 
-def to_markdown(tables: Sequence[ResultTable], *, scale: float = 100.0) -> str:
+def to_markdown(tables: Sequence[ResultTable]) -> str:
     """GitHub-flavoured Markdown: one table per dataset × method, best per column in bold."""
     parts = []
     for t in tables:
         head = ["features", "test n"] + [
-            f"{setting_label(s)} (n={_n_labelled(t, s)})" for s in t.settings
+            f"{setting_label(s)} (n={n_labelled_text(t, s)})" for s in t.settings
         ]
-        lines = [f"**{_caption(t)}**", "", "| " + " | ".join(head) + " |"]
+        lines = [f"**{caption(t)}**", "", "| " + " | ".join(head) + " |"]
         lines.append("|" + "|".join([":--", "--:"] + ["--:"] * len(t.settings)) + "|")
         for f in t.features:
-            row = [f.replace("|", "\\|"), _test_n(t, f)]
+            row = [f.replace("|", "\\|"), test_n_text(t, f)]
             for s in t.settings:
                 c = t.cells.get((f, s))
-                text, marks = _format_cell(c, scale)
+                text, marks = format_cell(c, t)
                 row.append((f"**{text}**" if c is not None and c.best else text) + marks)
             lines.append("| " + " | ".join(row) + " |")
-        lines += [""] + [f"{note}  " for note in _footnotes(t)]
+        lines += [""] + [f"{note}  " for note in footnotes(t)]
         parts.append("\n".join(lines).rstrip())
     return "\n\n".join(parts) + "\n"
 
@@ -75,58 +88,59 @@ _LATEX_MARK = {
     "‡": r"\textsuperscript{\ddag}",
     "§": r"\textsuperscript{\S}",
     "¶": r"\textsuperscript{\P}",
+    "‖": r"\textsuperscript{$\|$}",
+    "#": r"\textsuperscript{\#}",
 }
-_TEX_ESCAPES = (
-    ("\\", r"\textbackslash{}"),
-    ("&", r"\&"),
-    ("%", r"\%"),
-    ("_", r"\_"),
-    ("#", r"\#"),
-    ("±", r"$\pm$"),
-    ("–", "--"),
-    ("×", r"$\times$"),
-)
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "–": "--",
+    "×": r"$\times$",
+}
 
 
 def _tex(text: str) -> str:
-    """Escape LaTeX specials in names and notes."""
-    out = text
-    for a, b in _TEX_ESCAPES:
-        out = out.replace(a, b)
-    for mark, tex in _LATEX_MARK.items():
-        out = out.replace(mark, tex)
-    return out
+    """Escape LaTeX specials in names and notes; footnote markers become superscripts."""
+    return "".join(_LATEX_MARK.get(ch, _TEX_ESCAPES.get(ch, ch)) for ch in text)
 
 
-def to_latex(tables: Sequence[ResultTable], *, scale: float = 100.0) -> str:
+def to_latex(tables: Sequence[ResultTable]) -> str:
     """LaTeX tables using booktabs (\\toprule, \\midrule, \\bottomrule); best per column bold."""
     parts = []
     for t in tables:
         cols = "l" + "r" + "r" * len(t.settings)
         head = ["features", "test $n$"] + [
-            f"{_tex(setting_label(s))} ($n$={_tex(_n_labelled(t, s))})" for s in t.settings
+            f"{_tex(setting_label(s))} ($n$={_tex(n_labelled_text(t, s))})" for s in t.settings
         ]
         lines = [
             r"\begin{table}[t]",
             r"\centering",
-            rf"\caption{{{_tex(_caption(t))}}}",
+            rf"\caption{{{_tex(caption(t))}}}",
             rf"\begin{{tabular}}{{{cols}}}",
             r"\toprule",
             " & ".join(head) + r" \\",
             r"\midrule",
         ]
         for f in t.features:
-            row = [_tex(f), _tex(_test_n(t, f))]
+            row = [_tex(f), _tex(test_n_text(t, f))]
             for s in t.settings:
                 c = t.cells.get((f, s))
-                text, marks = _format_cell(c, scale)
+                text, marks = format_cell(c, t)
                 text = _tex(text)
                 if c is not None and c.best:
                     text = rf"\textbf{{{text}}}"
                 row.append(text + "".join(_LATEX_MARK[m] for m in marks))
             lines.append(" & ".join(row) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
-        notes = _footnotes(t)
+        notes = footnotes(t)
         if notes:
             lines.append(r"\par\smallskip\footnotesize")
             lines += [_tex(n) + r"\\" for n in notes]

@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from embedstore.caveats import SMALL_TEST, find_caveats
 from embedstore.data.subsets import setting_key
 from embedstore.errors import InvalidDataError
 from embedstore.report import METRICS, ProbeResult
@@ -34,34 +35,38 @@ __all__ = [
     "span_text",
 ]
 
-# A test split under this many rows gets a warning: one row is then over 1 point of accuracy and
-# the binomial 95% interval of an accuracy near 80% is wider than ±8 points.
-SMALL_TEST = 100
-
-# flag -> (marker, footnote). The order is the order footnotes are printed in.
+# flag -> (marker, footnote), in the order footnotes are printed. Besides "one_subset" (a property
+# of a cell's seeds), the flags are the record caveats of embedstore.caveats.
 FLAGS: dict[str, tuple[str, str]] = {
     "one_subset": (
         "†",
         "one subset: every seed drew the same labelled rows, so the seeds are not replicates "
         "(no spread; left out of paired tests)",
     ),
-    "capped": (
+    "capped_classes": (
         "‡",
         "fewer labelled samples than asked in some class (train holds fewer); drawn per class "
         "below",
     ),
-    "uneven": (
+    "uneven_classes": (
         "§",
         "whole patient groups: the labelled count per class differs from the setting; drawn "
         "per class below",
     ),
-    "default_hparam": (
+    "fallback": (
         "¶",
-        "hyperparameter not validated (too few labels for CV): the fallback value was used",
+        "hyperparameter not validated (a class has 1 labelled sample: no CV possible): the "
+        "method's default was used",
     ),
+    "grid_edge": (
+        "‖",
+        "the chosen hyperparameter is at the edge of its grid: the optimum may lie beyond it",
+    ),
+    "k_capped": ("#", "kNN asked for more neighbours than there are labelled samples: k = all"),
 }
 
 Setting = tuple[str, float | int] | None
+_DIGITS = {100.0: 1, 1.0: 3}  # decimals printed for percent / for kappa
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,11 @@ class ResultTable:
     settings: list[Setting]
     cells: dict[tuple[str, Setting], Cell]
     notes: list[str] = field(default_factory=list)
+    scale: float = 100.0  # printed value = value * scale (percent; kappa as it is)
+
+    @property
+    def digits(self) -> int:
+        return _DIGITS[self.scale]
 
     def flags(self) -> list[str]:
         """The flags used by any cell, in ``FLAGS`` order."""
@@ -109,23 +119,24 @@ def _value(r: ProbeResult, metric: str) -> tuple[float, float | None] | None:
     return float(m["value"]), half
 
 
-def _flags(records: Sequence[ProbeResult], setting: Setting) -> tuple[str, ...]:
-    flags = []
+def _caveats(r: ProbeResult) -> dict:
+    """A record's caveats; records written before they existed get those their fields show."""
+    if r.caveats:
+        return r.caveats
+    return find_caveats(
+        labels=r.labels,
+        selected_on=r.selected_on,
+        hyperparameters=r.hyperparameters,
+        n_train=r.n_train,
+        n_test=r.n_test,
+    )
+
+
+def _flags(records: Sequence[ProbeResult]) -> tuple[str, ...]:
     digests = {r.labels.get("subset_digest") for r in records}
-    if len(records) > 1 and len(digests) == 1 and None not in digests:
-        flags.append("one_subset")
-    if any(r.labels.get("capped_classes") for r in records):
-        flags.append("capped")
-    if setting is not None and setting[0] == "shots":
-        capped = {c for r in records for c in r.labels.get("capped_classes", [])}
-        drawn = [
-            n for r in records for c, n in r.labels.get("per_class", {}).items() if c not in capped
-        ]
-        if any(n != setting[1] for n in drawn):
-            flags.append("uneven")
-    if any(str(r.selected_on).startswith("default") for r in records):
-        flags.append("default_hparam")
-    return tuple(flags)
+    one = len(records) > 1 and len(digests) == 1 and None not in digests
+    found = {k for r in records for k in _caveats(r)}
+    return tuple(f for f in FLAGS if f in found or (f == "one_subset" and one))
 
 
 def _cell(features: str, method: str, setting: Setting, records, metric: str) -> Cell | None:
@@ -135,7 +146,7 @@ def _cell(features: str, method: str, setting: Setting, records, metric: str) ->
     records = [r for r, _ in values]
     xs = [v for _, (v, _) in values]
     mean = sum(xs) / len(xs)
-    flags = _flags(records, setting)
+    flags = _flags(records)
     if "one_subset" in flags:
         spread, kind = None, "one subset"
     elif len(xs) > 1:
@@ -170,18 +181,17 @@ def _setting_order(s: Setting) -> tuple:
     return (2, 0) if s is None else (0 if s[0] == "fraction" else 1, float(s[1]))
 
 
-def build_tables(
-    results: Iterable[ProbeResult], *, metric: str = "accuracy", scale: float = 100.0
-) -> list[ResultTable]:
+def build_tables(results: Iterable[ProbeResult], *, metric: str = "accuracy") -> list[ResultTable]:
     """One table per (dataset, method) present in ``results``, in first-seen order.
 
     Args:
         metric: one of ``METRICS``; records without it are left out.
-        scale: the factor printed values are multiplied by (100: percent); ties for best are
-            judged at the printed precision (one decimal).
+
+    Values print in percent (kappa as it is); ties for best are judged at the printed precision.
     """
     if metric not in METRICS:
         raise InvalidDataError(f"metric must be one of {', '.join(METRICS)}; got '{metric}'")
+    scale = 1.0 if metric == "kappa" else 100.0
     groups: dict[tuple[str, str], dict[tuple[str, Setting], list[ProbeResult]]] = {}
     for r in results:
         key = (r.feature_name, setting_key(r.labels))
@@ -199,9 +209,9 @@ def build_tables(
         features = list(dict.fromkeys(f for f, _ in cells))
         for s in settings:  # the best mean per column, at the printed precision
             column = [c for (f, st), c in cells.items() if st == s]
-            top = max(round(c.mean * scale, 1) for c in column)
+            top = max(round(c.mean * scale, _DIGITS[scale]) for c in column)
             for c in column:
-                if round(c.mean * scale, 1) == top and len(column) > 1:
+                if round(c.mean * scale, _DIGITS[scale]) == top and len(column) > 1:
                     cells[(c.features, s)] = replace(c, best=True)
         tables.append(
             ResultTable(
@@ -212,6 +222,7 @@ def build_tables(
                 settings=settings,
                 cells=cells,
                 notes=_notes(cells, settings, scale),
+                scale=scale,
             )
         )
     return tables
@@ -235,7 +246,7 @@ def _notes(cells: dict[tuple[str, Setting], Cell], settings: list[Setting], scal
     notes = []
     for s in settings:
         column = [c for (_, st), c in cells.items() if st == s]
-        flagged = [c for c in column if {"capped", "uneven"} & set(c.flags)]
+        flagged = [c for c in column if {"capped_classes", "uneven_classes"} & set(c.flags)]
         if flagged:
             per_class = flagged[0].per_class
             drawn = ", ".join(f"{k} {span_text(v)}" for k, v in per_class.items())

@@ -138,3 +138,41 @@ def test_file_size_limit_is_one_clear_error(tmp_path):
     assert "Traceback" not in done.stderr
     info = open_store(tmp_path / "s.zarr").array_info("toy", "bb")
     assert not info.complete and info.rows_written == N // 2
+
+
+def test_extract_on_a_full_disk_says_so_in_one_line_and_resumes_bit_identical(tmp_path):
+    """The real `embedstore extract` (a child process) runs out of space part-way."""
+    import resource
+
+    from .faults_harness import chunk_files, command, env, run, write_images
+
+    images = write_images(tmp_path / "images", 384)  # 6 chunks of ~4 MiB
+    assert run(tmp_path / "clean.zarr", images).returncode == 0
+    disk = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mounted = _mount_tmpfs(disk, "10m")
+    store = disk / "s.zarr"
+
+    def limit_file_size() -> None:  # without a mount: the kernel refuses big files (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, resource.RLIM_INFINITY))
+
+    try:
+        failed = subprocess.run(
+            command(store, images), cwd=ROOT, env=env(), capture_output=True, text=True,
+            preexec_fn=None if mounted else limit_file_size,
+        )  # fmt: skip
+        errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+        assert failed.returncode == 1 and len(errors) == 1, failed.stderr
+        assert "Traceback" not in failed.stderr
+        assert ("disk holding it is full" if mounted else "file size limit") in errors[0]
+        assert "resumes from the last chunk written" in errors[0]
+        info = open_store(store).array_info("ds", "wide.test")
+        assert not info.complete
+        if mounted:
+            assert 0 < info.rows_written < 384  # part-way
+            _resize_tmpfs(disk, "64m")
+        resumed = run(store, images)
+        assert resumed.returncode == 0, resumed.stderr
+        assert chunk_files(store) == chunk_files(tmp_path / "clean.zarr")
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=False)

@@ -258,7 +258,7 @@ def test_cli_sweep_tables_records_plot_and_bad_fraction(tmp_path):
     )
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())  # rich wraps at the runner's 80 columns
-    assert "mean ± std over seeds" in text and "paired comparison" in text
+    assert "mean ± s.d. over 5 seeds" in text and "paired comparison" in text
     assert "a+b" in text and "10%" in text and "(one" in text
     assert len(read_jsonl(out)) == 3 * 2 * 5
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -87,8 +87,8 @@ def test_capped_and_uneven_shots_show_what_was_drawn():
         one = {"shots": 1, "n_labelled": 1 + y, "per_class": {"x": 1, "y": y}, "capped_classes": []}
         recs.append(_rec("a", 0.6, s, labels={**one, "subset_digest": f"g{s}"}, sel="default C=1"))
     (t,) = build_tables(recs)
-    assert t.cells[("a", ("shots", 100))].flags == ("capped",)
-    assert t.cells[("a", ("shots", 1))].flags == ("uneven", "default_hparam")
+    assert t.cells[("a", ("shots", 100))].flags == ("capped_classes",)
+    assert t.cells[("a", ("shots", 1))].flags == ("uneven_classes", "fallback")
     assert t.cells[("a", ("shots", 1))].per_class == {"x": (1, 1), "y": (1, 2)}
     md = to_markdown([t])
     assert "‡" in md and "§" in md and "¶" in md

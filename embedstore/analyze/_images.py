@@ -85,9 +85,14 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidDataError("device 'cuda' was asked for but no CUDA GPU is available; use cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InvalidDataError(f"device must be cpu, cuda or auto, got '{device}'")
-    return torch.device(device)
+    try:
+        if device != "cpu" and not device.startswith("cuda"):
+            raise RuntimeError
+        return torch.device(device)
+    except RuntimeError:
+        raise InvalidDataError(
+            f"device must be cpu, cuda, cuda:N or auto, got '{device}'"
+        ) from None
 
 
 @dataclass
@@ -106,6 +111,9 @@ class ImageBackbone:
     ) -> ImageBackbone:
         info = store.array_info(dataset, name)  # raises if the backbone was never extracted
         spec = get_backbone(name)
+        recorded = info.provenance.get("weights_path")
+        if weights is None and recorded and Path(recorded).is_file():
+            weights = recorded  # the very file the stored embeddings were made with
         loaded = load_model(spec, weights=weights)
         stored_sha = info.provenance.get("weights_sha256")
         if stored_sha and loaded.weights_sha256 and stored_sha != loaded.weights_sha256:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
@@ -306,13 +307,17 @@ def _one(
     cos = np.full((n, v), np.nan)
     dist = np.full((n, v), np.nan)
     per_batch = max(1, batch_size // v)
+    identical = 0  # views whose pixels equal the untransformed image's (grey-scale of grey)
     for start in range(0, n, per_batch):
         chunk = np.arange(start, min(n, start + per_batch))
         tensors = []
         for i in chunk:
             img = load_rgb(src, int(src_index[rows[i]]))
             g = np.random.default_rng([settings["seed"], int(rows[i])])
-            tensors.extend(bb.transform(fn(img, g)) for _, fn in views)
+            plain = bb.transform(img)
+            for _, fn in views:
+                tensors.append(bb.transform(fn(img, g)))
+                identical += int(torch.equal(tensors[-1], plain))
         feats = np.concatenate(
             [bb.features(tensors[s : s + batch_size]) for s in range(0, len(tensors), batch_size)]
         )
@@ -337,6 +342,7 @@ def _one(
             "description": t.description,
             "per_param": {label: _num(c) for (label, _), c in zip(views, per_param, strict=True)},
             "views_per_image": v,
+            "identical_views": identical / (n * v) if n else 0.0,
             "covariance_rows": n_cov,
             "dim": int(clean.shape[1]),
             "recomputed_vs_stored_rel_diff": check,

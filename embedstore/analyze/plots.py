@@ -69,7 +69,7 @@ def plot_invariance(
     results: Sequence[Any], path: str | os.PathLike[str], *, dpi: int = 120
 ) -> Path:
     """Grouped bars: mean whitened cosine similarity per transformation, one bar per backbone,
-    with the 95% interval as an error bar."""
+    with the 95% interval as an error bar; hatched where most views equalled their image."""
     rows = [
         r
         for r in results
@@ -80,6 +80,9 @@ def plot_invariance(
     names = list(dict.fromkeys(r.feature_name for r in rows))
     transforms = list(dict.fromkeys(r.setting for r in rows))
     by_key = {(r.feature_name, r.setting): r.metrics["cosine"] for r in rows}
+    identical = {
+        (r.feature_name, r.setting): r.extra.get("identical_views", 0.0) >= 0.5 for r in rows
+    }
     fig = _figure(min(11.0, max(5.0, 0.35 * len(transforms) * len(names) + 2.0)), 3.6, dpi)
     ax = fig.subplots()
     width = 0.8 / len(names)
@@ -91,15 +94,22 @@ def plot_invariance(
             vals.append(np.nan if m is None else m["value"])
             lo = None if m is None else m.get("ci_low")
             errs.append(0.0 if lo is None else m["value"] - lo)
-        ax.bar(x + (b - (len(names) - 1) / 2) * width, vals, width, yerr=errs, label=name,
-               color=f"C{b % 10}", capsize=2)  # fmt: skip
+        bars = ax.bar(x + (b - (len(names) - 1) / 2) * width, vals, width, yerr=errs,
+                      label=name, color=f"C{b % 10}", capsize=2)  # fmt: skip
+        for bar, t in zip(bars, transforms, strict=True):
+            if identical.get((name, t)):  # most views equalled the image: nothing measured
+                bar.set_alpha(0.35)
+                bar.set_hatch("//")
     ax.set_xticks(x, transforms, rotation=30, ha="right")
     ax.set_ylabel("invariance (whitened cosine)")
     ax.set_ylim(min(0.0, float(np.nanmin([by_key[k]["value"] for k in by_key])) - 0.05), 1.05)
     ax.axhline(1.0, color="grey", linewidth=0.5)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title(f"invariance on {rows[0].dataset}")
+    title = f"invariance on {rows[0].dataset}"
+    if any(identical.values()):
+        title += " (hatched: most views equalled their image, nothing measured)"
+    ax.set_title(title)
     return _save(fig, path)
 
 

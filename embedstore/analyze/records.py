@@ -118,7 +118,7 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
     mean = float(v.mean())
     if len(v) < 2:
         return {"value": mean, "ci_low": None, "ci_high": None}
-    half = 1.96 * float(v.std(ddof=1)) / np.sqrt(len(v))
+    half = 1.96 * float(v.std(ddof=1)) / float(np.sqrt(len(v)))
     return {"value": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 

@@ -14,9 +14,10 @@ Definitions, from the authors' code (jonahanton/SSL_medicalimaging ``saliency.py
 Where embedstore departs, and why:
 - ``stride``: the authors slide the window one pixel at a time, (242 − 10 + 1)² = 54,289 forward
   passes per image (minutes on a GPU, hours on a CPU). ``stride=1`` is that exact definition;
-  a larger stride visits every stride-th position (always including the last) and divides each
-  pixel's sum by the number of windows that covered it, which at stride 1 is size² everywhere
-  in the kept region, so the two agree there.
+  a larger stride (at most the mask, so every pixel stays covered) visits every stride-th
+  position (always including the last) and divides each pixel's sum by the number of windows
+  that covered it, which at stride 1 is size² everywhere in the kept region, so the two agree
+  there. A coarser stride gives a blockier map.
 - Normalisation uses the backbone's own mean/std (``spec.preprocess``); the authors use the
   ImageNet statistics for every model, which is what ImageNet-normalised backbones use anyway.
 - The occluded copies are independent (the authors' first version, ``occlusion_saliency.py``,
@@ -96,8 +97,11 @@ def occlusion_map(
     _, h, w = image.shape
     if size < 1 or size > min(h, w):
         raise InvalidDataError(f"the occluding window must be 1..{min(h, w)} pixels, got {size}")
-    if stride < 1:
-        raise InvalidDataError(f"stride must be >= 1, got {stride}")
+    if not 1 <= stride <= size:
+        raise InvalidDataError(
+            f"stride must be 1..{size} (at most the mask, so that every pixel is covered), "
+            f"got {stride}"
+        )
     with torch.inference_mode():
         orig = model(image.unsqueeze(0))[0].double()
         positions = [
@@ -112,9 +116,9 @@ def occlusion_map(
             for b, (i, j) in enumerate(batch):
                 x[b, :, i : i + size, j : j + size] = value
             feats = model(x).double()
-            rrse = torch.linalg.vector_norm(feats - orig, dim=1) / norm  # (B,)
+            rrse = (torch.linalg.vector_norm(feats - orig, dim=1) / norm).cpu()  # (B,)
             for b, (i, j) in enumerate(batch):
-                scores[i : i + size, j : j + size] += rrse[b].cpu()
+                scores[i : i + size, j : j + size] += rrse[b]
                 counts[i : i + size, j : j + size] += 1
     out = (scores / counts.clamp_min(1)).numpy()
     if crop and size > 1:
@@ -173,8 +177,13 @@ def evaluate_saliency(
         raise InvalidDataError("no backbone given; pass at least one (--backbone NAME)")
     if image_size < size or size < 1:
         raise InvalidDataError(f"need 1 <= mask ({size}) <= image size ({image_size})")
-    if stride < 1 or batch_size < 1:
-        raise InvalidDataError(f"stride and batch size must be >= 1, got {stride}, {batch_size}")
+    if not 1 <= stride <= size:
+        raise InvalidDataError(
+            f"stride must be 1..{size} (at most the mask, so that every pixel is covered), "
+            f"got {stride}"
+        )
+    if batch_size < 1:
+        raise InvalidDataError(f"batch size must be >= 1, got {batch_size}")
     settings = saliency_settings(size, image_size, stride, n_images, seed)
     previous = {r.key(): r for r in done}
     dev = resolve_device(device)

@@ -9,108 +9,17 @@ from typing import Any
 
 from embedstore.archive._members import _META, _open_raw, _Raw
 from embedstore.errors import ArchiveError, ArrayNotFoundError
+from embedstore.store._integrity import CHECKSUM_SCHEME as CHECKSUM_SCHEME
+from embedstore.store._integrity import Digest as _Digest
+from embedstore.store._integrity import chunk_coords
 
 MANIFEST_KEY = "embedstore_manifest"
 MANIFEST_VERSION = 1
-CHECKSUM_SCHEME = "sha256-chunks-v1"
-# Zarr v3 core data types that embedstore writes (format 2); format 1 also used the `string`
-# extension type with its `vlen-utf8` codec, accepted only in archives of format 1.
-_ITEMSIZE = {
-    "bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2,
-    "int32": 4, "uint32": 4, "float32": 4, "int64": 8, "uint64": 8, "float64": 8,
-}  # fmt: skip
-_SAFE_DTYPES = frozenset(_ITEMSIZE)
-_SAFE_CODECS = frozenset({"bytes", "zstd", "gzip", "blosc", "crc32c", "transpose"})
-_LEGACY_DTYPES, _LEGACY_CODECS = frozenset({"string"}), frozenset({"vlen-utf8"})
-MAX_ARRAY_BYTES = 2**40  # 1 TiB: far beyond any embedding store, far below an overflow
-MAX_CHUNK_BYTES = 2**28  # 256 MiB decoded per chunk (embedstore writes ~4 MiB chunks)
 
 
 def _canonical_sha256(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _metadata_problems(meta: Any, *, legacy: bool = False) -> list[str]:
-    """Why a node's zarr.json is not a safe, plain embedstore node (empty when it is).
-
-    ``legacy``: the store is format 1, whose text arrays use the ``string`` extension type.
-    """
-    if not isinstance(meta, dict) or meta.get("zarr_format") != 3:
-        return ["metadata is not Zarr v3 (zarr_format 3)"]
-    node_type = meta.get("node_type")
-    if node_type == "group":
-        return []
-    if node_type != "array":
-        return [f"unknown node_type {node_type!r}"]
-    problems = []
-    dtypes = _SAFE_DTYPES | (_LEGACY_DTYPES if legacy else frozenset())
-    allowed_codecs = _SAFE_CODECS | (_LEGACY_CODECS if legacy else frozenset())
-    if meta.get("data_type") not in dtypes:
-        problems.append(
-            f"data type {meta.get('data_type')!r} is not a Zarr v3 core bool, integer or float type"
-        )
-    codecs = meta.get("codecs") or []
-    names = [c.get("name") if isinstance(c, dict) else c for c in codecs]
-    unsafe = [str(n) for n in names if n not in allowed_codecs]
-    if unsafe:
-        problems.append(
-            f"codec(s) {', '.join(unsafe)} not accepted "
-            f"(allowed: {', '.join(sorted(allowed_codecs))})"
-        )
-    problems += _shape_problems(meta)
-    if (meta.get("chunk_grid") or {}).get("name") != "regular":
-        problems.append("chunk grid is not 'regular'")
-    if (meta.get("chunk_key_encoding") or {}).get("name") not in ("default", "v2"):
-        problems.append("chunk key encoding is not 'default' or 'v2'")
-    if meta.get("storage_transformers"):
-        problems.append("storage transformers are not accepted")
-    return problems
-
-
-def _shape_problems(meta: dict) -> list[str]:
-    """A shape or chunk shape that is malformed, or so large that reading it would exhaust memory."""
-    shape = meta.get("shape")
-    chunks = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape")
-
-    def ints(v: Any, low: int) -> bool:
-        return (
-            isinstance(v, list)
-            and 1 <= len(v) <= 3
-            and all(isinstance(x, int) and not isinstance(x, bool) and x >= low for x in v)
-        )
-
-    if not ints(shape, 0) or not ints(chunks, 1) or len(shape) != len(chunks):
-        return [f"shape {shape!r} / chunk shape {chunks!r} are not 1 to 3 non-negative integers"]
-    size = _ITEMSIZE.get(meta.get("data_type"), 8)
-    total, per_chunk = size, size
-    for n, c in zip(shape, chunks, strict=True):
-        total, per_chunk = total * n, per_chunk * min(c, max(n, 1))
-    if total > MAX_ARRAY_BYTES:
-        return [f"shape {shape} would hold {total:,} bytes, over the {MAX_ARRAY_BYTES:,} accepted"]
-    if per_chunk > MAX_CHUNK_BYTES:
-        return [
-            f"chunk shape {chunks} would decode to {per_chunk:,} bytes per chunk, over the "
-            f"{MAX_CHUNK_BYTES:,} accepted"
-        ]
-    return []
-
-
-def _chunk_coords(rel: str, meta: dict) -> tuple[int, ...] | None:
-    """Integer chunk coordinates of a chunk key relative to its array, None if not a chunk key."""
-    enc = meta.get("chunk_key_encoding") or {}
-    default_sep = "/" if enc.get("name") == "default" else "."
-    sep = (enc.get("configuration") or {}).get("separator", default_sep)
-    if enc.get("name") == "default":
-        if rel == "c":
-            return ()
-        if not rel.startswith("c" + sep):
-            return None
-        rel = rel[2:]
-    try:
-        return tuple(int(p) for p in rel.split(sep))
-    except ValueError:
-        return None
 
 
 def _chunk_keys(array: str, meta: dict, keys: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -121,30 +30,12 @@ def _chunk_keys(array: str, meta: dict, keys: Iterable[str]) -> tuple[list[str],
         rel = k[len(prefix) :]
         if rel == _META:
             continue
-        coords = _chunk_coords(rel, meta)
+        coords = chunk_coords(rel, meta)
         if coords is None:
             stray.append(k)
         else:
             chunks.append((coords, k))
     return [k for _, k in sorted(chunks)], stray
-
-
-class _Digest:
-    """Accumulates ``sha256-chunks-v1`` over an array's chunks, fed in grid order."""
-
-    def __init__(self) -> None:
-        self._h = hashlib.sha256()
-        self.n_chunks = 0
-        self.nbytes = 0
-
-    def add(self, rel_key: str, data: bytes) -> None:
-        self._h.update(rel_key.encode() + b"\0" + len(data).to_bytes(8, "big"))
-        self._h.update(data)
-        self.n_chunks += 1
-        self.nbytes += len(data)
-
-    def hexdigest(self) -> str:
-        return self._h.hexdigest()
 
 
 def array_sha256(location: str, array: str, *, storage_options: dict | None = None) -> str:

@@ -19,7 +19,6 @@ from embedstore.archive._checksums import (
     _array_entry,
     _canonical_sha256,
     _Layout,
-    _metadata_problems,
 )
 from embedstore.archive._members import _META, _open_raw
 from embedstore.errors import (
@@ -29,6 +28,7 @@ from embedstore.errors import (
     StoreExistsError,
 )
 from embedstore.store import _DATA_ARRAYS, Store, _is_remote, open_store
+from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 

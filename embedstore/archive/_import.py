@@ -107,8 +107,9 @@ def import_archive(
     raw = _open_raw(source, storage_options)  # archive member names are checked here, first
     try:
         report = _verify_raw(raw, source, storage_options)
-        if report.problems:
-            raise ArchiveError(_failed(source, report.problems))
+        if report.problems:  # store-level; the per-array lines say what (not "see above")
+            lines = [p for p in report.problem_lines() if "(see above)" not in p]
+            raise ArchiveError(_failed(source, lines or list(report.problems)))
         src = open_store(source, storage_options=storage_options)
         tgt = open_store(target_path, mode="r+") if is_store else None
         copies, result = _plan(src, tgt, on_conflict, overwrite, source, str(target_path))

@@ -9,27 +9,14 @@ from typing import Any
 
 from embedstore.errors import ArchiveError, StoreNotFoundError
 from embedstore.store import _is_remote, _remote_storage_options
+from embedstore.store._zipcheck import check_zip_members, member_name_problem
 
 _META = "zarr.json"
 
 
 def check_member_name(name: str) -> None:
     """Refuse a stored key that could escape the target folder or is not a plain store path."""
-    bad = None
-    if not name:
-        bad = "empty name"
-    elif "\\" in name:
-        bad = "backslash in name"
-    elif name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        bad = "absolute path"
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        bad = "control character in name"
-    else:
-        parts = name.rstrip("/").split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            bad = "'.', '..' or empty path component"
-        elif any(p.startswith(".") for p in parts):
-            bad = "hidden component (starting with '.'; Zarr v2 metadata is not accepted)"
+    bad = member_name_problem(name)
     if bad:
         raise ArchiveError(
             f"archive member '{name}' is refused ({bad}); nothing was read or written. "
@@ -64,6 +51,9 @@ class _DirRaw(_Raw):
         for dirpath, dirnames, files in os.walk(self._root):
             dirnames.sort()
             rel = Path(dirpath).relative_to(self._root).as_posix()
+            # *.partial: a temporary file of an interrupted write (zarr writes each file under a
+            # temporary name, then renames it); never part of the store, removed on resume.
+            files = [f for f in files if not f.endswith(".partial")]
             out += [f for f in sorted(files)] if rel == "." else [f"{rel}/{f}" for f in files]
         return sorted(out)
 
@@ -80,19 +70,11 @@ class _ZipRaw(_Raw):
             self._zf = zipfile.ZipFile(path, "r")
         except zipfile.BadZipFile as exc:
             raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
-        names = self._zf.namelist()
-        for name in names:  # central directory only: no member content read yet
-            check_member_name(name)
-        dups = (
-            sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
-        )
-        if dups:
+        try:  # central directory only: no member content read yet
+            self._names = sorted(check_zip_members(self._zf, path))
+        except ArchiveError:
             self._zf.close()
-            raise ArchiveError(
-                f"archive '{path}' holds member '{dups[0]}' more than once; it was tampered "
-                "with or built by another tool. Export it again with `embedstore export`"
-            )
-        self._names = sorted(n for n in names if not n.endswith("/"))
+            raise
 
     def keys(self) -> list[str]:
         return list(self._names)

@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from embedstore.archive._checksums import (
     CHECKSUM_SCHEME,
     MANIFEST_KEY,
     _check_manifest,
     _Layout,
-    _metadata_problems,
 )
+from embedstore.archive._damage import check_dataset
 from embedstore.archive._members import _open_raw, _Raw
 from embedstore.errors import ArchiveError, EmbedstoreError
 from embedstore.store import (
-    EMBEDDING_DTYPES,
     FORMAT_VERSION,
-    SPLIT_CODES,
-    Store,
     _is_remote,
     open_store,
 )
+from embedstore.store._zipcheck import chunk_nbytes, zstd_declared_size
+from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
             f"format version {attrs['embedstore_format']} is newer than this embedstore "
             f"understands ({FORMAT_VERSION}); upgrade embedstore"
         )
-    problems += [f"{k}: unexpected file, not part of any Zarr array" for k in layout.stray]
+    problems += _stray_problems(layout.stray)
     manifest = attrs.get(MANIFEST_KEY)
     if manifest is not None and not (
         isinstance(manifest, dict)
@@ -133,6 +131,10 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
         _check_manifest(layout, manifest, found, status)
     else:
         status = dict.fromkeys(layout.arrays, "unchecked")
+    if not unsafe:
+        for path, msg in _oversized_chunks(layout):
+            found.setdefault(path, []).append(msg)
+            unsafe = True
     if unsafe:
         problems.append("layout not checked: some metadata is unsafe or unreadable (see above)")
     elif not problems or all("unexpected file" in p for p in problems):
@@ -142,108 +144,63 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
             problems.append(f"cannot open as a store: {exc}")
         else:
             for ds in store.datasets():
-                for path, msgs in _check_dataset(store, ds).items():
+                with warnings.catch_warnings():  # zarr's note on stray files: reported here
+                    warnings.filterwarnings("ignore", message=".*not recognized as a component")
+                    msgs_by_path, verified = check_dataset(store, ds, layout)
+                for path, msgs in msgs_by_path.items():
                     found.setdefault(path, []).extend(msgs)
+                for path in verified:  # checked against the checksums recorded at write time
+                    if status.get(path) in (None, "unchecked"):
+                        status[path] = "ok"
+                for path, msgs in msgs_by_path.items():
+                    if (
+                        msgs
+                        and status.get(path) in (None, "unchecked", "ok")
+                        and "sha256" in (" ".join(msgs))
+                    ):
+                        status[path] = "mismatch"
     paths = sorted(set(layout.arrays) | set(found) | set(status))
     checks = tuple(ArrayCheck(p, status.get(p, "-"), tuple(found.get(p, ()))) for p in paths)
     return VerifyReport(location, raw.kind, manifest is not None, checks, tuple(problems))
 
 
-def _check_dataset(store: Store, ds: str) -> dict[str, list[str]]:
-    """Layout rules of one dataset, as problems keyed by array (or group) path."""
-    out: dict[str, list[str]] = {}
-
-    def bad(path: str, msg: str) -> None:
-        out.setdefault(path, []).append(msg)
-
-    try:
-        info = store.dataset_info(ds)
-        n, k = info.n_samples, len(info.class_names)
-    except Exception as exc:  # a missing attribute or array surfaces here
-        bad(ds, f"dataset attributes or split unreadable: {type(exc).__name__}: {exc}")
-        return out
-    for name, read in (("ids", store.ids), ("labels", store.labels), ("split", store.split)):
-        try:
-            value = read(ds)
-        except Exception as exc:
-            bad(f"{ds}/{name}", f"missing or unreadable: {type(exc).__name__}: {exc}")
-            continue
-        for msg in _data_array_problems(name, value, n, k, info.task):
-            bad(f"{ds}/{name}", msg)
-        out.setdefault(f"{ds}/{name}", [])
-    if info.has_group:
-        g = store.group(ds)
-        if g is None or g.shape != (n,):
-            bad(f"{ds}/group", f"shape {None if g is None else g.shape}, expected ({n},)")
-        out.setdefault(f"{ds}/group", [])
-    for bb in store.backbones(ds):
-        path = f"{ds}/{bb}/embeddings"
-        out.setdefault(path, [])
-        try:
-            a = store.array_info(ds, bb)
-        except Exception as exc:
-            bad(path, f"missing or unreadable: {type(exc).__name__}: {exc}")
-            continue
-        if a.shape[0] != n:
-            bad(path, f"{a.shape[0]} rows, expected one per sample ({n})")
-        if a.dtype not in EMBEDDING_DTYPES:
-            bad(path, f"dtype {a.dtype}, expected float16 or float32")
-        if not a.complete or a.rows_written != a.shape[0]:
-            bad(
-                path,
-                f"incomplete ({a.rows_written} of {a.shape[0]} rows written, "
-                f"complete={a.complete})",
-            )
-        try:
-            n_bad, first = _non_finite_rows(store, ds, bb, a.shape, a.chunk_rows)
-        except Exception as exc:  # a corrupt chunk fails to decode
-            bad(path, f"cannot be decoded: {type(exc).__name__}: {exc}")
-            continue
-        if n_bad:
-            bad(path, f"{n_bad} row(s) contain NaN or Inf (first: {first})")
-        if len(store.valid_rows(ds, bb)) != a.shape[0]:
-            bad(
-                f"{ds}/{bb}/missing",
-                f"mask length {len(store.valid_rows(ds, bb))}, expected {a.shape[0]}",
+def _stray_problems(stray: list[str]) -> list[str]:
+    """Files outside every array, one line per folder (an array whose zarr.json is gone leaves
+    all its chunks stray)."""
+    by_folder: dict[str, list[str]] = {}
+    for k in stray:
+        head, sep, _ = k.partition("/c/")
+        by_folder.setdefault(head if sep else k, []).append(k)
+    out = []
+    for folder, keys in sorted(by_folder.items()):
+        if len(keys) == 1 and keys[0] == folder:
+            out.append(f"{folder}: unexpected file, not part of any Zarr array")
+        else:
+            out.append(
+                f"{folder}: {len(keys)} chunk file(s) but no zarr.json: the array's metadata "
+                "was deleted (unexpected file, not part of any Zarr array)"
             )
     return out
 
 
-def _data_array_problems(name: str, value: np.ndarray, n: int, k: int, task: str) -> list[str]:
-    if name == "ids":
-        if value.shape != (n,):
-            return [f"shape {value.shape}, expected ({n},)"]
-        if len(np.unique(value)) != n or (value == "").any():
-            return ["ids must be unique non-empty strings"]
-    elif name == "split":
-        if value.shape != (n,) or value.dtype != np.uint8:
-            return [f"shape {value.shape} {value.dtype}, expected ({n},) uint8"]
-        if not np.isin(value, list(SPLIT_CODES.values())).all():
-            return ["split codes outside 0 (train), 1 (val), 2 (test)"]
-    elif task == "multilabel":
-        if value.shape != (n, k) or value.dtype != np.uint8:
-            return [f"shape {value.shape} {value.dtype}, expected ({n}, {k}) uint8"]
-        if not np.isin(value, (0, 1)).all():
-            return ["multilabel labels must be 0 or 1"]
-    else:
-        if value.shape != (n,) or value.dtype.kind not in "iu":
-            return [f"shape {value.shape} {value.dtype}, expected ({n},) integer"]
-        if n and (value.min() < 0 or value.max() >= k):
-            return [
-                f"labels in [{value.min()}, {value.max()}], outside the {k} classes [0, {k - 1}]"
-            ]
-    return []
-
-
-def _non_finite_rows(
-    store: Store, ds: str, bb: str, shape: tuple, chunk_rows: int
-) -> tuple[int, int | None]:
-    step = max(1, (2**26 // max(1, 4 * shape[1])) // chunk_rows) * chunk_rows  # ~64 MiB blocks
-    n_bad, first = 0, None
-    for start in range(0, shape[0], step):
-        block = store.embeddings(ds, bb, rows=slice(start, start + step), allow_incomplete=True)
-        rows = np.flatnonzero(~np.isfinite(block).all(axis=1))
-        if len(rows) and first is None:
-            first = start + int(rows[0])
-        n_bad += len(rows)
-    return n_bad, first
+def _oversized_chunks(layout: _Layout) -> list[tuple[str, str]]:
+    """Chunks whose zstd frame declares more bytes than the chunk can hold: decoding one would
+    allocate what it declares (a bomb inside a chunk). Read from each frame's header only."""
+    out = []
+    for array in layout.arrays:
+        meta = layout.meta[array]
+        codecs = [c.get("name") if isinstance(c, dict) else c for c in meta.get("codecs") or []]
+        if "zstd" not in codecs or meta.get("data_type") == "string":  # variable length
+            continue
+        limit = chunk_nbytes(meta)
+        for key in layout.chunks[array]:
+            try:
+                declared = zstd_declared_size(layout.raw.read(key))
+            except EmbedstoreError:
+                continue  # unreadable: reported by the checksums
+            if declared is not None and declared > limit:
+                out.append(
+                    (array, f"chunk '{key}' declares {declared:,} bytes when decompressed, more "
+                     f"than its {limit:,}-byte chunk: refused before decoding (a zstd bomb?)")
+                )  # fmt: skip
+    return out

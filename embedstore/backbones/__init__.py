@@ -1,8 +1,12 @@
-"""Named pretrained backbones (``arch.tag``): registry, checkpoint conversion, weights, loading.
+"""Named pretrained backbones (``arch.tag``) on timm: registry, checkpoint conversion, weights,
+embedding recipes, loading.
 
 ``load_model("resnet50.dino")`` returns a ``LoadedBackbone`` whose ``model`` maps (B, 3, H, W)
 float images to (B, dim) embeddings; the entry's ``preprocess`` says how to make those images.
-The built-in entries (``zoo.py``) are registered on import of this package.
+Besides the built-in entries (``zoo.py``, registered on import; timm ones resolved on first use),
+any timm model is a backbone as ``timm/<timm name>``, any timm entry can be read with another
+recipe as ``<name>@<recipe>``, and own checkpoints register through ``register_backbone``,
+``load_backbones_file`` (TOML) or the ``embedstore.backbones`` entry-point group.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import torch
+
 from embedstore.errors import CheckpointError
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "convert_efficientnet_lite_timm",
     "convert_sparsam",
     "convert_auto",
+    "convert_hf_dinov2",
     "detect_format",
     "detect_and_convert",
     "CONVERTERS",
@@ -267,6 +270,58 @@ def convert_auto(ckpt: Mapping[str, Any]) -> StateDict:
     return sd
 
 
+def convert_hf_dinov2(ckpt: Mapping[str, Any]) -> StateDict:
+    """transformers ``Dinov2Model`` weights (``embeddings.*``, ``encoder.layer.N.*``,
+    ``layernorm``; the ``query/key/value`` names transformers saves, or its newer
+    ``q_proj/k_proj/v_proj/o_proj``; optional ``dinov2.`` prefix) -> timm VisionTransformer keys.
+    The mask token (masked-image pretraining only) is dropped."""
+    sd = unwrap(ckpt)
+    if any(k.startswith("dinov2.") for k in sd):
+        sd = _keep(sd, "dinov2.")
+    out: StateDict = {}
+    qkv: dict[int, dict[str, Any]] = {}
+    renames = {
+        "norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+        "attention.output.dense": "attn.proj", "attention.o_proj": "attn.proj",
+    }  # fmt: skip
+    scales = {"layer_scale1": "ls1", "layer_scale2": "ls2"}  # lambda1 -> gamma
+    top = {
+        "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
+        "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+        "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+        "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+    }  # fmt: skip
+    for k, v in sd.items():
+        if k == "embeddings.mask_token":
+            continue
+        if k in top:
+            out[top[k]] = v
+            continue
+        if not k.startswith("encoder.layer."):
+            out[k] = v  # left for the strict load to name
+            continue
+        index, _, rest = k.removeprefix("encoder.layer.").partition(".")
+        module, _, param = rest.rpartition(".")
+        for part, name in (("query", "q"), ("key", "k"), ("value", "v"), ("q_proj", "q"),
+                           ("k_proj", "k"), ("v_proj", "v")):  # fmt: skip
+            if module in (f"attention.attention.{part}", f"attention.{part}"):
+                qkv.setdefault(int(index), {})[f"{name}.{param}"] = v
+                break
+        else:
+            if module in scales and param == "lambda1":
+                module, param = scales[module], "gamma"
+            out[f"blocks.{index}.{renames.get(module, module)}.{param}"] = v
+    for i, parts in qkv.items():
+        for param in ("weight", "bias"):
+            if all(f"{n}.{param}" in parts for n in "qkv"):
+                out[f"blocks.{i}.attn.qkv.{param}"] = torch.cat(
+                    [parts[f"{n}.{param}"] for n in "qkv"], dim=0
+                )
+            elif any(f"{n}.{param}" in parts for n in "qkv"):
+                raise CheckpointError(f"layer {i} has only some of query/key/value {param}")
+    return out
+
+
 CONVERTERS: dict[str, Callable[[Mapping[str, Any]], StateDict]] = {
     "torchvision": convert_torchvision,
     "simclr_v1": convert_simclr_v1,
@@ -278,6 +333,7 @@ CONVERTERS: dict[str, Callable[[Mapping[str, Any]], StateDict]] = {
     "efficientnet_lite": convert_efficientnet_lite,
     "efficientnet_lite_timm": convert_efficientnet_lite_timm,
     "sparsam": convert_sparsam,
+    "hf_dinov2": convert_hf_dinov2,
     "auto": convert_auto,
 }
 

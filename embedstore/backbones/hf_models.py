@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from embedstore.backbones.convert import StateDict, _keep, unwrap
+from embedstore.backbones.convert import _keep, convert_hf_dinov2, unwrap
 from embedstore.backbones.registry import BackboneSpec, Preprocess, WeightsSource
-from embedstore.errors import CheckpointError, InvalidDataError
+from embedstore.errors import InvalidDataError
 
 __all__ = [
     "hf_entries",
@@ -89,58 +89,6 @@ def preprocess_from_open_clip(cfg: Mapping[str, Any]) -> Preprocess:
         interpolation="bilinear" if pre.get("interpolation") == "bilinear" else "bicubic",
         crop_mode=mode, crop_pct=1.0,
     )  # fmt: skip
-
-
-def convert_hf_dinov2(ckpt: Mapping[str, Any]) -> StateDict:
-    """transformers ``Dinov2Model`` weights (``embeddings.*``, ``encoder.layer.N.*``,
-    ``layernorm``; the ``query/key/value`` names transformers saves, or its newer
-    ``q_proj/k_proj/v_proj/o_proj``; optional ``dinov2.`` prefix) -> timm VisionTransformer keys.
-    The mask token (masked-image pretraining only) is dropped."""
-    sd = unwrap(ckpt)
-    if any(k.startswith("dinov2.") for k in sd):
-        sd = _keep(sd, "dinov2.")
-    out: StateDict = {}
-    qkv: dict[int, dict[str, Any]] = {}
-    renames = {
-        "norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
-        "attention.output.dense": "attn.proj", "attention.o_proj": "attn.proj",
-    }  # fmt: skip
-    scales = {"layer_scale1": "ls1", "layer_scale2": "ls2"}  # lambda1 -> gamma
-    top = {
-        "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
-        "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
-        "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
-        "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
-    }  # fmt: skip
-    for k, v in sd.items():
-        if k == "embeddings.mask_token":
-            continue
-        if k in top:
-            out[top[k]] = v
-            continue
-        if not k.startswith("encoder.layer."):
-            out[k] = v  # left for the strict load to name
-            continue
-        index, _, rest = k.removeprefix("encoder.layer.").partition(".")
-        module, _, param = rest.rpartition(".")
-        for part, name in (("query", "q"), ("key", "k"), ("value", "v"), ("q_proj", "q"),
-                           ("k_proj", "k"), ("v_proj", "v")):  # fmt: skip
-            if module in (f"attention.attention.{part}", f"attention.{part}"):
-                qkv.setdefault(int(index), {})[f"{name}.{param}"] = v
-                break
-        else:
-            if module in scales and param == "lambda1":
-                module, param = scales[module], "gamma"
-            out[f"blocks.{index}.{renames.get(module, module)}.{param}"] = v
-    for i, parts in qkv.items():
-        for param in ("weight", "bias"):
-            if all(f"{n}.{param}" in parts for n in "qkv"):
-                out[f"blocks.{i}.attn.qkv.{param}"] = torch.cat(
-                    [parts[f"{n}.{param}"] for n in "qkv"], dim=0
-                )
-            elif any(f"{n}.{param}" in parts for n in "qkv"):
-                raise CheckpointError(f"layer {i} has only some of query/key/value {param}")
-    return out
 
 
 def _cached(repo: str, filename: str) -> bool:

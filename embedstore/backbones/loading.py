@@ -130,8 +130,10 @@ def _timm_weights(
     if weights is not None or spec.weights is not None:
         src = spec.weights or WeightsSource(url=None, filename=Path(os.fspath(weights)).name)
         return resolve_weights(src, weights, name=spec.name, unverified=unverified)
+    cfg = spec.pretrained_cfg or {}
+    if cfg.get("source") == "local-dir":  # timm/local-dir:<folder> (config.json + weights file)
+        return resolve_weights(_local_dir_file(cfg.get("file") or "", spec.name), name=spec.name)
     if spec.hub_id:
-        cfg = spec.pretrained_cfg or {}
         files = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else WEIGHT_FILES
         repo, _, revision = spec.hub_id.partition("@")
         path = hub_file(repo, files, name=spec.name, revision=revision or None)
@@ -143,6 +145,20 @@ def _timm_weights(
             f"pretrained_cfg); pass a checkpoint with --weights {spec.name}=PATH"
         )
     return resolve_weights(src, name=spec.name)
+
+
+def _local_dir_file(folder: str, name: str) -> WeightsSource:
+    """The weights file of a local timm folder, in timm's order (timm/models/_hub.py
+    ``_PREFERRED_FILES``)."""
+    from embedstore.backbones.hub import WEIGHT_FILES
+
+    for filename in (*WEIGHT_FILES, "pytorch_model.pth", "model.pth"):
+        if (Path(folder) / filename).is_file():
+            return WeightsSource(url=None, filename=filename, file=str(Path(folder) / filename))
+    raise WeightsNotFoundError(
+        f"local timm folder {folder} for '{name}' has none of {list(WEIGHT_FILES)}; expected "
+        "config.json and model.safetensors (timm.models.save_for_hf writes both)"
+    )
 
 
 def _load_timm(spec, weights, unverified: bool) -> LoadedBackbone:

@@ -21,7 +21,7 @@ import difflib
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from embedstore.errors import InvalidDataError, UnknownBackboneError
@@ -328,8 +328,3 @@ def list_names() -> list[str]:
     """Every registered name, without resolving lazy entries (no timm import)."""
     _load_plugins()
     return _known_names()
-
-
-def renamed(spec: BackboneSpec, name: str, **changes: Any) -> BackboneSpec:
-    """A copy of ``spec`` under another name (and other changed fields)."""
-    return replace(spec, name=name, **changes)

@@ -194,6 +194,39 @@ def _bad_fit(spec: BackboneSpec, missing: list[str], unexpected: list[str], othe
     )
 
 
+_QUOTED = re.compile(r'"([^"]+)"')
+_SIZE = re.compile(
+    r"size mismatch for ([^:]+): copying a param with shape torch.Size\(\[([^\]]*)\]\) from "
+    r"checkpoint, the shape in current model is torch.Size\(\[([^\]]*)\]\)"
+)
+
+
+def _torch_load_error(text: str) -> tuple[list[str], list[str], str]:
+    """(missing, unexpected, shape mismatches) from ``load_state_dict(strict=True)``'s message."""
+
+    def keys(label: str) -> list[str]:
+        return _QUOTED.findall(text.split(label, 1)[1].split("\n")[0]) if label in text else []
+
+    sizes = [f"{k} [{a}] vs [{b}]" for k, a, b in _SIZE.findall(text)]
+    other = f"shape mismatches, checkpoint vs model ({_few(sizes)})" if sizes else ""
+    missing, unexpected = keys("Missing key(s)"), keys("Unexpected key(s)")
+    if not (missing or unexpected or other):
+        other = text.splitlines()[0] if text else "timm could not load it"
+    return missing, unexpected, other
+
+
+def _timm_load_log(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(missing, unexpected) from timm's own report of a non-strict pretrained load."""
+    missing: list[str] = []
+    unexpected: list[str] = []
+    for line in lines:
+        m = re.match(r"(Missing|Unexpected) keys \((.*)\) (discovered|found)", line, re.S)
+        if m:
+            keys = [k for k in m.group(2).split(", ") if k]
+            (missing if m.group(1) == "Missing" else unexpected).extend(keys)
+    return missing, unexpected
+
+
 def create(spec: BackboneSpec, state_dict: dict[str, Any] | None) -> tuple[nn.Module, dict]:
     """Build ``spec`` (eval mode) with ``state_dict`` loaded through timm's pretrained path, or
     random init when None. Returns the Embedder and the pretrained_cfg timm used."""
@@ -212,40 +245,8 @@ def create(spec: BackboneSpec, state_dict: dict[str, Any] | None) -> tuple[nn.Mo
                     pretrained_cfg_overlay=overlay, **kwargs,
                 )  # fmt: skip
         except RuntimeError as exc:  # strict loading (cfg num_classes == 0): keys or shapes
-            text = str(exc)
-            missing = (
-                re.findall(r'"([^"]+)"', text.split("Missing key(s)")[1].split("\n")[0])
-                if "Missing key(s)" in text
-                else []
-            )
-            unexpected = (
-                re.findall(r'"([^"]+)"', text.split("Unexpected key(s)")[1].split("\n")[0])
-                if "Unexpected key(s)" in text
-                else []
-            )
-            sizes = re.findall(
-                r"size mismatch for ([^:]+): copying a param with shape (torch.Size\([^)]*\)) from checkpoint, the shape in current model is (torch.Size\([^)]*\))",
-                text,
-            )
-            other = ""
-            if sizes:
-                other = (
-                    "shape mismatches, checkpoint vs model ("
-                    + _few(
-                        [f"{k} {a[10:].strip('()')} vs {b[10:].strip('()')}" for k, a, b in sizes]
-                    )
-                    + ")"
-                )
-            if not (missing or unexpected or other):
-                other = text.splitlines()[0]
-            raise _bad_fit(spec, missing, unexpected, other) from None
-        missing, unexpected = [], []
-        for line in report:
-            m = re.match(r"(Missing|Unexpected) keys \((.*)\) (discovered|found)", line, re.S)
-            if m:
-                (missing if m.group(1) == "Missing" else unexpected).extend(
-                    k for k in m.group(2).split(", ") if k
-                )
+            raise _bad_fit(spec, *_torch_load_error(str(exc))) from None
+        missing, unexpected = _timm_load_log(report)
         if missing or unexpected:
             raise _bad_fit(spec, missing, unexpected)
     cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k != "state_dict"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -158,9 +159,7 @@ def extract(
         store = create_store(where, storage_options=storage_options)
         return _run(store, src, opts, prepared, plan, world, dev, progress)
     except BaseException as exc:
-        if world.size > 1 and world.failure() is None:
-            world.post_failure(f"{type(exc).__name__}: {exc}")
-            world.wait_for_acks()
+        world.fail(exc)  # tell the other ranks, unless they all raise this same error
         raise
     finally:
         locks.close()
@@ -205,7 +204,14 @@ def _job(store: Store, opts: Options, p: Prepared, index: int, n: int) -> Job:
     )
 
 
-def _plan(store, src, opts, prepared, world_size: int, device: torch.device) -> _Plan:
+def _plan(
+    store: Store,
+    src: Source,
+    opts: Options,
+    prepared: Sequence[Prepared],
+    world_size: int,
+    device: torch.device,
+) -> _Plan:
     jobs = tuple(_job(store, opts, p, i, len(src)) for i, p in enumerate(prepared))
     active = [j for j in jobs if j.todo]
     budget = None
@@ -219,10 +225,17 @@ def _plan(store, src, opts, prepared, world_size: int, device: torch.device) -> 
     return _Plan(jobs=jobs, passes=tuple(passes), shares=shares)
 
 
-def _run(store, src, opts, prepared, plan: _Plan, world: World, dev, progress) -> list:
+def _run(
+    store: Store,
+    src: Source,
+    opts: Options,
+    prepared: Sequence[Prepared],
+    plan: _Plan,
+    world: World,
+    dev: torch.device,
+    progress: Callable[[ExtractProgress], None] | None,
+) -> list[ExtractSummary]:
     """Every pass on this rank, then finishing and completing the arrays (all ranks)."""
-    import time
-
     by_name = {p.name: p for p in prepared}
     jobs = {j.name: j for j in plan.jobs}
     results: dict[str, tuple[int, PassResult]] = {}
@@ -291,7 +304,16 @@ def _run(store, src, opts, prepared, plan: _Plan, world: World, dev, progress) -
     )
 
 
-def _provenance(p, job, opts, dev, src, world_size, everyone, shared_with) -> dict[str, Any]:
+def _provenance(
+    p: Prepared,
+    job: Job,
+    opts: Options,
+    dev: torch.device,
+    src: Source,
+    world_size: int,
+    everyone: list[dict[str, tuple[int, int, float, float]]],
+    shared_with: list[str],
+) -> dict[str, Any]:
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
     return {
         "backbone": p.spec.config(),
@@ -321,7 +343,16 @@ def _provenance(p, job, opts, dev, src, world_size, everyone, shared_with) -> di
     }
 
 
-def _complete(store, opts, plan, results, everyone, provenance, dev, world_size) -> list:
+def _complete(
+    store: Store,
+    opts: Options,
+    plan: _Plan,
+    results: dict[str, tuple[int, PassResult]],
+    everyone: list[dict[str, tuple[int, int, float, float]]],
+    provenance: dict[str, dict[str, Any]],
+    dev: torch.device,
+    world_size: int,
+) -> list[ExtractSummary]:
     """Rank 0, after every rank finished: mark arrays whose chunks are all done complete (those
     no rank had to write in this run included) and summarise, counting every rank's rows."""
     summaries = []

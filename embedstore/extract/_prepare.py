@@ -29,8 +29,10 @@ DTYPES = ("float16", "float32")
 
 
 def default_workers() -> int:
-    """Loader worker processes for ``workers="auto"``: one core left for the main process, max 8."""
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
+    """Loader worker processes for ``workers="auto"``: the cores of this machine shared by its
+    torchrun ranks (``LOCAL_WORLD_SIZE``), one left for each rank's main process, at most 8."""
+    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return min(8, max(0, (os.cpu_count() or 1) // local_ranks - 1))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ has finished. A plain process is a :class:`World` of one, whose collectives retu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ __all__ = ["World", "join_world", "is_main_process"]
 
 T = TypeVar("T")
 _TIMEOUT = timedelta(minutes=30)
+_ALL_RANKS = "_embedstore_on_all_ranks"  # set on an error every rank raises (nobody to tell)
 
 
 def is_main_process() -> bool:
@@ -38,6 +40,12 @@ def _rebuild(rank: int, kind: str, message: str) -> EmbedstoreError:
     if not (isinstance(cls, type) and issubclass(cls, EmbedstoreError)):
         cls = RankFailedError
     return cls(f"rank {rank}: {message}")
+
+
+def _on_all_ranks(exc: BaseException) -> BaseException:
+    with contextlib.suppress(AttributeError):  # some builtin exceptions take no attributes
+        setattr(exc, _ALL_RANKS, True)
+    return exc
 
 
 class World:
@@ -90,18 +98,32 @@ class World:
                 "run the same command again (with any number of processes) to resume"
             )
 
+    def fail(self, exc: BaseException) -> None:
+        """This rank is stopping on ``exc``: post it for the other ranks (unless every rank
+        raises it anyway, or another rank failed first) and give them time to stop."""
+        if self.size == 1 or getattr(exc, _ALL_RANKS, False):
+            return
+        try:
+            if self.failure() is None:
+                self.post_failure(f"{type(exc).__name__}: {exc}")
+                self.wait_for_acks()
+        except Exception:  # the job's store is gone: torchrun is tearing the job down
+            pass
+
     def from_root(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on rank 0 only and hand its value (or its error) to every rank."""
         if self.rank != 0:
             payload = self.broadcast(None)
             if payload[0] == "error":
-                raise _rebuild(0, payload[1], payload[2])
+                raise _on_all_ranks(_rebuild(0, payload[1], payload[2]))
             return payload[1]
         try:
             value = fn()
         except BaseException as exc:
-            kind = type(exc).__name__ if isinstance(exc, EmbedstoreError) else "RankFailedError"
-            self.broadcast(("error", kind, f"{type(exc).__name__}: {exc}"))
+            ours = isinstance(exc, EmbedstoreError)
+            kind = type(exc).__name__ if ours else "RankFailedError"
+            self.broadcast(("error", kind, f"{exc}" if ours else f"{type(exc).__name__}: {exc}"))
+            _on_all_ranks(exc)
             raise
         self.broadcast(("ok", value))
         return value
@@ -116,9 +138,9 @@ class World:
         mine = None if error is None else (type(error).__name__, f"{error}")
         for rank, theirs in enumerate(self.gather(mine)):
             if error is not None:
-                raise error
+                raise _on_all_ranks(error)
             if theirs is not None:
-                raise _rebuild(rank, *theirs)
+                raise _on_all_ranks(_rebuild(rank, *theirs))
         return value  # type: ignore[return-value]
 
     def wait_for_others(self, tick: Callable[[], None], step: str) -> None:
@@ -141,11 +163,11 @@ class World:
 class TorchrunWorld(World):
     """The ranks of a torchrun job, joined through its rendezvous."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, run_id: str | None) -> None:
         import torch.distributed as dist
 
         env = os.environ
-        super().__init__(run_id=env.get("TORCHELASTIC_RUN_ID") or None)
+        super().__init__(run_id=run_id)
         self.rank, self.size = int(env["RANK"]), int(env["WORLD_SIZE"])
         self.local_rank = int(env.get("LOCAL_RANK", "0"))
         self._dist = dist
@@ -213,11 +235,13 @@ def join_world(device: str) -> tuple[World, torch.device]:
 
     env = os.environ
     in_torchrun = all(k in env for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+    run_id = env.get("TORCHELASTIC_RUN_ID")
+    run_id = (
+        None if run_id in (None, "", "none") else run_id
+    )  # torchrun's default without --rdzv-id
     if not in_torchrun or int(env["WORLD_SIZE"]) == 1:
-        return World(run_id=env.get("TORCHELASTIC_RUN_ID") or None), resolve_device(
-            device, int(env.get("LOCAL_RANK", "0"))
-        )
+        return World(run_id=run_id), resolve_device(device, int(env.get("LOCAL_RANK", "0")))
     dev = resolve_device(device, int(env.get("LOCAL_RANK", "0")))
     if dev.type == "cuda":
         torch.cuda.set_device(dev)  # GPU only
-    return TorchrunWorld(dev), dev
+    return TorchrunWorld(dev, run_id), dev

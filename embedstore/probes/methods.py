@@ -77,15 +77,29 @@ class FewShot(Method):
         return memo["episodes"]
 
     def run(self, cell: Cell) -> Outcome:
+        from embedstore.probes.fewshot_ci import data_interval
         from embedstore.probes.prototypes import evaluate_episodes
 
         eps = self._episodes(cell.data, cell.options, cell.memo)
-        res = evaluate_episodes(cell.features.X[cell.test], eps, device=cell.options.device)
+        X_test = cell.features.X[cell.test]
+        res = evaluate_episodes(X_test, eps, device=cell.options.device)
         acc = {
             "value": float(res.mean),
             "ci_low": float(res.mean - res.ci95),
             "ci_high": float(res.mean + res.ci95),
         }
+        # Beside the published interval (episode sampling), one over the test images.
+        data_ci = data_interval(
+            X_test,
+            cell.data.labels[cell.test],
+            n_way=eps.n_way,
+            k_shot=eps.k_shot,
+            n_query=eps.n_query,
+            seed=cell.options.seed,
+            device=cell.options.device,
+        )
+        if data_ci is not None:
+            acc["data_ci_low"], acc["data_ci_high"] = data_ci.low, data_ci.high
         protocol = {
             "n_way": eps.n_way,
             "k_shot": eps.k_shot,
@@ -93,6 +107,7 @@ class FewShot(Method):
             "n_episodes": len(res.accuracies),
             "drawn_from": "test",
             "ci": "1.96*std/sqrt(episodes)",
+            "data_ci": data_ci.describe() if data_ci else "none (classes too small to resample)",
             "fit_on": "support sets of each episode",
         }
         return Outcome({}, "none", 0, metrics={"accuracy": acc}, protocol=protocol)

@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from embedstore.caveats import find_caveats
 from embedstore.data.subsets import LabelSubset
 from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError, ProtocolError
@@ -302,6 +303,15 @@ def run_cell(method: Method, cell: Cell, outcome: Outcome | None = None) -> Prob
     labels = {}
     if cell.subset is not None:
         labels = {**cell.subset.record(), "subset_digest": _digest(data.ids[cell.labelled])}
+    caveats = find_caveats(
+        labels=labels,
+        selected_on=out.selected_on,
+        hyperparameters=out.hyperparameters,
+        n_train=out.n_train,
+        n_test=len(cell.test),
+        grid=method.grid(opts),
+        k_asked=opts.k,
+    )
     return ProbeResult(
         dataset=data.dataset,
         features=fs.backbones,
@@ -316,4 +326,5 @@ def run_cell(method: Method, cell: Cell, outcome: Outcome | None = None) -> Prob
         provenance=fs.provenance,
         extra=out.extra,
         labels=labels,
+        caveats=caveats,
     )

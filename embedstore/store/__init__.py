@@ -22,6 +22,8 @@ zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer`
 
 from __future__ import annotations
 
+from embedstore.store._checks import chunk_keys as _row_chunk_keys  # noqa: F401
+from embedstore.store._checks import problems_of_embeddings as _backbone_problems  # noqa: F401
 from embedstore.store._info import ArrayInfo, DatasetInfo, default_chunk_rows
 from embedstore.store._layout import FORMAT_VERSION
 
@@ -33,6 +35,7 @@ from embedstore.store._locations import _remote_storage_options as _remote_stora
 from embedstore.store._locations import create_store, open_store
 from embedstore.store._lock import writer_lock
 from embedstore.store._store import Store
+from embedstore.store._strings import read_text as _text  # noqa: F401
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
 from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
 from embedstore.store._validate import SPLIT_CODES, TASK_KINDS

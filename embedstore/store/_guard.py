@@ -10,6 +10,7 @@ block of store work and re-raise those as :class:`StorageError`, :class:`Archive
 from __future__ import annotations
 
 import errno
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +59,15 @@ def write_failure(exc: OSError, location: str, what: str, *, resumable: bool = T
 
 @contextmanager
 def reading(location: str, what: str) -> Iterator[None]:
-    """Re-raise a damaged archive member, chunk or file met while reading as one clear error."""
+    """Re-raise a damaged archive member, chunk or file met while reading as one clear error.
+
+    Zarr's warnings about files it does not recognise (left by damage) are silenced here: the
+    damage is reported once, by the error or by ``embedstore verify``.
+    """
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not recognized as a component")
+            yield
     except EmbedstoreError:
         raise
     except zipfile.BadZipFile as exc:

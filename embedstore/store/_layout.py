@@ -14,6 +14,7 @@ split              (sample,)                    uint8
 embeddings         (sample, feature)            float16 | float32
 progress           (chunk,)                     uint8
 checksums          (chunk, sha256_byte)         uint8
+chunk_nbytes       (chunk,)                     uint64
 missing            (sample,)                    bool
 missing_reason     (sample, reason_utf8)        uint8, UTF-8 zero-padded
 =================  ===========================  ==============================
@@ -31,6 +32,7 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from embedstore.store._integrity import record_dataset_checksums
 from embedstore.store._strings import (
     REASON_BYTES,
     TEXT_ENCODING,
@@ -40,12 +42,14 @@ from embedstore.store._strings import (
 )
 
 FORMAT_VERSION = 2
+_DATASET_ARRAYS = ("ids", "labels", "split", "group")
 TEXT_ARRAYS = {"ids": "id_utf8", "group": "group_utf8", "missing_reason": "reason_utf8"}
 _DIMS: dict[str, tuple[str, ...]] = {
     "split": ("sample",),
     "embeddings": ("sample", "feature"),
     "progress": ("chunk",),
     "checksums": ("chunk", "sha256_byte"),
+    "chunk_nbytes": ("chunk",),
     "missing": ("sample",),
 }
 
@@ -108,6 +112,10 @@ def create_backbone_arrays(
         "all zeros: not recorded"
     )
     group.create_array(
+        "chunk_nbytes", shape=(n_chunks,), chunks=(1,), dtype="uint64", fill_value=0,
+        dimension_names=_DIMS["chunk_nbytes"],
+    ).attrs["description"] = "row i: size in bytes of embeddings chunk i as stored"  # fmt: skip
+    group.create_array(
         "missing", shape=(n_rows,), chunks=(chunk_rows,), dtype="bool", fill_value=False,
         compressors=compressor(), dimension_names=_DIMS["missing"],
     )  # fmt: skip
@@ -136,9 +144,12 @@ def migrate(root: zarr.Group) -> list[str]:
     """
     changed = []
     for ds_name, ds in root.groups():
-        for name in list(ds.array_keys()):
+        names = list(ds.array_keys())
+        for name in names:
             if _migrate_array(ds, name):
                 changed.append(f"{ds_name}/{name}")
+        if "checksums" not in ds.attrs:
+            record_dataset_checksums(ds, [n for n in names if n in _DATASET_ARRAYS])
         for bb_name, bb in ds.groups():
             for name in list(bb.array_keys()):
                 if _migrate_array(bb, name):

@@ -11,13 +11,16 @@ import zarr
 
 from embedstore._version import __version__
 from embedstore.errors import (
+    ArchiveError,
     InvalidDataError,
     ReadOnlyError,
     StoreExistsError,
     StoreNotFoundError,
 )
+from embedstore.store._guard import writing
 from embedstore.store._layout import FORMAT_VERSION
 from embedstore.store._store import Store
+from embedstore.store._zipcheck import check_zip_members, check_zip_metadata
 
 
 def _is_remote(location: str) -> bool:
@@ -99,6 +102,11 @@ def _open_zip_root(path: Path, mode: str) -> zarr.Group:
         )
     from zarr.storage import ZipStore
 
+    try:
+        with zipfile.ZipFile(path) as zf:  # its directory, then its zarr.json members
+            check_zip_metadata(zf, check_zip_members(zf, path), path)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
     try:
         return zarr.open_group(ZipStore(path, mode="r"), mode="r", zarr_format=3)
     except FileNotFoundError:
@@ -196,10 +204,10 @@ def create_store(
         raise StoreExistsError(
             f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"
         )
-    root = zarr.open_group(str(path), mode="w")
-    root.attrs.update(
-        {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
-    )
+    # One write of the root zarr.json with its attributes: a reader never sees a bare Zarr group.
+    attrs = {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+    with writing(str(path), "the new store", resumable=False):
+        root = zarr.open_group(str(path), mode="w", attributes=attrs)
     return Store(root, str(path), read_only=False)
 
 

@@ -4,9 +4,10 @@ Every piece of progress lives in per-chunk storage, never in shared attributes, 
 processes (one per GPU under torchrun) can each fill their own chunk-aligned row block of one array
 at once without touching the same file:
 
-- ``checksums`` (n_chunks, 32) uint8, one storage chunk per embeddings chunk: the sha256 of that
-  chunk's stored bytes, read back after the write, so that ``embedstore verify`` finds a flipped
-  byte, a truncated or a deleted chunk in a plain store, not only in an archive.
+- ``checksums`` (n_chunks, 32) uint8 and ``chunk_nbytes`` (n_chunks,) uint64, one storage chunk
+  per embeddings chunk: the sha256 and size of that chunk's stored bytes, read back after the
+  write, so that ``embedstore verify`` finds a flipped byte, a truncated or a deleted chunk in a
+  plain store, not only in an archive.
 - ``progress`` (n_chunks,) uint8: 1 once a chunk's rows and checksum are on disk. A writer resumes
   at the first chunk of its block that is not done.
 - ``missing`` (N,) bool and ``missing_reason`` (N, width) UTF-8 bytes, chunked like the
@@ -95,7 +96,7 @@ class EmbeddingWriter:
                 f"a writer's rows must be a non-empty block aligned to the array's "
                 f"{self.chunk_rows}-row chunks within [0, {self.n_rows}); got [{start}, {stop})"
             )
-        self._has_checksums = "checksums" in group.array_keys()
+        self._has_checksums = {"checksums", "chunk_nbytes"} <= set(group.array_keys())
         first, last = self.start // self.chunk_rows, -(-self.stop // self.chunk_rows)
         done = group["progress"][first:last].astype(bool)
         todo = np.flatnonzero(~done)
@@ -191,8 +192,10 @@ class EmbeddingWriter:
                     reasons, "reason", width=REASON_BYTES
                 )
             if self._has_checksums:
-                digest = chunk_sha256(stored_chunk(self._array, index))
+                stored = stored_chunk(self._array, index)
+                digest = chunk_sha256(stored)
                 self._group["checksums"][index] = np.frombuffer(digest, dtype=np.uint8)
+                self._group["chunk_nbytes"][index] = 0 if stored is None else len(stored)
             # The chunk's rows are on disk: only now is it marked done (its own storage chunk).
             self._group["progress"][index] = 1
         self._buffer = [tail] if len(tail) else []
@@ -224,7 +227,7 @@ class EmbeddingWriter:
         if not isinstance(root, Path):
             return  # not a local folder: remote stores write whole objects
         base = root / self._group.path
-        for name in ("embeddings", "progress", "checksums", "missing", "missing_reason"):
+        for name in self._group.array_keys():
             folder = base / name / "c"
             if not folder.is_dir():
                 continue

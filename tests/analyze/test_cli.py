@@ -132,6 +132,7 @@ def test_image_analysis_errors_are_one_line(tmp_path, tiny_backbones):
         (["invariance", "-b", "flipavg.test", "--weights", "oops"], "NAME=PATH"),
         (["saliency", "-b", "region.test", "--stride", "0"], "stride"),
         (["saliency", "-b", "nope.test"], "has not been extracted"),
+        (["saliency", "-b", "region.test", "--device", "tpu"], "device must be"),
     ):
         res = runner.invoke(app, ["analyze", args[0], str(path), "-d", "toy", *args[1:]])
         assert res.exit_code == 1, res.output

@@ -64,6 +64,7 @@ def test_flip_invariant_model(extracted):
     assert rot.extra["per_param"]["90°"] < 0.95
     assert rot.n == 10 and rot.settings == {"n_images": 10, "steps": 4, "seed": 1, "eps": 1e-6}
     assert rot.extra["recomputed_vs_stored_rel_diff"] < 1e-5
+    assert rot.extra["identical_views"] == 0.0  # random colour images: every view differs
     assert rot.provenance["flipavg.test"]["backbone"]["name"] == "flipavg.test"
 
 
@@ -117,3 +118,25 @@ def test_bad_arguments(extracted):
         list(evaluate_invariance(store, "toy", ["flipavg.test"], transforms="twirl"))
     with pytest.raises(InvalidDataError, match="steps must be"):
         list(evaluate_invariance(store, "toy", ["flipavg.test"], steps=1))
+
+
+def test_colour_views_of_grey_images_are_flagged_identical(tmp_path, tiny_backbones):
+    from embedstore import extract
+
+    grey = images(12)[..., 0]  # (n, H, W): R = G = B after decoding
+    src = ArraySource(grey, np.arange(12) % 2)
+    extract(tmp_path / "g.zarr", dataset="g", source=src, backbones=["flipavg.test"],
+            dtype="float32", workers=0, device="cpu", batch_size=4)  # fmt: skip
+    records = list(
+        evaluate_invariance(
+            open_store(tmp_path / "g.zarr"),
+            "g",
+            ["flipavg.test"],
+            source=src,
+            transforms="grayscale,saturation,rotation",
+            n_images=3,
+            steps=3,
+        )  # fmt: skip
+    )
+    flags = {r.setting: r.extra["identical_views"] for r in records}
+    assert flags == {"grayscale": 1.0, "saturation": 1.0, "rotation": 0.0}

@@ -130,5 +130,6 @@ def test_bad_window(extracted):
     store = open_store(extracted[0])
     with pytest.raises(InvalidDataError, match="mask"):
         list(evaluate_saliency(store, "toy", ["region.test"], image_size=8, size=10))
-    with pytest.raises(InvalidDataError, match="stride"):
-        occlusion_map(lambda t: t.flatten(1), torch.ones(3, 8, 8), size=3, stride=0)
+    for stride in (0, 4):  # 4 > mask 3 would leave pixels no window covers
+        with pytest.raises(InvalidDataError, match="stride must be 1..3"):
+            occlusion_map(lambda t: t.flatten(1), torch.ones(3, 8, 8), size=3, stride=stride)

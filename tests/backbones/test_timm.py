@@ -159,3 +159,66 @@ def test_unknown_timm_names_suggest_the_closest():
         get_backbone("timm/vit_small_patch16_224.dinoo")
     with pytest.raises(UnknownBackboneError, match="timm/<timm name>"):
         get_backbone("not_a_backbone_at_all")
+
+
+def test_local_timm_folder_by_name(tmp_path):
+    """``timm/local-dir:<folder>``: timm's own syntax for a folder with config.json + weights."""
+    from timm.models import save_for_hf
+
+    model = _random_timm(CNN, seed=9)
+    save_for_hf(model, tmp_path / "mine", safe_serialization=True)
+    spec = get_backbone(f"timm/local-dir:{tmp_path / 'mine'}")
+    assert "/" not in spec.name and spec.dim == model.num_features
+    loaded = load_model(spec)
+    assert loaded.weights_path == str(tmp_path / "mine" / "model.safetensors")
+    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = model.forward_head(model.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(loaded.model(x), want, rtol=0, atol=1e-6)
+
+
+def test_cli_extract_timm_name_with_local_weights(tmp_path, vit_file):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from embedstore import open_store
+
+    model, path = vit_file
+    root = tmp_path / "img"
+    for i, (w, h) in enumerate([(200, 150), (90, 170)]):
+        (root / "ab"[i]).mkdir(parents=True)
+        _image(root / "ab"[i], w, h, i)
+    store = tmp_path / "s.zarr"
+    result = CliRunner().invoke(
+        app,
+        ["extract", str(store), "--dataset", "d", "--source", str(root), "--backbone",
+         f"timm/{VIT}", "--weights", f"timm/{VIT}={path}", "--dtype", "float32",
+         "--workers", "0", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    opened = open_store(store)
+    transform = create_transform(**resolve_model_data_config(model))
+    with torch.no_grad():
+        want = torch.cat(
+            [model.forward_head(model.forward_features(
+                transform(Image.open(root / i).convert("RGB"))[None]),
+                pre_logits=True) for i in opened.ids("d")]
+        ).numpy()  # fmt: skip
+    np.testing.assert_allclose(opened.embeddings("d", f"timm--{VIT}"), want, rtol=0, atol=1e-5)
+    prov = opened.array_info("d", f"timm--{VIT}").provenance
+    assert prov["weights_path"] == str(path) and prov["weights_origin"] == "explicit"
+
+
+def test_strict_load_messages_are_read_from_torch():
+    """timm loads strictly when its config has no classifier to drop; torch's own message is
+    turned into the named keys (missing, unexpected, shapes)."""
+    from embedstore.backbones.timm_models import _torch_load_error
+
+    layer = torch.nn.Linear(2, 3)
+    with pytest.raises(RuntimeError) as info:
+        layer.load_state_dict({"weight": torch.zeros(3, 2), "extra.w": torch.zeros(1)})
+    assert _torch_load_error(str(info.value)) == (["bias"], ["extra.w"], "")
+    with pytest.raises(RuntimeError) as info:
+        layer.load_state_dict({"weight": torch.zeros(4, 2), "bias": torch.zeros(3)})
+    missing, unexpected, shapes = _torch_load_error(str(info.value))
+    assert (missing, unexpected) == ([], []) and "'weight [4, 2] vs [3, 2]'" in shapes

@@ -37,8 +37,15 @@ def results(tmp_path_factory):
     return out
 
 
-def test_markdown_by_default(results):
-    result = runner.invoke(app, ["report", str(results)])
+def test_terminal_table_by_default(results):
+    result = runner.invoke(app, ["report", str(results)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "d, knn: accuracy (%), mean ± s.d. over 2 seeds" in result.stdout
+    assert "m.good" in result.stdout and "n=54" in result.stdout and "† one subset" in result.stdout
+
+
+def test_markdown(results):
+    result = runner.invoke(app, ["report", str(results), "-f", "markdown"])
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "**d, knn: accuracy (%), mean ± s.d. over 2 seeds**" in text
@@ -60,7 +67,7 @@ def test_csv_and_latex_by_option_or_suffix(results, tmp_path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--format", "docx"], "markdown, latex, csv"),
+        (["--format", "docx"], "table, markdown, latex, csv"),
         (["--metric", "roc_auc"], "accuracy, balanced_accuracy"),
         (["--metric", "kappa"], "ordinal"),
         (["-d", "other"], "no result records"),

@@ -148,3 +148,10 @@ def test_python_extract_takes_task_class_names_and_skip_bad(tmp_path, npz):
             workers=0, device="cpu", skip_bad=True)  # fmt: skip
     missing = open_store(tmp_path / "b.zarr").missing("ds", TINY)
     assert [m["id"] for m in missing] == ["imgs/4.png"]
+
+
+def test_open_source_is_public_api(tmp_path, grades):
+    import embedstore as es
+
+    src = es.open_source(grades, task="ordinal", class_names="none,mild,moderate,severe")
+    assert src.task == "ordinal" and src.load_rgb(0).mode == "RGB"

@@ -1,0 +1,181 @@
+"""Fault injection, the long version: SIGKILL real `embedstore extract` processes at many random
+moments and resume each time; damage local stores in every way `verify` must name; feed hostile
+archives to every entry point. Prints how many kills were survived (the resumed store
+bit-identical to an uninterrupted run), damages detected out of made (by `embedstore verify`, and
+by plain zarr-python reading the same store, for comparison), hostile inputs refused out of tried.
+
+    python benchmarks/bench_faults.py [--kills 30] [--images 512]
+
+The fast versions of the same checks run in the test suite (tests/test_faults_*.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import zarr  # noqa: E402  (after the repo root is importable)
+
+from embedstore import open_store  # noqa: E402
+from embedstore.archive import import_archive, verify  # noqa: E402
+from embedstore.errors import EmbedstoreError  # noqa: E402
+from tests.faults_harness import (  # noqa: E402
+    BACKBONE,
+    chunk_files,
+    command,
+    env,
+    kill_and_resume,
+    write_images,
+)
+from tests.hostile import HOSTILE, chunk_bomb, make_hostile  # noqa: E402
+from tests.test_faults_damage import DAMAGES, _labels_out_of_range, make_store  # noqa: E402
+
+
+def kills(tmp: Path, n_kills: int, n_images: int) -> None:
+    images = write_images(tmp / "images", n_images)
+    clean = tmp / "clean.zarr"
+    proc = subprocess.Popen(command(clean, images), cwd=ROOT, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    marker = clean / "ds" / BACKBONE / "zarr.json"
+    while not marker.exists() and proc.poll() is None:
+        time.sleep(0.002)
+    t0 = time.monotonic()
+    assert proc.wait() == 0, "the uninterrupted extraction failed"
+    window = time.monotonic() - t0  # from the array's creation to the end of the process
+    reference = chunk_files(clean)
+    n_chunks = sum(k.startswith("embeddings/") for k in reference)
+    print(f"uninterrupted run: {n_images} images, {n_chunks} chunks; writing window {window:.2f} s")
+    total = made = survived = 0
+    states: dict[str, int] = {}
+    failures = []
+    store = tmp / "killed.zarr"
+    t_start = time.monotonic()
+    while made < n_kills:
+        batch = min(5, n_kills - made)
+        report = kill_and_resume(store, images, reference, batch, window * 1.1, seed=made)
+        made += report.kills + report.finished_first
+        total += report.kills
+        survived += report.survived
+        failures += report.failures
+        for k, v in report.states.items():
+            states[k] = states.get(k, 0) + v
+        if report.failures:
+            print("  FAILED:", report.failures)
+        shutil.rmtree(store, ignore_errors=True)
+    print(f"kills survived: {survived}/{total} (resumed store bit-identical to the "
+          f"uninterrupted one: rows lost 0, duplicated 0); {made - total} runs finished before "
+          f"their kill; {time.monotonic() - t_start:.0f} s")  # fmt: skip
+    for where, n in sorted(states.items(), key=lambda kv: -kv[1]):
+        print(f"  killed {where}: {n}")
+    if failures:
+        print(f"  failures: {failures}")
+
+
+def damages(tmp: Path) -> None:
+    pristine = make_store(tmp / "pristine.zarr")
+    found = plain = 0
+    for name, damage, rel, array, says in DAMAGES:
+        store = tmp / f"damaged-{name.replace(' ', '_')}.zarr"
+        shutil.copytree(pristine, store)
+        if damage is None:
+            _labels_out_of_range(store)
+        else:
+            damage(store / rel)
+        lines = verify(store).problem_lines()
+        named = any(line.startswith(array) and says in line for line in lines)
+        found += named
+        plain_found = _plain_zarr_notices(store)
+        plain += plain_found
+        print(f"  {name:34s} verify: {'named' if named else 'MISSED'}; plain zarr read: "
+              f"{'error' if plain_found else 'silent'}")  # fmt: skip
+    print(f"damages detected by embedstore verify: {found}/{len(DAMAGES)}; by reading the arrays "
+          f"with plain zarr-python: {plain}/{len(DAMAGES)}")  # fmt: skip
+
+
+def _plain_zarr_notices(store: Path) -> bool:
+    """Does reading every array with zarr-python alone raise (rather than return numbers)?"""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            root = zarr.open_group(str(store), mode="r")
+            for _, ds in root.groups():
+                for _, arr in ds.arrays():
+                    arr[...]
+                for _, bg in ds.groups():
+                    for _, arr in bg.arrays():
+                        arr[...]
+                    if "embeddings" not in bg.array_keys():
+                        return True  # a missing array is visible
+    except Exception:
+        return True
+    return False
+
+
+def hostile(tmp: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        archives = make_hostile(tmp)
+    refused = 0
+    for name, archive in archives.items():
+        target = tmp / f"target-{len(name)}-{refused}.zarr"
+        ok = True
+        try:
+            open_store(archive)
+            ok = False
+        except EmbedstoreError:
+            pass
+        ok &= not verify(archive).ok
+        try:
+            import_archive(archive, target)
+            ok = False
+        except EmbedstoreError:
+            pass
+        ok &= not target.exists() and not Path("/tmp/evil.txt").exists()
+        refused += ok
+        print(f"  {name:34s} {'refused by open, verify and import' if ok else 'NOT REFUSED'}")
+    # A zstd frame in a chunk declaring 64 MiB where the chunk holds 512 bytes: refused by verify
+    # and import from the frame header (a direct read would decode it, see the README).
+    bomb = chunk_bomb(tmp / "good.zip", tmp / "chunk-bomb.zip")
+    ok = not verify(bomb).ok
+    try:
+        import_archive(bomb, tmp / "target-bomb.zarr")
+        ok = False
+    except EmbedstoreError:
+        pass
+    refused += ok
+    print(
+        f"  {'zstd bomb inside a chunk':34s} {'refused by verify and import' if ok else 'NOT REFUSED'}"
+    )
+    print(f"hostile inputs refused: {refused}/{len(HOSTILE) + 1}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--images", type=int, default=512)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for part in ("kills", "damages", "hostile"):
+            (tmp / part).mkdir()
+        print("== hostile archives")
+        hostile(tmp / "hostile")
+        print("== damaged stores")
+        damages(tmp / "damages")
+        print("== SIGKILL and resume")
+        kills(tmp / "kills", args.kills, args.images)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Extractions in child processes, killed with SIGKILL at random moments and resumed; shared by
+tests/test_faults_kill.py (a few kills) and benchmarks/bench_faults.py (many)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKBONE = "wide.test"
+
+
+def write_images(root: Path, n: int, seed: int = 0) -> Path:
+    """n tiny PNGs in two class folders."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        size = int(rng.integers(16, 33))
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            folder / f"{i:05d}.png"
+        )
+    return root
+
+
+def command(store: Path, images: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "tests.fault_cli", "extract", str(store), "--dataset", "ds",
+        "--source", str(images), "--backbone", BACKBONE, "--batch-size", "8", "--workers", "0",
+        "--device", "cpu", "--dtype", "float32", *extra,
+    ]  # fmt: skip
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
+def run(store: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command(store, images, *extra), cwd=ROOT, env=env(), capture_output=True, text=True
+    )
+
+
+def chunk_files(store: Path) -> dict[str, bytes]:
+    """Every stored file of the backbone's embeddings and bookkeeping, by relative path."""
+    base = store / "ds" / BACKBONE
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and "/c/" in p.as_posix()
+    }
+
+
+@dataclass
+class KillReport:
+    kills: int = 0  # SIGKILLs delivered while the extraction was running
+    survived: int = 0  # ...after which the final resumed store was bit-identical
+    finished_first: int = 0  # the process ended before the kill arrived (not counted)
+    states: dict[str, int] = field(default_factory=dict)  # where the kills landed
+    failures: list[str] = field(default_factory=list)
+
+
+def _state(store: Path) -> str:
+    """Where a kill landed, read from what it left on disk."""
+    base = store / "ds" / BACKBONE
+    if not (base / "zarr.json").exists():
+        return "before the array existed"
+    if list(base.rglob("*.partial")):
+        return "inside a file write (orphaned .partial)"
+    progress = base / "progress" / "c"
+    done = len(list(progress.glob("*"))) if progress.exists() else 0
+    emb = base / "embeddings" / "c"
+    written = sum(p.is_file() for p in emb.rglob("*")) if emb.exists() else 0
+    if written > done:
+        return "between a chunk and its progress mark"
+    return "at a batch or chunk boundary"
+
+
+def _check_after_kill(store: Path) -> str | None:
+    """A killed store must open, list, and show the array incomplete (or complete if the kill came
+    after the completion mark); every chunk marked done must decode."""
+    from embedstore import open_store
+    from embedstore.errors import EmbedstoreError
+
+    if not (store / "zarr.json").exists():
+        return None
+    try:
+        s = open_store(store)
+        if "ds" not in s.datasets() or BACKBONE not in s.backbones("ds"):
+            return None
+        info = s.array_info("ds", BACKBONE)
+        s.embeddings("ds", BACKBONE, allow_incomplete=True)  # every stored chunk decodes
+    except EmbedstoreError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if info.complete and info.rows_written != info.shape[0]:
+        return "marked complete with rows missing"
+    return None
+
+
+def kill_and_resume(
+    store: Path, images: Path, reference: dict[str, bytes], n_kills: int, window: float, seed: int
+) -> KillReport:
+    """Kill the extraction of ``store`` ``n_kills`` times at random moments in the ``window``
+    seconds after its array appears, resuming each time; then finish it and compare."""
+    rng = random.Random(seed)
+    report = KillReport()
+    for _ in range(n_kills):
+        proc = subprocess.Popen(
+            command(store, images), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        marker = store / "ds" / BACKBONE / "zarr.json"
+        started = time.monotonic()
+        while not marker.exists() and proc.poll() is None and time.monotonic() - started < 120:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, window))
+        if proc.poll() is not None:  # too late: start again from nothing, to have a run to kill
+            report.finished_first += 1
+            shutil.rmtree(store, ignore_errors=True)
+            continue
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        report.kills += 1
+        where = _state(store)
+        report.states[where] = report.states.get(where, 0) + 1
+        problem = _check_after_kill(store)
+        if problem:
+            report.failures.append(f"after a kill {where}: {problem}")
+    done = run(store, images)
+    if done.returncode != 0:
+        report.failures.append(f"final resume failed: {done.stderr.strip()[-300:]}")
+        return report
+    if chunk_files(store) == reference:
+        report.survived = report.kills
+    else:
+        report.failures.append("resumed store differs from the uninterrupted one")
+    return report

@@ -1,0 +1,179 @@
+"""Every CLI command, walked with bad values: one line, exit 1, never a traceback.
+
+The walk is generated from the commands themselves (cli.main.COMMANDS and each command's
+parameters), so a command added later is walked too: its required arguments get bad stores
+(missing, a text file, an empty folder, a damaged store, a good store with an unknown dataset or
+backbone), and each of its value options gets a bad value (negative numbers, an unknown word) on a
+good store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cli.main import COMMANDS, app
+from embedstore import create_store
+
+from .conftest import make_dataset, write_embeddings
+
+
+def _commands() -> list[tuple[list[str], click.Command]]:
+    group = typer.main.get_command(app)
+    ctx = click.Context(group)
+    out = []
+    for name in COMMANDS:
+        cmd = group.get_command(ctx, name)
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            out += [([name, sub], c) for sub, c in subs.items()]
+        else:
+            out.append(([name], cmd))
+    return out
+
+
+COMMAND_LIST = _commands()
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("cli")
+    good = create_store(tmp / "good.zarr")
+    make_dataset(good, n=40)
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    write_embeddings(good, "toy", "bb", X, chunk_rows=16)
+    w = good.writer("toy", "bb", dim=8, chunk_rows=16, overwrite=True)
+    w.write(X)
+    w.mark_missing(3, "img_0003.png", "truncated file")
+    w.finish({"name": "bb"})
+    damaged = tmp / "damaged.zarr"
+    shutil.copytree(tmp / "good.zarr", damaged)
+    (damaged / "toy" / "bb" / "embeddings" / "zarr.json").unlink()
+    (tmp / "notes.txt").write_text("not a store\n")
+    (tmp / "empty").mkdir()
+    return {
+        "missing": tmp / "no-such-store.zarr",
+        "text file": tmp / "notes.txt",
+        "empty folder": tmp / "empty",
+        "damaged": damaged,
+        "good": tmp / "good.zarr",
+    }
+
+
+def _one_line(result) -> list[str]:
+    return [line for line in result.output.strip().splitlines() if line.strip()]
+
+
+def _fill(cmd: click.Command, store: Path, tmp: Path, dataset: str, backbone: str) -> list[str]:
+    """Arguments for every required parameter: the store first, then fresh paths and names."""
+    argv: list[str] = []
+    first = True
+    for p in cmd.params:
+        if not p.required:
+            continue
+        if p.param_type_name == "argument":
+            argv.append(str(store) if first else str(tmp / f"out-{p.name}"))
+            first = False
+        elif p.name == "dataset":
+            argv += [p.opts[0], dataset]
+        elif p.name == "backbone":
+            argv += [p.opts[0], backbone]
+        else:
+            argv += [p.opts[0], str(tmp / f"no-such-{p.name}")]
+    return argv
+
+
+@pytest.mark.parametrize("path,cmd", COMMAND_LIST, ids=[" ".join(p) for p, _ in COMMAND_LIST])
+@pytest.mark.parametrize(
+    "bad", ["missing", "text file", "empty folder", "damaged", "unknown names"]
+)
+def test_required_arguments_with_bad_values(stores, tmp_path, path, cmd, bad):
+    if not any(p.required for p in cmd.params):
+        pytest.skip("no required argument")
+    store = stores["good" if bad == "unknown names" else bad]
+    names = ("nope", "nope.bb") if bad == "unknown names" else ("toy", "bb")
+    argv = path + _fill(cmd, store, tmp_path, *names)
+    if path == ["info"]:
+        argv += list(names)  # down to the array: the damaged one, or unknown names
+    if bad == "unknown names":
+        if path == ["import"]:
+            argv = path + [str(stores["good"]), str(stores["text file"])]  # a file as target
+        elif path == ["merge"]:
+            argv = path + [str(stores["good"]), str(stores["good"]), str(stores["good"])]
+        elif path == ["export"]:
+            argv += ["-d", "nope"]
+        elif not any(p.name in ("dataset", "backbone") for p in cmd.params):
+            pytest.skip("takes no dataset or backbone name")
+    result = CliRunner().invoke(app, argv)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    if path == ["ls"] and bad == "damaged":  # ls lists the store and marks the damage
+        assert result.exit_code == 0 and "damaged" in result.output, result.output
+        return
+    assert result.exit_code == 1, (argv, result.output)
+    if path == ["verify"]:  # a report: its table, then one error line
+        assert sum(line.startswith("error:") for line in _one_line(result)) == 1, result.output
+        return
+    lines = _one_line(result)
+    assert len(lines) == 1 and lines[0].startswith("error:"), (argv, result.output)
+
+
+def _value_options(cmd: click.Command) -> list[click.Option]:
+    return [
+        p
+        for p in cmd.params
+        if p.param_type_name == "option" and not p.is_flag and not p.required and p.name != "help"
+    ]
+
+
+_WALKED = [
+    (path, cmd, opt)
+    for path, cmd in COMMAND_LIST
+    if path[0] in ("ls", "info", "probe", "sweep", "export", "verify", "import", "merge")
+    for opt in _value_options(cmd)
+]
+
+
+@pytest.mark.parametrize(
+    "path,cmd,opt", _WALKED, ids=[f"{' '.join(p)} {o.opts[0]}" for p, _, o in _WALKED]
+)
+def test_value_options_with_bad_values(stores, tmp_path, monkeypatch, path, cmd, opt):
+    """A negative number or an unknown word for each option: a result or one line, exit 1."""
+    monkeypatch.chdir(tmp_path)  # an option naming an output file writes here
+    base = path + _fill(cmd, stores["good"], tmp_path, "toy", "bb")
+    if opt.name != "backbone" and any(p.name == "backbone" and not p.required for p in cmd.params):
+        base += ["-b", "bb"]  # something to evaluate, so that the option under test is used
+    for value in ("-7", "bogus"):
+        result = CliRunner().invoke(app, [*base, opt.opts[0], value])
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            opt.opts[0],
+            value,
+            result.output,
+        )
+        assert "Traceback" not in result.output
+        assert result.exit_code in (0, 1, 2), result.output
+        if result.exit_code == 1:
+            lines = _one_line(result)
+            assert len(lines) == 1 and lines[0].startswith("error:"), (
+                opt.opts,
+                value,
+                result.output,
+            )
+
+
+def test_info_lists_missing_rows_with_ids_and_reasons(stores):
+    result = CliRunner().invoke(app, ["info", str(stores["good"]), "toy", "bb"])
+    assert result.exit_code == 0, result.output
+    assert "missing rows (1)" in result.output
+    row = next(line for line in result.output.splitlines() if "img_0003.png" in line)
+    assert "truncated file" in row and " 3 " in row
+    result = CliRunner().invoke(app, ["info", str(stores["good"]), "toy", "bb", "--json"])
+    payload = json.loads(result.output)
+    assert payload["missing"] == [{"row": 3, "id": "img_0003.png", "reason": "truncated file"}]
