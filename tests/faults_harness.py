@@ -75,8 +75,10 @@ def _state(store: Path) -> str:
     base = store / "ds" / BACKBONE
     if not (base / "zarr.json").exists():
         return "before the array existed"
+    if (base / "zarr.json").exists() and '"complete": true' in (base / "zarr.json").read_text():
+        return "after the completion mark"
     if list(base.rglob("*.partial")):
-        return "inside a file write (orphaned .partial)"
+        return "a half-written file left (orphaned .partial)"
     progress = base / "progress" / "c"
     done = len(list(progress.glob("*"))) if progress.exists() else 0
     emb = base / "embeddings" / "c"
@@ -107,23 +109,54 @@ def _check_after_kill(store: Path) -> str | None:
     return None
 
 
+def _wait_for(proc: subprocess.Popen, ready, limit: float = 120) -> None:
+    started = time.monotonic()
+    while not ready() and proc.poll() is None and time.monotonic() - started < limit:
+        time.sleep(0.0005)
+
+
+def _partial_file(base: Path) -> bool:
+    """A file is being written right now (zarr writes each to ``*.partial``, then renames)."""
+    for sub in ("embeddings", "progress", "checksums"):
+        folder = base / sub / "c"
+        if folder.is_dir() and any(folder.rglob("*.partial")):
+            return True
+    return False
+
+
+def _all_chunks_written(base: Path, n_chunks: int) -> bool:
+    """Every embeddings chunk is on disk: the writer is finishing (last marks, completion)."""
+    folder = base / "embeddings" / "c"
+    return folder.is_dir() and sum(1 for _ in folder.glob("*/0")) >= n_chunks
+
+
+MODES = ("random moment", "random moment", "inside a file write", "during finish")
+
+
 def kill_and_resume(
     store: Path, images: Path, reference: dict[str, bytes], n_kills: int, window: float, seed: int
 ) -> KillReport:
-    """Kill the extraction of ``store`` ``n_kills`` times at random moments in the ``window``
-    seconds after its array appears, resuming each time; then finish it and compare."""
+    """Kill the extraction of ``store`` ``n_kills`` times, resuming each time; then finish it and
+    compare. Each kill is aimed (drawn from :data:`MODES`): at a random moment in the ``window``
+    seconds after the array appears, as soon as a file is seen half-written, or once every chunk
+    is on disk (while the writer finishes)."""
     rng = random.Random(seed)
     report = KillReport()
+    n_chunks = sum(k.startswith("embeddings/") for k in reference)
+    base = store / "ds" / BACKBONE
     for _ in range(n_kills):
+        mode = rng.choice(MODES)
         proc = subprocess.Popen(
             command(store, images), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        marker = store / "ds" / BACKBONE / "zarr.json"
-        started = time.monotonic()
-        while not marker.exists() and proc.poll() is None and time.monotonic() - started < 120:
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0, window))
+        _wait_for(proc, (base / "zarr.json").exists)
+        if mode == "random moment":
+            time.sleep(rng.uniform(0, window))
+        elif mode == "inside a file write":
+            _wait_for(proc, lambda: _partial_file(base))
+        else:
+            _wait_for(proc, lambda: _all_chunks_written(base, n_chunks))
         if proc.poll() is not None:  # too late: start again from nothing, to have a run to kill
             report.finished_first += 1
             shutil.rmtree(store, ignore_errors=True)
@@ -131,7 +164,7 @@ def kill_and_resume(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         report.kills += 1
-        where = _state(store)
+        where = f"{mode}: {_state(store)}"
         report.states[where] = report.states.get(where, 0) + 1
         problem = _check_after_kill(store)
         if problem:

@@ -94,18 +94,19 @@ def parse_fuse(spec: str) -> tuple[str, ...]:
 def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> str:
     """The stored backbone array a user means by ``name``.
 
-    The exact name; else the one stored name that ends in ``name`` at a '.' (or '--') boundary, with or
-    without its ``@recipe`` (``dino`` -> ``resnet50.dino`` or ``vit_small_patch16.dino@last4``;
-    parts are whole: ``patch16.dino`` matches neither); else an error that lists the candidates
-    (several match) or the stored names (none does).
+    The exact name; else the one stored name that ends in ``name`` (its tag) or starts with it
+    (its architecture), at '.' (or '--') boundaries, with or without its ``@recipe``
+    (``dino`` -> ``resnet50.dino`` or ``vit_small_patch16.dino@last4``; ``mobilenet_v2`` ->
+    ``mobilenet_v2.tv_in1k``; parts are whole: ``patch16.dino`` matches neither); else an error
+    that lists the candidates (several match) or the stored names (none does).
     """
     if name in stored:
         return name
     parts = _name_parts(name)
 
-    def matches(full: str) -> bool:
+    def matches(full: str) -> bool:  # a whole-part suffix (tag) or prefix (architecture)
         return any(
-            len(p) > len(parts) and p[-len(parts) :] == parts
+            len(p) > len(parts) and parts in (p[-len(parts) :], p[: len(parts)])
             for p in (_name_parts(full), _name_parts(full.split("@")[0]))
         )
 
@@ -122,8 +123,8 @@ def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> 
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise ArrayNotFoundError(
         f"backbone '{name}' is not an array{where}; {hint}(stored: {', '.join(stored) or 'none'}); "
-        "give a stored name, or its tag (e.g. 'dino' for 'resnet50.dino') when only one array "
-        "has that tag; see `embedstore info STORE DATASET`"
+        "give a stored name, or its tag or architecture (e.g. 'dino' or 'resnet50' for "
+        "'resnet50.dino') when only one array has it; see `embedstore info STORE DATASET`"
     )
 
 

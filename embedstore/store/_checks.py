@@ -62,6 +62,13 @@ def stored_keys(array: zarr.Array) -> set[str]:
     return set(sync(collect()))
 
 
+def require_embeddings(bg: zarr.Group, location: str, path: str) -> zarr.Array:
+    """The group's embeddings array, or :class:`CorruptStoreError` when its metadata is gone."""
+    if "embeddings" not in bg.array_keys():
+        raise _corrupt(location, path, "its embeddings array is gone (no zarr.json)")
+    return bg["embeddings"]
+
+
 def check_embeddings_readable(bg: zarr.Group, n_samples: int, location: str, path: str) -> None:
     """Refuse a complete embeddings array that breaks the layout rules (no chunk is read)."""
     keys = set(bg.array_keys())

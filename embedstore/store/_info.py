@@ -3,6 +3,7 @@ row selection for reads."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,3 +70,28 @@ def read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:
 
 def block(rows: tuple[int, int] | None) -> dict[str, int | None]:
     return {"start": 0, "stop": None} if rows is None else {"start": rows[0], "stop": rows[1]}
+
+
+def ids_digest(ids: np.ndarray) -> str:
+    return hashlib.sha256("\0".join(map(str, ids)).encode()).hexdigest()
+
+
+def nbytes_stored(group: zarr.Group) -> int:
+    """Bytes stored under a group's arrays; for an archive from the zip directory (zarr's ZipStore
+    would read every member to size it)."""
+    zf = getattr(group.store, "_zf", None)  # zarr.storage.ZipStore, once open
+    if zf is not None:
+        prefix = f"{group.path}/"
+        return sum(i.compress_size for i in zf.infolist() if i.filename.startswith(prefix))
+    return sum(group[k].nbytes_stored() for k in group.array_keys())
+
+
+def child_group(parent: zarr.Group, name: str, marker: str) -> zarr.Group | None:
+    """The subgroup ``name`` if it exists and is fully created (has attribute ``marker``)."""
+    if not name or "/" in name or name.startswith("."):
+        return None
+    try:
+        g = parent[name]
+    except KeyError:
+        return None
+    return g if isinstance(g, zarr.Group) and marker in g.attrs else None

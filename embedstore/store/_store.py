@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,9 +19,17 @@ from embedstore.errors import (
     ReadOnlyError,
     StoreNotFoundError,
 )
-from embedstore.store._checks import check_embeddings_readable
+from embedstore.store._checks import check_embeddings_readable, require_embeddings
 from embedstore.store._guard import reading, writing
-from embedstore.store._info import ArrayInfo, DatasetInfo, block, default_chunk_rows
+from embedstore.store._info import (
+    ArrayInfo,
+    DatasetInfo,
+    block,
+    child_group,
+    default_chunk_rows,
+    ids_digest,
+    nbytes_stored,
+)
 from embedstore.store._integrity import record_dataset_checksums
 from embedstore.store._layout import (
     FORMAT_VERSION,
@@ -83,6 +90,9 @@ class Store(PerRowReads):
             return sorted(k for k, g in self._root.groups() if "n_samples" in g.attrs)
 
     def _dataset_group(self, name: str) -> zarr.Group:
+        g = child_group(self._root, name, "n_samples")  # one metadata read (cheap on s3://)
+        if g is not None:
+            return g
         if name not in self.datasets():
             known = ", ".join(self.datasets()) or "none"
             raise DatasetNotFoundError(
@@ -165,14 +175,14 @@ class Store(PerRowReads):
                     )
                 # Hidden until rewritten: a kill from here on leaves a dataset that is not listed
                 # and that the next add_dataset completes, keeping backbones only for equal ids.
-                g.attrs.update({"pending_ids": _ids_digest(old_ids)})
+                g.attrs.update({"pending_ids": ids_digest(old_ids)})
                 del g.attrs["n_samples"]
                 for key in _DATA_ARRAYS:
                     if key in g.array_keys():
                         del g[key]
             elif name in self._root.group_keys():  # an interrupted add_dataset: finish it
                 g = self._root[name]
-                keep = g.attrs.get("pending_ids") == _ids_digest(data["ids"])
+                keep = g.attrs.get("pending_ids") == ids_digest(data["ids"])
                 for key in list(g.array_keys()):
                     del g[key]
                 for key in list(g.group_keys()):
@@ -216,6 +226,9 @@ class Store(PerRowReads):
             return sorted(k for k, bg in g.groups() if "complete" in bg.attrs)
 
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
+        bg = child_group(self._dataset_group(dataset), backbone, "complete")
+        if bg is not None:
+            return bg
         extracted = self.backbones(dataset)
         if backbone not in extracted:
             close = difflib.get_close_matches(backbone, extracted, n=1)
@@ -231,17 +244,9 @@ class Store(PerRowReads):
         """Shape, dtype, bytes on disk, completeness and provenance of one embeddings array."""
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}'"):
-            if "embeddings" not in bg.array_keys():
-                from embedstore.errors import CorruptStoreError
-
-                raise CorruptStoreError(
-                    f"'{dataset}/{backbone}' in '{self.location}' has no embeddings array (its "
-                    "zarr.json is gone); the store is damaged. Delete the backbone and extract "
-                    "it again; `embedstore verify` lists every damage"
-                )
-            arr = bg["embeddings"]
+            arr = require_embeddings(bg, self.location, f"{dataset}/{backbone}")
             attrs = bg.attrs.asdict()
-            nbytes = _nbytes_stored(bg)
+            nbytes = nbytes_stored(bg)
             return ArrayInfo(
                 dataset=dataset,
                 backbone=backbone,
@@ -389,17 +394,3 @@ class Store(PerRowReads):
     def zarr_group(self) -> zarr.Group:
         """The underlying root zarr group (for the archive module)."""
         return self._root
-
-
-def _ids_digest(ids: np.ndarray) -> str:
-    return hashlib.sha256("\0".join(map(str, ids)).encode()).hexdigest()
-
-
-def _nbytes_stored(group: zarr.Group) -> int:
-    """Bytes stored under a group's arrays; for an archive from the zip directory (zarr's ZipStore
-    would read every member to size it)."""
-    zf = getattr(group.store, "_zf", None)  # zarr.storage.ZipStore, once open
-    if zf is not None:
-        prefix = f"{group.path}/"
-        return sum(i.compress_size for i in zf.infolist() if i.filename.startswith(prefix))
-    return sum(group[k].nbytes_stored() for k in group.array_keys())

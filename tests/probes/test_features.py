@@ -31,6 +31,8 @@ STORED = [
         ("dino@last4", "vit_small_patch16.dino@last4"),  # tag with its recipe
         ("fb_in1k", "timm--convnext.fb_in1k"),
         ("convnext.fb_in1k", "timm--convnext.fb_in1k"),  # a longer suffix
+        ("vit_small_patch16", "vit_small_patch16.dino@last4"),  # the one array of that arch
+        ("timm--convnext", "timm--convnext.fb_in1k"),
     ],
 )
 def test_resolves_exact_names_and_unambiguous_tags(name, expected):
@@ -40,9 +42,11 @@ def test_resolves_exact_names_and_unambiguous_tags(name, expected):
 def test_an_ambiguous_tag_lists_the_candidates():
     with pytest.raises(InvalidDataError, match="resnet50.dino, vit_small_patch16.dino@last4"):
         resolve_backbone("dino", STORED, dataset="d")
+    with pytest.raises(InvalidDataError, match="resnet50.dino, resnet50.swav"):
+        resolve_backbone("resnet50", STORED)
 
 
-@pytest.mark.parametrize("name", ["byol", "net50.dino", "patch16.dino", "resnet50", ""])
+@pytest.mark.parametrize("name", ["byol", "net50.dino", "patch16.dino", "resnet", "", "vit_small"])
 def test_no_match_lists_the_stored_names(name):
     with pytest.raises(ArrayNotFoundError, match="stored: resnet50.dino, resnet50.swav"):
         resolve_backbone(name, STORED)
