@@ -13,7 +13,8 @@ times C plus half the squared norm), not a mean loss plus ``wd``. It keeps the f
 order, C descending) with the best validation score, then refits on train+val. DINOv2 uses
 ``C = logspace(-6, 5, 45)`` directly. Both grids are below; :func:`logistic_sweep` follows the same
 selection rule. All C values are solved together by one batched, preconditioned L-BFGS (see
-``_solvers.py``), which replaces the warm starts of the published loop.
+``_solvers.py``; ``_logistic_fit.py`` turns arrays into its inputs and its solutions into
+logits), which replaces the warm starts of the published loop.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes import _solvers
+from embedstore.probes._logistic_fit import (
+    DTYPES,
+    block_logits,
+    check_rows,
+    encode,
+    fit_many,
+    probabilities,
+)
 from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes._weights import sample_weights
 from embedstore.probes.selection import score as selection_score
@@ -32,7 +39,6 @@ from embedstore.probes.validation import (
     TASK_KINDS,
     check_features,
     check_fitted,
-    check_targets,
 )
 
 __all__ = [
@@ -53,115 +59,6 @@ C_GRID_DINOV2 = np.logspace(-6, 5, 45)  # DINOv2: C directly
 GRIDS = {"ericsson": 1.0 / WD_GRID, "dinov2": C_GRID_DINOV2}
 TASKS = TASK_KINDS
 OBJECTIVE = "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)"  # named in every record
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_BLOCK_ROWS = 8192  # rows converted at a time for logits
-
-
-def _encode(y, task: str, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """Labels -> (classes_, targets, link): class indices for softmax, (n, K) 0/1 for sigmoid."""
-    classes, targets = check_targets(y, task, n_samples=n)
-    if task == "multilabel":
-        return classes, targets.astype(np.float64), "sigmoid"
-    if len(classes) == 2:  # as scikit-learn: one logit for the second class
-        return classes, targets[:, None].astype(np.float64), "sigmoid"
-    return classes, targets, "softmax"
-
-
-@dataclass
-class _Fitted:
-    basis: _solvers.Basis
-    theta: torch.Tensor  # (P, r+1, K)
-    n_iter: np.ndarray
-    coef: np.ndarray  # (P, K, D)
-    intercept: np.ndarray  # (P, K)
-
-
-def _fit_many(
-    X,
-    Y,
-    link,
-    n_out,
-    Cs,
-    *,
-    device,
-    dtype,
-    tol,
-    max_iter,
-    init=None,
-    precondition=True,
-    fit_intercept=True,
-    rotation=None,
-    rows=None,
-    sample_weight=None,
-) -> _Fitted:
-    dt = _DTYPES[dtype]
-    basis = _solvers.make_basis(  # reads X (all rows, or ``rows``) in blocks: no copy of X
-        torch.as_tensor(X),
-        rotate=precondition,
-        intercept=fit_intercept,
-        rotation=None if rotation is None else torch.as_tensor(rotation),
-        rows=None if rows is None else torch.as_tensor(rows, dtype=torch.int64),
-        dtype=dt,
-        device=device,
-    )
-    Yt = torch.as_tensor(Y, device=device)
-    theta0 = None
-    if init is not None:
-        coef0 = torch.as_tensor(
-            np.broadcast_to(init[0], (len(Cs), *init[0].shape)).copy(), device=device
-        ).to(dt)
-        b0 = np.asarray(init[1]) if fit_intercept else np.zeros(n_out)
-        b0 = torch.as_tensor(np.broadcast_to(b0, (len(Cs), n_out)).copy(), device=device).to(dt)
-        theta0 = _solvers.from_original(basis, coef0, b0)
-    theta, n_iter, _ = _solvers.solve_logistic(
-        basis,
-        Yt,
-        torch.as_tensor(np.asarray(Cs, dtype=np.float64)),
-        link=link,
-        n_out=n_out,
-        init=theta0,
-        tol=tol,
-        max_iter=max_iter,
-        sample_weight=None if sample_weight is None else torch.as_tensor(sample_weight),
-    )
-    W, b = _solvers.to_original(basis, theta)
-    return _Fitted(basis, theta, n_iter.cpu().numpy(), W.cpu().numpy(), b.cpu().numpy())
-
-
-def _check_rows(rows, n: int) -> int:
-    rows = np.asarray(rows)
-    if (
-        rows.ndim != 1
-        or rows.dtype.kind not in "iu"
-        or (len(rows) and not 0 <= rows.min() <= rows.max() < n)
-    ):
-        raise InvalidDataError(
-            f"rows must be 1-D integer positions in [0, {n}); received {rows!r:.80}"
-        )
-    return len(rows)
-
-
-def _logits(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-    """X (n, D), coef (..., K, D), intercept (..., K) -> logits (..., n, K)."""
-    return np.einsum("nd,...kd->...nk", X, coef, optimize=True) + intercept[..., None, :]
-
-
-def _block_logits(X, rows, coef: np.ndarray, intercept: np.ndarray, dtype) -> np.ndarray:
-    """Logits (..., n, K) of ``X`` (or ``X[rows]``), converted to ``dtype`` a block at a time."""
-    n = len(X) if rows is None else len(rows)
-    parts = []
-    for s in range(0, n, _BLOCK_ROWS):
-        x = X[s : s + _BLOCK_ROWS] if rows is None else X[rows[s : s + _BLOCK_ROWS]]
-        parts.append(_logits(np.asarray(x, dtype=dtype), coef, intercept))
-    return np.concatenate(parts, axis=-2)
-
-
-def _proba(z: np.ndarray, link: str) -> np.ndarray:
-    if link == "softmax":
-        z = z - z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
-    return np.exp(-np.logaddexp(0.0, -z))  # the sigmoid, without overflow for large |z|
 
 
 class LogisticProbe(ProbeEstimator):
@@ -217,13 +114,13 @@ class LogisticProbe(ProbeEstimator):
         """
         if not self.C > 0:
             raise InvalidDataError(f"C must be positive; received {self.C}.")
-        if self.dtype not in _DTYPES:
+        if self.dtype not in DTYPES:
             raise InvalidDataError(
-                f"dtype must be one of {tuple(_DTYPES)}; received {self.dtype!r}."
+                f"dtype must be one of {tuple(DTYPES)}; received {self.dtype!r}."
             )
         X = check_features(X)
-        n = len(X) if rows is None else _check_rows(rows, len(X))
-        self.classes_, Y, self._link = _encode(y, self.task, n)
+        n = len(X) if rows is None else check_rows(rows, len(X))
+        self.classes_, Y, self._link = encode(y, self.task, n)
         sw = sample_weights(self.class_weight, self.classes_, y, task=self.task)
         n_out = Y.shape[1] if self._link == "sigmoid" else len(self.classes_)
         if isinstance(init, LogisticProbe):
@@ -233,7 +130,7 @@ class LogisticProbe(ProbeEstimator):
                 f"init coef must have shape {(n_out, X.shape[1])}; received {np.shape(init[0])}. "
                 "Warm-start from a probe fitted on the same task, classes and features."
             )
-        fitted = _fit_many(
+        fitted = fit_many(
             X,
             Y,
             self._link,
@@ -259,18 +156,18 @@ class LogisticProbe(ProbeEstimator):
         """Logits: (n,) for two classes, (n, n_out) otherwise."""
         check_fitted(self, "coef_")
         X = check_features(X, n_features=self.n_features_in_)
-        z = _block_logits(X, None, self.coef_, self.intercept_, np.float64)
+        z = block_logits(X, None, self.coef_, self.intercept_, np.float64)
         return z[:, 0] if (self._link == "sigmoid" and self.task != "multilabel") else z
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, n_classes) probabilities; (n, L) per-label probabilities for multilabel."""
         z = self.decision_function(X)
         if self.task == "multilabel":
-            return _proba(z, "sigmoid")
+            return probabilities(z, "sigmoid")
         if self._link == "sigmoid":
-            p = _proba(z, "sigmoid")
+            p = probabilities(z, "sigmoid")
             return np.stack([1.0 - p, p], axis=1)
-        return _proba(z, "softmax")
+        return probabilities(z, "softmax")
 
     def predict(self, X) -> np.ndarray:
         """Class labels (n,); a (n, L) 0/1 array for multilabel."""
@@ -356,12 +253,12 @@ def logistic_sweep(
     """
     X_train = check_features(X_train, name="X_train")
     X_val = check_features(X_val, name="X_val", n_features=X_train.shape[1])
-    n = len(X_train) if train_rows is None else _check_rows(train_rows, len(X_train))
-    m = len(X_val) if val_rows is None else _check_rows(val_rows, len(X_val))
+    n = len(X_train) if train_rows is None else check_rows(train_rows, len(X_train))
+    m = len(X_val) if val_rows is None else check_rows(val_rows, len(X_val))
     Cs = np.asarray(Cs, dtype=np.float64).ravel()
     if len(Cs) == 0 or not (Cs > 0).all():
         raise InvalidDataError(f"Cs must be a non-empty array of positive values; received {Cs!r}.")
-    classes, Y, link = _encode(y_train, task, n)
+    classes, Y, link = encode(y_train, task, n)
     sw = sample_weights(class_weight, classes, y_train, task=task)
     y_val = np.asarray(y_val)
     if len(y_val) != m:
@@ -369,7 +266,7 @@ def logistic_sweep(
             f"X_val and y_val must have the same length; received {m} and {len(y_val)}."
         )
     n_out = Y.shape[1] if link == "sigmoid" else len(classes)
-    fitted = _fit_many(
+    fitted = fit_many(
         X_train,
         Y,
         link,
@@ -383,16 +280,16 @@ def logistic_sweep(
         sample_weight=sw,
     )
     coef, intercept = fitted.coef.astype(np.float32), fitted.intercept.astype(np.float32)
-    z = _block_logits(X_val, val_rows, coef, intercept, np.float32)  # (P, m, K)
+    z = block_logits(X_val, val_rows, coef, intercept, np.float32)  # (P, m, K)
     scores = np.empty(len(Cs))
     for p in range(len(Cs)):  # (m, K) each
         if task == "multilabel":
-            proba, pred = _proba(z[p], "sigmoid"), (z[p] > 0).astype(np.int64)
+            proba, pred = probabilities(z[p], "sigmoid"), (z[p] > 0).astype(np.int64)
         elif link == "sigmoid":
-            s = _proba(z[p, :, 0], "sigmoid")
+            s = probabilities(z[p, :, 0], "sigmoid")
             proba, pred = np.stack([1 - s, s], axis=1), classes[(z[p, :, 0] > 0).astype(np.int64)]
         else:
-            proba, pred = _proba(z[p], "softmax"), classes[z[p].argmax(axis=1)]
+            proba, pred = probabilities(z[p], "softmax"), classes[z[p].argmax(axis=1)]
         scores[p] = _score(y_val, proba, pred, metric)
     best = int(np.argmax(scores))
     return SweepResult(
