@@ -15,14 +15,19 @@ DEVICES = ("cpu", "cuda", "cuda:N", "auto")
 _CUDA = re.compile(r"^cuda(:\d+)?$")
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, *, local_rank: int | None = None) -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cpu' / 'cuda' / 'cuda:N' are checked.
+
+    ``local_rank``: the process's rank on its machine (torchrun's ``LOCAL_RANK``, as extraction
+    passes it); then 'auto' and 'cuda' mean this process's own GPU, ``cuda:LOCAL_RANK``, and an
+    explicit 'cuda:N' is kept as asked.
 
     Raises:
         InvalidDataError: the name is not one of ``DEVICES`` (e.g. 'gpu'), or a CUDA device was
             asked for that torch does not see.
     """
     name = str(device).strip().lower()
+    asked = f"'{device}'"
     if name == "cpu":
         return "cpu"
     if name != "auto" and not _CUDA.match(name):
@@ -31,8 +36,13 @@ def resolve_device(device: str) -> str:
     import torch
 
     available = torch.cuda.is_available()
-    if name == "auto":
-        return "cuda" if available else "cpu"
+    if name == "auto" and not available:
+        return "cpu"
+    if name in ("auto", "cuda") and local_rank is not None:
+        name = f"cuda:{local_rank}"  # GPU only: this process's GPU under torchrun
+        asked = f"'{device}' (LOCAL_RANK {local_rank}: '{name}')"
+    elif name == "auto":
+        return "cuda"
     if not available:
         raise InvalidDataError(
             f"device '{device}' was asked for but torch sees no CUDA GPU on this machine "
@@ -43,7 +53,7 @@ def resolve_device(device: str) -> str:
     count = torch.cuda.device_count()
     if index >= count:
         raise InvalidDataError(
-            f"device '{device}' does not exist: torch sees {count} CUDA GPU(s) "
+            f"device {asked} does not exist: torch sees {count} CUDA GPU(s) "
             f"(cuda:0 to cuda:{count - 1})"
         )
     return name

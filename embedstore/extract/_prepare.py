@@ -21,6 +21,7 @@ from embedstore.backbones import (
     store_name,
 )
 from embedstore.data import ImageTransform
+from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError, WeightsNotFoundError
 
 __all__ = ["Options", "Prepared", "check_options", "default_workers", "prepare_backbones"]
@@ -78,13 +79,7 @@ def check_options(
         workers = default_workers()
     if not isinstance(workers, int) or workers < 0:
         raise InvalidDataError(f"workers must be a non-negative integer or 'auto', got {workers!r}")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise InvalidDataError(f"device must be 'cpu', 'cuda' or 'auto', got '{device}'")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidDataError(
-            f"device '{device}' was asked for but torch sees no CUDA GPU "
-            "(torch.cuda.is_available() is False); use --device cpu or --device auto"
-        )
+    resolve_device(device)  # the one check of every --device; this rank's GPU is taken later
     return Options(
         dataset=dataset,
         batch_size=int(batch_size),
@@ -95,15 +90,6 @@ def check_options(
         skip_bad=bool(skip_bad),
         chunk_rows=chunk_rows,
     )
-
-
-def resolve_device(device: str, local_rank: int) -> torch.device:
-    """'auto' or 'cuda' -> this process's GPU (``cuda:LOCAL_RANK``) when there is one, else CPU."""
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if device in ("auto", "cuda"):
-        return torch.device(f"cuda:{local_rank}")  # GPU only
-    return torch.device(device)  # GPU only: an explicit cuda:N
 
 
 def is_cnn(model: torch.nn.Module) -> bool:

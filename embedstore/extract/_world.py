@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import torch
 
 from embedstore import errors
+from embedstore.devices import resolve_device
 from embedstore.errors import EmbedstoreError, RankFailedError
 
 __all__ = ["World", "join_world", "is_main_process"]
@@ -231,17 +232,16 @@ class TorchrunWorld(World):
 
 def join_world(device: str) -> tuple[World, torch.device]:
     """This process's world (torchrun's, from its environment, or one of its own) and device."""
-    from embedstore.extract._prepare import resolve_device
-
     env = os.environ
     in_torchrun = all(k in env for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
     run_id = env.get("TORCHELASTIC_RUN_ID")
     run_id = (
         None if run_id in (None, "", "none") else run_id
     )  # torchrun's default without --rdzv-id
+    # 'auto' / 'cuda': this rank's GPU, cuda:LOCAL_RANK (one process alone: cuda:0)
+    dev = torch.device(resolve_device(device, local_rank=int(env.get("LOCAL_RANK", "0"))))
     if not in_torchrun or int(env["WORLD_SIZE"]) == 1:
-        return World(run_id=run_id), resolve_device(device, int(env.get("LOCAL_RANK", "0")))
-    dev = resolve_device(device, int(env.get("LOCAL_RANK", "0")))
+        return World(run_id=run_id), dev
     if dev.type == "cuda":
         torch.cuda.set_device(dev)  # GPU only
     return TorchrunWorld(dev, run_id), dev
