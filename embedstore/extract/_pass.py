@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from embedstore.data import Source
+from embedstore.data.images import SKIP_HINT
 from embedstore.errors import BadImageError, InvalidDataError
 from embedstore.extract._plan import Job, Share
 from embedstore.extract._prepare import Options, Prepared
@@ -160,9 +161,11 @@ def _check_rows(src: Source, p: Prepared, rows: list[int], reasons: Sequence[str
     bad = [i for i, r in enumerate(reasons) if r]
     if bad and not skip:
         row = rows[bad[0]]
+        # the data layer's own hint is dropped from its message: the one below says it for a run
+        why = reasons[bad[0]].replace(f"; or {SKIP_HINT}", "").replace(f"; {SKIP_HINT}", "")
         raise BadImageError(
             f"cannot read image '{src.locate(row)}' (row {row}, id '{src.ids[row]}'): "
-            f"{reasons[bad[0]]}. Nothing was marked complete; fix or remove the file "
+            f"{why}. Nothing was marked complete; fix or remove the file "
             "and rerun to resume, or pass --skip-bad (skip_bad=True) to record it as "
             "a missing row"
         )
