@@ -40,7 +40,9 @@ def probe(
     fuse: FuseOpt = None,
     method: Annotated[
         str,
-        typer.Option(help="proto, fewshot, knn, logreg, dvme, svm, a comma list, or all."),
+        typer.Option(
+            "--method", "-m", help="proto, fewshot, knn, logreg, dvme, svm, a comma list, or all."
+        ),
     ] = "all",
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for episodes, splits and bootstraps.")] = 0,

@@ -48,7 +48,12 @@ def sweep(
     seeds: Annotated[int, typer.Option(help="Number of subset seeds (0..n-1).")] = 5,
     methods: Annotated[
         str | None,
-        typer.Option(help="Comma list of knn, logreg, proto, dvme, svm, or all [knn,logreg]."),
+        typer.Option(
+            "--methods",
+            "--method",
+            "-m",
+            help="Comma list of knn, logreg, proto, dvme, svm, or all [knn,logreg].",
+        ),
     ] = None,
     selection: Annotated[
         str | None,

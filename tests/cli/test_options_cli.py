@@ -118,3 +118,19 @@ def test_plot_suffix_is_checked_before_the_sweep_runs(store, tmp_path):
     )
     _one_line_error(result, ".png, .pdf, .svg", "'.jpg'")
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_method_short_option_is_the_same_on_probe_sweep_and_report(store, tmp_path):
+    out = tmp_path / "r.jsonl"
+    probe = runner.invoke(app, ["probe", store.location, "-d", "d", "-b", "a", "-m", "knn"])
+    assert probe.exit_code == 0 and "knn" in probe.output
+    sweep = runner.invoke(
+        app,
+        ["sweep", store.location, "-d", "d", "-b", "a", "-m", "knn", "--fractions", "0.5"]
+        + ["--seeds", "1", "--out", str(out)],
+    )
+    assert sweep.exit_code == 0, sweep.output
+    report = runner.invoke(app, ["report", str(out), "-m", "knn", "-f", "csv"])
+    assert report.exit_code == 0 and {
+        line.split(",")[1] for line in report.stdout.splitlines()[1:]
+    } == {"knn"}
