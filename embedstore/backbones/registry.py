@@ -35,6 +35,7 @@ __all__ = [
     "unregister",
     "get_backbone",
     "list_backbones",
+    "list_entries",
     "store_name",
 ]
 
@@ -304,6 +305,18 @@ def get_backbone(name: str) -> BackboneSpec:
 def list_backbones() -> list[BackboneSpec]:
     """Every registered entry (lazy ones resolved, which imports timm), sorted by name. An entry
     whose hub config is not on this machine (offline) is listed as its ``stub``."""
+    return _entries(listing=False)
+
+
+def list_entries() -> list[BackboneSpec]:
+    """Every registered entry as `embedstore backbones` lists it, sorted by name, without
+    importing torch or timm where the entry states its facts as plain data: a lazy entry with a
+    ``listing`` (dim, preprocessing, recipe, licence, hub id; ``zoo.timm_entry``) gives that;
+    the others are as in ``list_backbones``. ``get_backbone`` resolves an entry to build it."""
+    return _entries(listing=True)
+
+
+def _entries(listing: bool) -> list[BackboneSpec]:
     from embedstore.errors import EmbedstoreError
 
     _load_plugins()
@@ -311,6 +324,9 @@ def list_backbones() -> list[BackboneSpec]:
     with _LOCK:
         for k in _known_names():
             factory = _LAZY.get(k)
+            if k not in _REGISTRY and listing and hasattr(factory, "listing"):
+                out.append(factory.listing)
+                continue
             if k not in _REGISTRY and not getattr(factory, "cached", lambda: True)():
                 out.append(factory.stub)  # a listing never goes online for a hub config
                 continue
