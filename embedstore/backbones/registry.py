@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from embedstore.errors import InvalidDataError, UnknownBackboneError
+from embedstore.names import TIMM_PREFIX, store_name
 
 __all__ = [
     "Preprocess",
@@ -42,7 +43,6 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_MODES = ("center", "squash", "border")
-TIMM_PREFIX = "timm/"
 
 
 @dataclass(frozen=True)
@@ -195,11 +195,6 @@ def _jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     return repr(obj)
-
-
-def store_name(name: str) -> str:
-    """The store-safe spelling of a backbone name: every ``/`` becomes ``--``."""
-    return name.replace("/", "--")
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
