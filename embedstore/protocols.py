@@ -170,6 +170,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "and reproducability/reproduce_results.py (fit_classifier)",
             command="sweep",
             methods=("nielsen-svm", "nielsen-knn", "nielsen-logreg"),
+            options={"normalize": "none"},  # raw class tokens into the PowerTransformer
             hyperparameters={
                 "features": "Yeo-Johnson PowerTransformer(standardize=True) -> PCA(all components)",
                 "svm": {"kernel": "rbf", "C": 1.0, "gamma": "scale", "class_weight": "balanced",
@@ -184,6 +185,7 @@ PROTOCOLS: dict[str, Protocol] = {
             subsets={"shots": (1, 5, 10, 25, 50, 100, 250, 500, 1000)},
             seeds=5,
             notes=("fixed hyper-parameters, no selection (the authors' protocol)",
+                   "features as stored (no L2 normalisation): the pipeline standardises them",
                    "a class with fewer training samples than asked gives all it has (capped, "
                    "listed), as sparsam's uniform_train_test_splitting",
                    "kNN: k capped at the labelled rows where 5 * n_classes is more "

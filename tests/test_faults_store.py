@@ -4,6 +4,8 @@ format-1 stores, per-row selectors, damaged archive members."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -258,3 +260,27 @@ def test_damaged_archive_member_is_one_line_naming_it(tmp_path, args):
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
     assert member in lines[0]
     assert not target.exists()  # import changed nothing
+
+
+def test_extract_of_a_backbone_overflowing_float16_is_one_line_and_float32_works(tmp_path):
+    """The real `embedstore extract` in a child process, with a backbone whose outputs reach 1e7."""
+    from .faults_harness import ROOT, env, write_images
+
+    images = write_images(tmp_path / "images", 16)
+    base = [
+        "-m", "tests.fault_cli", "extract", str(tmp_path / "s.zarr"), "-d", "ds", "--source",
+        str(images), "-b", "huge.test", "--workers", "0", "--device", "cpu", "--batch-size", "8",
+    ]  # fmt: skip
+    failed = subprocess.run(
+        [sys.executable, *base], cwd=ROOT, env=env(), capture_output=True, text=True
+    )
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert failed.returncode == 1 and len(errors) == 1 and "Traceback" not in failed.stderr
+    assert "overflow float16" in errors[0] and "--dtype float32" in errors[0]
+    info = open_store(tmp_path / "s.zarr").array_info("ds", "huge.test")
+    assert not info.complete and info.rows_written == 0
+    done = subprocess.run([sys.executable, *base, "--dtype", "float32", "--overwrite"], cwd=ROOT,
+                          env=env(), capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    X = open_store(tmp_path / "s.zarr").embeddings("ds", "huge.test")
+    assert np.isfinite(X).all() and np.abs(X).max() > 65504

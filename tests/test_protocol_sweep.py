@@ -84,6 +84,28 @@ def test_nielsen_preset_one_record_per_backbone_classifier_shots_seed(tmp_path):
     assert all(len(d) == 1 for d in digests.values())
 
 
+def test_nielsen_cells_equal_the_authors_pipeline_on_the_stored_rows(tmp_path):
+    from tests.probes.test_nielsen import _ref_predict
+
+    store = _make(tmp_path / "s.zarr", n=600)
+    res = run_sweep(store, "d", [["a"]], protocol="nielsen", shots=[25, 100], seeds=[1],
+                    options=OPTS)  # fmt: skip
+    assert all(r.protocol["normalize"] == "none" for r in res)  # the raw stored features
+    X = store.embeddings("d", "a")
+    y, split = np.asarray(store.labels("d")), np.asarray(store.split("d"))
+    train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
+    from embedstore.data.subsets import labelled_subsets
+
+    for sub in labelled_subsets(y, train, seed=1, shots=[25, 100]):
+        for name in ("svm", "knn", "logreg"):
+            (r,) = [
+                x for x in res if x.method == f"nielsen-{name}" and x.labels["shots"] == sub.value
+            ]
+            pred = _ref_predict(name, X, y, sub.positions, test, seed=1)
+            ref = np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])
+            assert abs(r.metrics["balanced_accuracy"]["value"] - ref) <= 0.005, (name, sub.value)
+
+
 def test_preset_may_not_be_contradicted(tmp_path):
     store = _make(tmp_path / "s.zarr")
     with pytest.raises(InvalidDataError, match="leave out --methods"):

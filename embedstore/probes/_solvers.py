@@ -108,7 +108,9 @@ def make_basis(
         for s in range(0, n, step):  # Z = (X - mean) @ V, block by block into its one buffer
             Z[s : s + step, :-1] = (block(s) - mean) @ V
     Z[:, -1] = 1.0 if intercept else 0.0
-    lam = (Z * Z).sum(dim=0)  # (r+1,)
+    lam = torch.zeros(Z.shape[1], dtype=dtype, device=device)  # (r+1,) squared column norms
+    for s in range(0, n, step):  # in blocks: no (n, D) temporary beside Z
+        lam += Z[s : s + step].square().sum(dim=0)
     lam[-1] = max(float(lam[-1]), 1.0)  # keeps the preconditioner finite when there is no intercept
     return Basis(Z=Z, V=V, mean=mean, lam=lam)
 
@@ -162,21 +164,24 @@ def solve_logistic(
         p = len(idx)
         th = x.view(p, r1, K)
         logits = (Z @ th.permute(1, 0, 2).reshape(r1, p * K)).view(n, p, K)
+        # (n, p, K) buffers are the solver's largest: the probabilities and residuals reuse logits'
         if link == "softmax":
             lse = torch.logsumexp(logits, dim=2)  # (n, p)
             li = lse - (logits * onehot[:, None, :]).sum(2)  # (n, p)
-            prob = torch.exp(logits - lse[:, :, None])
+            prob = logits.sub_(lse[:, :, None]).exp_()
         else:
             li = (torch.nn.functional.softplus(logits) - logits * onehot[:, None, :]).sum(2)
-            prob = torch.sigmoid(logits)
-        resid = prob - onehot[:, None, :]
+            prob = logits.sigmoid_()
         h = prob * (1 - prob)  # (n, p, K)
+        resid = prob.sub_(onehot[:, None, :])
         if w is not None:
-            li, resid, h = li * w[:, :, 0], resid * w, h * w
+            li, h = li * w[:, :, 0], h * w
+            resid.mul_(w)
         loss = li.sum(0, dtype=torch.float64)
         curv[idx] = h.mean(0).clamp_min(1e-6)
+        del h
         C = Cs[idx]
-        resid = resid * C.to(dt)[None, :, None]
+        resid.mul_(C.to(dt)[None, :, None])
         grad = (Z.T @ resid.reshape(n, p * K)).view(r1, p, K).permute(1, 0, 2)  # (p, r1, K)
         grad = grad + th * pen
         f = C * loss + 0.5 * (th * th * pen).sum((1, 2), dtype=torch.float64)

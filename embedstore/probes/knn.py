@@ -237,12 +237,7 @@ def knn_vote(
 
 
 def knn_proba_from_neighbors(
-    sims: Any,
-    labels_of_neighbors: Any,
-    *,
-    temperature: float = 0.07,
-    n_classes: int | None = None,
-    class_weight: np.ndarray | None = None,
+    sims: Any, labels_of_neighbors: Any, *, temperature: float = 0.07, n_classes: int | None = None
 ) -> np.ndarray:
     """DINO's weighted vote of all the given neighbours (see :func:`knn_vote`).
 
@@ -255,12 +250,7 @@ def knn_proba_from_neighbors(
     """
     k = np.shape(sims)[1] if np.ndim(sims) == 2 else 1
     (proba,) = knn_vote(
-        sims,
-        labels_of_neighbors,
-        [k],
-        temperature=temperature,
-        n_classes=n_classes,
-        class_weight=class_weight,
+        sims, labels_of_neighbors, [k], temperature=temperature, n_classes=n_classes
     )
     return proba
 
@@ -272,20 +262,16 @@ def knn_grid_proba(
     *,
     temperature: float,
     n_classes: int | None,
-    class_weight: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Probabilities for every k of a grid from ONE top-k of a (nq, nb) similarity matrix.
 
     ``y_base``: (nb,) labels or (nb, L) 0/1. Returns one array per k, in grid order.
-    ``class_weight``: (C,) vote multipliers, as :func:`knn_vote`.
     """
     S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))
     with torch.no_grad():
         v, i = S.topk(max(grid), dim=1)  # (nq, kmax), largest first
     labels = np.asarray(y_base)[i.cpu().numpy()]  # (nq, kmax) or (nq, kmax, L)
-    return knn_vote(
-        v, labels, grid, temperature=temperature, n_classes=n_classes, class_weight=class_weight
-    )
+    return knn_vote(v, labels, grid, temperature=temperature, n_classes=n_classes)
 
 
 def knn_proba_from_similarity(
@@ -323,9 +309,8 @@ class KNNClassifier(ProbeEstimator):
         metric: "cosine" (L2-normalised, DINO) or "euclidean" (``sim = -||q - b||² / 2``).
         backend: "auto", "torch" (matmul + top-k) or "faiss".
         device: torch device for the torch backend and the stored training features.
-        class_weight: None, "balanced" (each vote times n / (n_classes * n_c), the inverse
-            frequency of the neighbour's class in the training set, as scikit-learn's weights) or
-            a {class: weight} dict; single-label only.
+        class_weight: None, "balanced" (votes times n / (n_classes * n_c), scikit-learn's
+            weights of the training classes) or a {class: weight} dict; single-label only.
 
     Fitted attributes: ``classes_`` (C,) single-label classes, or ``n_labels_`` for multilabel;
     ``multilabel_``; ``n_features_in_``; ``k_``; ``class_weight_`` (C,) or None.
@@ -358,7 +343,7 @@ class KNNClassifier(ProbeEstimator):
         if self.temperature <= 0:
             raise InvalidDataError(f"temperature must be > 0; got {self.temperature}")
         Xt = _as_tensor(X, self.device, "X")
-        y = check_labels(y, n_samples=Xt.shape[0])
+        y = check_labels(y, n_samples=Xt.shape[0], allow_names=True)
         self.multilabel_ = y.ndim == 2
         self.class_weight_ = None
         if self.multilabel_:
@@ -385,13 +370,10 @@ class KNNClassifier(ProbeEstimator):
         sims, idx = _topk_prepared(q, self._X, self.k_, self.metric, self.backend, self.device)
         n_classes = None if self.multilabel_ else self.classes_.size
         labels = self._y[torch.from_numpy(idx)]  # (n, k) or (n, k, L)
-        return knn_proba_from_neighbors(
-            sims,
-            labels,
-            temperature=self.temperature,
-            n_classes=n_classes,
-            class_weight=self.class_weight_,
-        )
+        t, cw = self.temperature, self.class_weight_
+        (proba,) = knn_vote(sims, labels, [sims.shape[1]], temperature=t, n_classes=n_classes,
+                            class_weight=cw)  # fmt: skip
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         """(n,) class labels, or (n, L) 0/1 labels (probability >= 0.5) for multilabel."""
@@ -404,7 +386,11 @@ class KNNClassifier(ProbeEstimator):
         """Accuracy (multilabel: mean per-label accuracy; see :func:`selection.score`)."""
         from embedstore.probes.selection import score
 
-        return score(check_labels(y), self.predict_proba(X), classes=self._classes_or_none())
+        return score(
+            check_labels(y, allow_names=True),
+            self.predict_proba(X),
+            classes=self._classes_or_none(),
+        )
 
     def _classes_or_none(self) -> np.ndarray | None:
         return None if self.multilabel_ else self.classes_

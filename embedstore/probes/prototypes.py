@@ -48,7 +48,7 @@ class NearestPrototype(ProbeEstimator):
     def fit(self, X: Any, y: Any) -> NearestPrototype:
         """Compute one mean per class. X: (n_samples, n_features); y: (n_samples,) int labels."""
         X = check_features(X)
-        y = check_labels(y, n_samples=X.shape[0], allow_multilabel=False)
+        y = check_labels(y, n_samples=X.shape[0], allow_multilabel=False, allow_names=True)
         self.classes_, inverse = np.unique(y, return_inverse=True)
         counts = np.bincount(inverse).astype(np.float64)
         sums = np.zeros((self.classes_.size, X.shape[1]))
@@ -78,7 +78,7 @@ class NearestPrototype(ProbeEstimator):
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""
-        y = check_labels(y, allow_multilabel=False)
+        y = check_labels(y, allow_multilabel=False, allow_names=True)
         return float((self.predict(X) == y).mean())
 
 

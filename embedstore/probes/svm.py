@@ -168,7 +168,7 @@ class SVMProbe(ProbeEstimator):
 
 
 def _labels(y: Any, n: int) -> np.ndarray:
-    y = check_labels(y, n_samples=n, allow_multilabel=False)
+    y = check_labels(y, n_samples=n, allow_multilabel=False, allow_names=True)
     return y
 
 
