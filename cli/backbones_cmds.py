@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from cli._common import console, user_errors
-from embedstore.backbones import Preprocess, list_backbones, load_backbones_file, weights_available
-from embedstore.backbones.registry import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    from embedstore.backbones import Preprocess
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +20,8 @@ def register(app: typer.Typer) -> None:
 
 def preprocess_summary(p: Preprocess) -> str:
     """'256→224, imagenet' (plus the crop mode and interpolation when not center / bilinear)."""
+    from embedstore.backbones.registry import IMAGENET_MEAN, IMAGENET_STD
+
     if p.mean is None and p.std is None:
         norm = "none"
     elif tuple(p.mean or ()) == IMAGENET_MEAN and tuple(p.std or ()) == IMAGENET_STD:
@@ -49,6 +52,9 @@ def backbones(
 ) -> None:
     """List the registered backbones: architecture, dim, preprocessing, recipe, licence, gating,
     published hash, whether weights are local. Any timm model is also usable as timm/<name>."""
+    # The registry's listing imports no torch / timm: entries state their facts as plain data.
+    from embedstore.backbones import list_entries, load_backbones_file, weights_available
+
     with user_errors():
         if backbones_file:
             load_backbones_file(backbones_file)
@@ -73,7 +79,7 @@ def backbones(
                 "description": s.description,
                 "reference": s.reference,
             }
-            for s in list_backbones()
+            for s in list_entries()
         ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

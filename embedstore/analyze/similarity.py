@@ -176,7 +176,15 @@ def backbone_similarity(
         split: 'train', 'val', 'test' or 'all'.
     """
     t0 = time.perf_counter()
-    names = list(backbones) if backbones else _complete_backbones(store, dataset)
+    if split not in ("train", "val", "test", "all"):
+        raise InvalidDataError(f"split must be one of train, val, test, all; got '{split}'")
+    if backbones:  # tags and the timm/ spelling resolve as for probe --backbone / --fuse
+        from embedstore.probes.features import resolve_backbone
+
+        stored = store.backbones(dataset)
+        names = [resolve_backbone(b, stored, dataset=dataset) for b in backbones]
+    else:
+        names = _complete_backbones(store, dataset)
     if len(set(names)) != len(names):
         raise InvalidDataError(f"backbones must not repeat, got {names}")
     if len(names) < 2:
@@ -184,8 +192,6 @@ def backbone_similarity(
             f"similarity compares backbones pairwise and needs at least two; dataset '{dataset}' "
             f"has {names or 'none'} complete. Extract another backbone, or pass two with -b"
         )
-    if split not in ("train", "val", "test", "all"):
-        raise InvalidDataError(f"split must be one of train, val, test, all; got '{split}'")
     if split == "all":
         rows = np.arange(store.dataset_info(dataset).n_samples)
     else:

@@ -11,7 +11,6 @@ recipe as ``<name>@<recipe>``, and own checkpoints register through ``register_b
 
 from __future__ import annotations
 
-from embedstore.backbones.loading import LoadedBackbone, load_model
 from embedstore.backbones.recipes import RECIPES
 from embedstore.backbones.registry import (
     BackboneSpec,
@@ -19,6 +18,7 @@ from embedstore.backbones.registry import (
     WeightsSource,
     get_backbone,
     list_backbones,
+    list_entries,
     list_names,
     register,
     store_name,
@@ -36,6 +36,7 @@ __all__ = [
     "unregister",
     "get_backbone",
     "list_backbones",
+    "list_entries",
     "list_names",
     "load_model",
     "store_name",
@@ -56,6 +57,16 @@ def weights_available(spec: BackboneSpec | str) -> bool:
 
         return hub_cached(spec.hub_id)
     return _weights_available_for_source(spec.weights)
+
+
+def __getattr__(name: str):
+    """``load_model`` and ``LoadedBackbone`` import torch: loaded on first use (PEP 562), so that
+    listing the registry (`embedstore backbones`) imports no torch, torchvision or timm."""
+    if name in ("load_model", "LoadedBackbone"):
+        from embedstore.backbones import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 from embedstore.backbones import zoo as _zoo  # noqa: E402,F401  (registers the built-in entries)

@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import torch
-
 from embedstore.errors import CheckpointError
 
 __all__ = [
@@ -314,6 +312,8 @@ def convert_hf_dinov2(ckpt: Mapping[str, Any]) -> StateDict:
     for i, parts in qkv.items():
         for param in ("weight", "bias"):
             if all(f"{n}.{param}" in parts for n in "qkv"):
+                import torch  # here, so that listing the registry never imports torch
+
                 out[f"blocks.{i}.attn.qkv.{param}"] = torch.cat(
                     [parts[f"{n}.{param}"] for n in "qkv"], dim=0
                 )

@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
-
-import torch
-from torch import nn
 
 from embedstore.backbones.convert import _keep, convert_hf_dinov2, unwrap
 from embedstore.backbones.registry import BackboneSpec, Preprocess, WeightsSource
@@ -36,7 +32,6 @@ __all__ = [
     "convert_hf_dinov2",
     "preprocess_from_hf_processor",
     "preprocess_from_open_clip",
-    "OpenClipTower",
 ]
 
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
@@ -138,37 +133,6 @@ def hf_dinov2_entry(name: str, repo: str, **fields: Any):
     return make
 
 
-class OpenClipTower(nn.Module):
-    """open_clip's ``TimmModel`` image tower with its key names (``trunk.*``, ``head.proj``),
-    built without open_clip: (B, 3, H, W) -> (B, embed_dim)."""
-
-    def __init__(self, model_name: str, embed_dim: int, pool: str = "avg", proj: str = "linear",
-                 proj_bias: bool = False, **timm_kwargs: Any) -> None:  # fmt: skip
-        super().__init__()
-        import timm
-
-        if pool in ("abs_attn", "rot_attn") or proj not in ("linear", "none", "", None):
-            raise InvalidDataError(
-                f"open_clip tower with pool={pool!r}, proj={proj!r} is not supported "
-                "(linear or no projection, timm pooling only)"
-            )
-        if proj == "linear":  # open_clip: trunk without classifier, then Dropout + Linear
-            self.trunk = timm.create_model(model_name, pretrained=False, **timm_kwargs)
-            self.trunk.reset_classifier(0, **({"global_pool": pool} if pool else {}))
-            head = OrderedDict(drop=nn.Dropout(0.0), proj=nn.Linear(
-                self.trunk.num_features, embed_dim, bias=proj_bias))  # fmt: skip
-        else:  # open_clip: the trunk's own classifier projects (to 0 classes for 'none')
-            self.trunk = timm.create_model(
-                model_name, pretrained=False, num_classes=0 if proj == "none" else embed_dim,
-                global_pool=pool, **timm_kwargs,
-            )  # fmt: skip
-            head = OrderedDict()
-        self.head = nn.Sequential(head)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x))
-
-
 def open_clip_entry(name: str, repo: str, **fields: Any):
     """A lazy entry for an open_clip hub repo whose image tower is a timm model."""
 
@@ -182,6 +146,10 @@ def open_clip_entry(name: str, repo: str, **fields: Any):
             ("pool", vision.get("timm_pool", "avg")), ("proj", vision.get("timm_proj", "linear")),
             ("proj_bias", vision.get("timm_proj_bias", False)),
         )  # fmt: skip
+        import torch
+
+        from embedstore.backbones.embedder import OpenClipTower
+
         with torch.device("meta"):
             tower = OpenClipTower(**dict(kwargs))
         preprocess = preprocess_from_open_clip(cfg)
@@ -202,6 +170,7 @@ def open_clip_entry(name: str, repo: str, **fields: Any):
 
 def load_hf(spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool):
     """Load an ``open_clip`` entry: the ``visual.*`` weights into an OpenClipTower, strictly."""
+    from embedstore.backbones.embedder import OpenClipTower
     from embedstore.backbones.hub import hub_file
     from embedstore.backbones.loading import (
         LoadedBackbone,
@@ -268,3 +237,12 @@ def hf_entries() -> dict:
             reference="huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         ),  # fmt: skip
     }
+
+
+def __getattr__(name: str):
+    """``OpenClipTower`` lives in ``embedder.py`` (torch); this module imports no torch."""
+    if name == "OpenClipTower":
+        from embedstore.backbones.embedder import OpenClipTower
+
+        return OpenClipTower
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

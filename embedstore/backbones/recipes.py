@@ -19,15 +19,12 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
 from embedstore.errors import InvalidDataError
 
 if TYPE_CHECKING:
     from embedstore.backbones.registry import BackboneSpec
 
-__all__ = ["RECIPES", "parse_recipe", "split_recipe", "with_recipe", "Embedder"]
+__all__ = ["RECIPES", "parse_recipe", "split_recipe", "with_recipe"]
 
 RECIPES = ("pooled", "cls", "mean", "cls_mean", "last<N>", "gap")
 _LAST = re.compile(r"^last([1-9][0-9]?)$")
@@ -78,58 +75,10 @@ def with_recipe(spec: BackboneSpec, recipe: str) -> BackboneSpec:
     return replace(variant, dim=output_dim(variant))
 
 
-class Embedder(nn.Module):
-    """A timm model read with a recipe: ``forward`` maps (B, 3, H, W) -> (B, dim)."""
+def __getattr__(name: str):
+    """``Embedder`` lives in ``embedder.py`` (torch); importing this module imports no torch."""
+    if name == "Embedder":
+        from embedstore.backbones.embedder import Embedder
 
-    def __init__(self, model: nn.Module, recipe: str) -> None:
-        super().__init__()
-        self.model = model
-        self.recipe = recipe
-        self.kind, self.n = parse_recipe(recipe)
-        prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
-        if self.kind in ("cls", "cls_mean", "last") and prefix < 1:
-            raise InvalidDataError(
-                f"recipe '{recipe}' reads a class token, but {type(model).__name__} has none; "
-                "use 'pooled', 'mean' (token models) or 'gap' (CNNs)"
-            )
-        if self.kind == "last" and not hasattr(model, "forward_intermediates"):
-            raise InvalidDataError(
-                f"recipe '{recipe}' needs timm's forward_intermediates, which "
-                f"{type(model).__name__} lacks; use 'cls' or 'pooled'"
-            )
-        self.num_prefix_tokens = prefix
-
-    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.model.forward_features(x)
-        if tokens.ndim != 3:
-            raise InvalidDataError(
-                f"recipe '{self.recipe}' expects tokens (B, N, C) from forward_features, got shape "
-                f"{tuple(tokens.shape)}; use 'gap' for a CNN"
-            )
-        return tokens  # (B, N, C)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "pooled":
-            return self.model(x)  # (B, D): timm's pre-logits with num_classes=0
-        if self.kind == "gap":
-            fmap = self.model.forward_features(x)
-            if fmap.ndim != 4:
-                raise InvalidDataError(
-                    f"recipe 'gap' expects a feature map (B, C, H, W), got shape "
-                    f"{tuple(fmap.shape)}; use 'mean' for a token model"
-                )
-            return fmap.mean(dim=(2, 3))  # (B, C)
-        if self.kind == "last":
-            outs = self.model.forward_intermediates(
-                x, indices=self.n, return_prefix_tokens=True, norm=True,
-                output_fmt="NLC", intermediates_only=True,
-            )  # fmt: skip
-            return torch.cat([prefix[:, 0] for _, prefix in outs], dim=-1)  # (B, N * C)
-        tokens = self._tokens(x)
-        cls = tokens[:, 0]  # (B, C)
-        mean = tokens[:, self.num_prefix_tokens :].mean(dim=1)  # (B, C)
-        if self.kind == "cls":
-            return cls
-        if self.kind == "mean":
-            return mean
-        return torch.cat([cls, mean], dim=-1)  # (B, 2C)
+        return Embedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from embedstore.errors import InvalidDataError, UnknownBackboneError
+from embedstore.names import TIMM_PREFIX, store_name
 
 __all__ = [
     "Preprocess",
@@ -35,13 +36,13 @@ __all__ = [
     "unregister",
     "get_backbone",
     "list_backbones",
+    "list_entries",
     "store_name",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_MODES = ("center", "squash", "border")
-TIMM_PREFIX = "timm/"
 
 
 @dataclass(frozen=True)
@@ -196,11 +197,6 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
-def store_name(name: str) -> str:
-    """The store-safe spelling of a backbone name: every ``/`` becomes ``--``."""
-    return name.replace("/", "--")
-
-
 _REGISTRY: dict[str, BackboneSpec] = {}
 _LAZY: dict[str, Callable[[], BackboneSpec]] = {}
 _DYNAMIC: dict[str, BackboneSpec] = {}  # timm/ names and @recipe variants, built once
@@ -304,6 +300,18 @@ def get_backbone(name: str) -> BackboneSpec:
 def list_backbones() -> list[BackboneSpec]:
     """Every registered entry (lazy ones resolved, which imports timm), sorted by name. An entry
     whose hub config is not on this machine (offline) is listed as its ``stub``."""
+    return _entries(listing=False)
+
+
+def list_entries() -> list[BackboneSpec]:
+    """Every registered entry as `embedstore backbones` lists it, sorted by name, without
+    importing torch or timm where the entry states its facts as plain data: a lazy entry with a
+    ``listing`` (dim, preprocessing, recipe, licence, hub id; ``zoo.timm_entry``) gives that;
+    the others are as in ``list_backbones``. ``get_backbone`` resolves an entry to build it."""
+    return _entries(listing=True)
+
+
+def _entries(listing: bool) -> list[BackboneSpec]:
     from embedstore.errors import EmbedstoreError
 
     _load_plugins()
@@ -311,6 +319,9 @@ def list_backbones() -> list[BackboneSpec]:
     with _LOCK:
         for k in _known_names():
             factory = _LAZY.get(k)
+            if k not in _REGISTRY and listing and hasattr(factory, "listing"):
+                out.append(factory.listing)
+                continue
             if k not in _REGISTRY and not getattr(factory, "cached", lambda: True)():
                 out.append(factory.stub)  # a listing never goes online for a hub config
                 continue

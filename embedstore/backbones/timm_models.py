@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from embedstore.backbones.convert import convert_auto
+from embedstore.backbones.embedder import Embedder
 from embedstore.backbones.hub import hub_errors
-from embedstore.backbones.recipes import Embedder, parse_recipe
+from embedstore.backbones.recipes import parse_recipe
 from embedstore.backbones.registry import (
     TIMM_PREFIX,
     BackboneSpec,

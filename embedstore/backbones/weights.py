@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from embedstore.backbones.registry import WeightsSource
 from embedstore.errors import CheckpointError, ChecksumError, WeightsNotFoundError
@@ -47,8 +46,19 @@ class ResolvedWeights:
 
 
 def hub_checkpoint_dir() -> Path:
-    """``torch.hub.get_dir()/checkpoints``, where torch (and embedstore) cache downloads."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    """``torch.hub.get_dir()/checkpoints``, where torch (and embedstore) cache downloads.
+
+    Without importing torch when it is not loaded yet (`embedstore backbones` stays light):
+    torch/hub.py ``get_dir`` is ``set_dir``'s folder if called (only possible once torch is
+    imported), else ``_get_torch_home()/hub`` = ``$TORCH_HOME``, default
+    ``$XDG_CACHE_HOME/torch``, default ``~/.cache/torch`` (torch 2.x hub.py)."""
+    if "torch" in sys.modules:
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    xdg = os.getenv("XDG_CACHE_HOME", "~/.cache")
+    home = os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(xdg, "torch")))
+    return Path(home) / "hub" / "checkpoints"
 
 
 def cached_file(src: WeightsSource) -> Path:
@@ -161,6 +171,8 @@ def _download(src: WeightsSource, name: str) -> Path:
         raise _not_found(src, name, "EMBEDSTORE_OFFLINE is set, so nothing is downloaded")
     target = cached_file(src)
     target.parent.mkdir(parents=True, exist_ok=True)
+    import torch
+
     try:
         torch.hub.download_url_to_file(src.url, str(target), hash_prefix=None, progress=True)
     except Exception as exc:  # URLError, HTTPError, socket timeouts, SSL, disk: all mean "not here"
@@ -212,6 +224,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
+        import torch
+
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(

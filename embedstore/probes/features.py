@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from embedstore.errors import ArrayNotFoundError, InvalidDataError
+from embedstore.names import store_name
 from embedstore.store import SPLIT_CODES, Store
 
 __all__ = [
@@ -98,11 +99,14 @@ def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> 
     (its architecture), at '.' (or '--') boundaries, with or without its ``@recipe``
     (``dino`` -> ``resnet50.dino`` or ``vit_small_patch16.dino@last4``; ``mobilenet_v2`` ->
     ``mobilenet_v2.tv_in1k``; parts are whole: ``patch16.dino`` matches neither); else an error
-    that lists the candidates (several match) or the stored names (none does).
+    that lists the candidates (several match) or the stored names (none does). A name with
+    ``/`` (``timm/convnext_tiny.fb_in1k``) is matched in its stored spelling (``timm--…``).
     """
     if name in stored:
         return name
-    parts = _name_parts(name)
+    if store_name(name) in stored:
+        return store_name(name)
+    parts = _name_parts(store_name(name))
 
     def matches(full: str) -> bool:  # a whole-part suffix (tag) or prefix (architecture)
         return any(

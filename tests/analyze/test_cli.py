@@ -51,7 +51,7 @@ def test_similarity_errors_are_one_line(tmp_path):
     path = _store(tmp_path)
     for args, expected in (
         (["-d", "nope"], "dataset 'nope' is not in store"),
-        (["-d", "toy", "-b", "a", "-b", "zz"], "backbone 'zz' has not been extracted"),
+        (["-d", "toy", "-b", "a", "-b", "zz"], "backbone 'zz' is not an array"),  # as probe -b
         (["-d", "toy", "-b", "a"], "at least two"),
         (["-d", "toy", "--split", "dev"], "split must be one of"),
     ):

@@ -117,6 +117,18 @@ def test_backbone_similarity_from_store(tmp_path):
     assert "a" in records[1].provenance and "b" in records[1].provenance
 
 
+def test_backbone_similarity_resolves_tags_and_the_timm_slash_spelling(tmp_path):
+    store = create_store(tmp_path / "s.zarr")
+    make_dataset(store, n=50)
+    rng = np.random.default_rng(0)
+    names = ("resnet50.dino", "timm--convnext_tiny.fb_in1k")  # how `extract` stores timm/...
+    for name in names:
+        write_embeddings(store, "toy", name, rng.normal(size=(50, 4)).astype(np.float32))
+    m = backbone_similarity(store, "toy", backbones=["dino", "timm/convnext_tiny.fb_in1k"])
+    assert m.backbones == names
+    assert np.array_equal(m.cka, backbone_similarity(store, "toy", backbones=names).cka)
+
+
 def test_backbone_similarity_errors(toy_store):
     store, _ = toy_store
     with pytest.raises(InvalidDataError, match="at least two"):

@@ -58,12 +58,28 @@ def test_root_help_and_version_import_no_library():
         "cli.sweep_cmds",
         "cli.analyze_cmds",
         "cli.protocols_cmds",
+        "cli.backbones_cmds",
     ],
 )
 def test_command_modules_import_no_heavy_library(module):
-    # cli.backbones_cmds is not here: the backbone registry still imports torch (issue 10/15).
     loaded = _imported_after(f"import {module}")
     assert not loaded & set(HEAVY), (module, loaded & set(HEAVY))
+
+
+def test_listing_the_backbones_imports_no_torch():
+    # The whole command, table and JSON: every built-in entry states its listed facts as data.
+    loaded = _imported_after(
+        "import json\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import app\n"
+        "r = CliRunner().invoke(app, ['backbones'])\n"
+        "assert r.exit_code == 0 and 'vit_small_patch16.dino_last4' in r.output, r.output\n"
+        "r = CliRunner().invoke(app, ['backbones', '--json'])\n"
+        "rows = {row['name']: row for row in json.loads(r.output)}\n"
+        "assert rows['vit_base_patch16.dino_last4']['dim'] == 3072, rows\n"
+        "assert rows['xcit_small_12_p8.sparsam_bm']['dim'] == 384, rows"
+    )
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
 def test_import_embedstore_is_light_and_extract_stays_callable():

@@ -33,6 +33,8 @@ STORED = [
         ("convnext.fb_in1k", "timm--convnext.fb_in1k"),  # a longer suffix
         ("vit_small_patch16", "vit_small_patch16.dino@last4"),  # the one array of that arch
         ("timm--convnext", "timm--convnext.fb_in1k"),
+        ("timm/convnext.fb_in1k", "timm--convnext.fb_in1k"),  # the registry's spelling
+        ("timm/convnext", "timm--convnext.fb_in1k"),  # its architecture, '/' spelling
     ],
 )
 def test_resolves_exact_names_and_unambiguous_tags(name, expected):
@@ -46,7 +48,9 @@ def test_an_ambiguous_tag_lists_the_candidates():
         resolve_backbone("resnet50", STORED)
 
 
-@pytest.mark.parametrize("name", ["byol", "net50.dino", "patch16.dino", "resnet", "", "vit_small"])
+@pytest.mark.parametrize(
+    "name", ["byol", "net50.dino", "patch16.dino", "resnet", "", "vit_small", "timm/resnet50"]
+)
 def test_no_match_lists_the_stored_names(name):
     with pytest.raises(ArrayNotFoundError, match="stored: resnet50.dino, resnet50.swav"):
         resolve_backbone(name, STORED)
@@ -82,3 +86,28 @@ def test_cli_fuse_dino_swav(store):
     assert record["features"] == ["resnet50.dino", "resnet50.swav"]
     bad = runner.invoke(app, ["probe", store.location, "-d", "d", "-b", "in1k", "-b", "byol"])
     assert bad.exit_code == 1 and "byol" in bad.output and "Traceback" not in bad.output
+
+
+def test_cli_takes_the_timm_slash_spelling_of_a_stored_timm_array(store):
+    # `extract -b timm/vit_tiny_patch16_224.augreg_in21k` stores 'timm--vit_tiny_patch16_224...'
+    # (a store array name has no '/'); --backbone and --fuse take either spelling.
+    stored = "timm--vit_tiny_patch16_224.augreg_in21k"
+    write_embeddings(store, "d", stored, np.random.default_rng(1).normal(size=(60, 6)).astype("f4"))
+    _, (by_slash, fused) = load_feature_sets(
+        store,
+        "d",
+        [["timm/vit_tiny_patch16_224.augreg_in21k"], ["timm/vit_tiny_patch16_224", "swav"]],
+    )
+    assert by_slash.backbones == (stored,) and fused.backbones == (stored, "resnet50.swav")
+    _, (direct,) = load_feature_sets(store, "d", [[stored]])
+    np.testing.assert_array_equal(by_slash.X, direct.X)
+    args = ["probe", store.location, "-d", "d", "--method", "knn", "--json"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*args, "-b", "timm/vit_tiny_patch16_224.augreg_in21k"])
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["features"] == [stored]
+    result = runner.invoke(app, [*args, "--fuse", "timm/vit_tiny_patch16_224,dino"])
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["features"] == [stored, "resnet50.dino"]
