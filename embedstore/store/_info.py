@@ -3,7 +3,9 @@ row selection for reads."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +85,23 @@ def nbytes_stored(group: zarr.Group) -> int:
     if zf is not None:
         prefix = f"{group.path}/"
         return sum(i.compress_size for i in zf.infolist() if i.filename.startswith(prefix))
+    if isinstance(group.store, zarr.storage.LocalStore):
+        return _folder_bytes(os.path.join(group.store.root, group.path))
     return sum(group[k].nbytes_stored() for k in group.array_keys())
+
+
+def _folder_bytes(folder: str) -> int:
+    """Bytes of the finished files under a local folder. A writer running meanwhile writes each
+    chunk to a ``*.partial`` file and renames it (zarr's LocalStore), so a file listed here may be
+    gone when it is sized: such files are skipped, never an error for a reader."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".partial"):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(parent, name)).st_size
+    return total
 
 
 def child_group(parent: zarr.Group, name: str, marker: str) -> zarr.Group | None:
