@@ -64,13 +64,13 @@ class ProbeResult:
         return cls(**d)
 
 
-def write_jsonl(results: Iterable[ProbeResult], path: str | os.PathLike[str]) -> None:
+def write_jsonl(results: Iterable[Any], path: str | os.PathLike[str]) -> None:
     """Append records to a JSON-lines file, one line each, flushed per record."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with p.open("a", encoding="utf-8") as fh:
         for r in results:
-            fh.write(json.dumps(r.to_dict(), default=_json_default) + "\n")
+            fh.write(json.dumps(r.to_dict(), default=json_default) + "\n")
             fh.flush()
 
 
@@ -118,7 +118,8 @@ def format_metric(m: dict[str, float | None] | None, scale: float = 100.0) -> st
     return f"{v:.1f} ± {(hi - lo) * scale / 2:.1f}"
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """numpy arrays and scalars as JSON values; anything else as its string."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if hasattr(value, "item"):

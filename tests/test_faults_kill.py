@@ -98,7 +98,9 @@ def test_readers_see_an_incomplete_array_and_never_half_a_chunk(clean, tmp_path)
                 if probe.exit_code == 1:
                     assert "incomplete" in probe.output, probe.output
                 info_out = runner.invoke(app, ["info", str(store), "ds", BACKBONE])
-                assert info_out.exit_code == 0 and "Traceback" not in info_out.output, info_out.output
+                assert info_out.exit_code == 0 and "Traceback" not in info_out.output, (
+                    info_out.output
+                )
     finally:
         writer.wait(timeout=120)
     assert writer.returncode == 0

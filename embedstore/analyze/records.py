@@ -19,6 +19,8 @@ import numpy as np
 
 from embedstore._version import __version__
 from embedstore.errors import InvalidDataError
+from embedstore.report import json_default as _json_default
+from embedstore.report import write_jsonl
 
 __all__ = [
     "AnalysisResult",
@@ -75,13 +77,9 @@ class AnalysisResult:
 
 
 def write_records(results: Iterable[AnalysisResult], path: str | os.PathLike[str]) -> None:
-    """Append records to a JSON-lines file, one line each, flushed per record."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("a", encoding="utf-8") as fh:
-        for r in results:
-            fh.write(json.dumps(r.to_dict(), default=_json_default) + "\n")
-            fh.flush()
+    """Append records to a JSON-lines file, one line each, flushed per record (the probe
+    records' writer: analysis and probe records may share one file)."""
+    write_jsonl(results, path)
 
 
 def read_records(path: str | os.PathLike[str]) -> list[AnalysisResult]:
@@ -126,11 +124,3 @@ def backbone_provenance(info_provenance: dict[str, Any]) -> dict[str, Any]:
     """The parts of a stored array's provenance that identify the backbone that made it."""
     keep = ("backbone", "weights_sha256", "weights_path", "extracted_at", "source", "dtype")
     return {k: info_provenance[k] for k in keep if k in info_provenance}
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
