@@ -164,7 +164,8 @@ def sweep_figure(
             ax.minorticks_off()
             if len(ticks) > 1:
                 ax.set_xlim(ticks[0] / 1.35, ticks[-1] * 1.35)
-            ax.tick_params(axis="x", labelsize="small", labelrotation=0)
+            # Many settings on a log axis (1 … 1000 per class) crowd their labels: slant them.
+            ax.tick_params(axis="x", labelsize="small", labelrotation=45 if len(ticks) > 6 else 0)
             ax.set_xlabel(_AXIS_LABEL[kind], fontsize="small")
             ax.set_title(method, fontsize="medium")
             ax.grid(True, axis="y", alpha=0.3, linewidth=0.6)
