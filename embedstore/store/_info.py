@@ -85,8 +85,9 @@ def nbytes_stored(group: zarr.Group) -> int:
     if zf is not None:
         prefix = f"{group.path}/"
         return sum(i.compress_size for i in zf.infolist() if i.filename.startswith(prefix))
-    if isinstance(group.store, zarr.storage.LocalStore):
-        return _folder_bytes(os.path.join(group.store.root, group.path))
+    if isinstance(group.store, zarr.storage.LocalStore):  # the arrays' folders, as zarr sizes them
+        folder = os.path.join(group.store.root, group.path)
+        return sum(_folder_bytes(os.path.join(folder, k)) for k in group.array_keys())
     return sum(group[k].nbytes_stored() for k in group.array_keys())
 
 
