@@ -132,16 +132,25 @@ def _progress_bar(label: str, disable: bool):
     )
 
 
-def _run_resumable(records_iter, out: str | None, done: list) -> list:
-    """Collect records as they come; append the new ones to ``out`` one by one."""
-    from embedstore.analyze.records import write_records
+def _run_resumable(label: str, out: str | None, quiet: bool, run) -> list:
+    """Run one analysis resumably: ``run(done, progress)`` yields records; those already in
+    ``out`` are passed in as ``done``, new ones are appended to ``out`` one by one, under a
+    progress bar (none with ``quiet``)."""
+    from embedstore.analyze.records import read_records, write_records
 
+    done = read_records(out) if out else []
     seen = {r.key() for r in done}
     results = []
-    for r in records_iter:
-        results.append(r)
-        if out and r.key() not in seen:
-            write_records([r], out)
+    with _progress_bar(label, quiet) as bar:
+        task = bar.add_task("loading", total=None)
+
+        def progress(d: int, total: int, text: str) -> None:
+            bar.update(task, completed=d, total=total, description=text)
+
+        for r in run(done, progress):
+            results.append(r)
+            if out and r.key() not in seen:
+                write_records([r], out)
     return results
 
 
@@ -173,26 +182,17 @@ def invariance(
     with user_errors():
         from embedstore import open_store
         from embedstore.analyze.invariance import evaluate_invariance
-        from embedstore.analyze.records import read_records
 
         s = open_store(store)
         names = backbone or s.backbones(dataset)
-        done = read_records(out) if out else []
-        with _progress_bar("invariance", as_json) as bar:
-            task = bar.add_task("loading", total=None)
-
-            def progress(d: int, total: int, text: str) -> None:
-                bar.update(task, completed=d, total=total, description=text)
-
-            results = _run_resumable(
-                evaluate_invariance(
-                    s, dataset, names, transforms=transform, source=source, n_images=images,
-                    steps=steps, seed=seed, eps=eps, batch_size=batch_size, device=device,
-                    weights=_weights(weights), done=done, progress=progress,
-                ),
-                out,
-                done,
-            )  # fmt: skip
+        results = _run_resumable(
+            "invariance", out, as_json,
+            lambda done, progress: evaluate_invariance(
+                s, dataset, names, transforms=transform, source=source, n_images=images,
+                steps=steps, seed=seed, eps=eps, batch_size=batch_size, device=device,
+                weights=_weights(weights), done=done, progress=progress,
+            ),
+        )  # fmt: skip
         if plot:
             from embedstore.analyze.plots import plot_invariance
 
@@ -285,27 +285,18 @@ def saliency(
     """Occlusion saliency maps and their attentive diffusion per backbone (Anton §4.4.1)."""
     with user_errors():
         from embedstore import open_store
-        from embedstore.analyze.records import read_records
         from embedstore.analyze.saliency import evaluate_saliency
 
         s = open_store(store)
         names = backbone or s.backbones(dataset)
-        done = read_records(out) if out else []
-        with _progress_bar("saliency", as_json) as bar:
-            task = bar.add_task("loading", total=None)
-
-            def progress(d: int, total: int, text: str) -> None:
-                bar.update(task, completed=d, total=total, description=text)
-
-            results = _run_resumable(
-                evaluate_saliency(
-                    s, dataset, names, source=source, n_images=images, image_size=image_size,
-                    size=mask, stride=stride, seed=seed, batch_size=batch_size, device=device,
-                    weights=_weights(weights), done=done, progress=progress,
-                ),
-                out,
-                done,
-            )  # fmt: skip
+        results = _run_resumable(
+            "saliency", out, as_json,
+            lambda done, progress: evaluate_saliency(
+                s, dataset, names, source=source, n_images=images, image_size=image_size,
+                size=mask, stride=stride, seed=seed, batch_size=batch_size, device=device,
+                weights=_weights(weights), done=done, progress=progress,
+            ),
+        )  # fmt: skip
         if plot:
             from embedstore.analyze.plots import plot_saliency
             from embedstore.analyze.saliency import example_images
