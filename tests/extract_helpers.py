@@ -27,7 +27,7 @@ from embedstore.backbones import BackboneSpec, Preprocess, register, unregister
 TINY, TINY2, SLOW = "tinyconv.test", "tinyconv_wide.test", "tinyslow.test"
 
 
-def _tiny(width: int) -> torch.nn.Module:
+def tiny_conv(width: int) -> torch.nn.Module:
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, stride=2),
         torch.nn.ReLU(),
@@ -42,7 +42,7 @@ class _Slow(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = _tiny(16)
+        self.net = tiny_conv(16)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         time.sleep(float(os.environ.get("EMBEDSTORE_TEST_SLOW", "0")))
@@ -59,8 +59,8 @@ def tiny_specs() -> list[BackboneSpec]:
     pre = Preprocess(resize=36, crop=32)
     pre2 = Preprocess(resize=30, crop=28, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     return [
-        BackboneSpec(TINY, "tinyconv", 16, lambda: _tiny(16), None, dict, pre),
-        BackboneSpec(TINY2, "tinyconv", 24, lambda: _tiny(24), None, dict, pre2),
+        BackboneSpec(TINY, "tinyconv", 16, lambda: tiny_conv(16), None, dict, pre),
+        BackboneSpec(TINY2, "tinyconv", 24, lambda: tiny_conv(24), None, dict, pre2),
         BackboneSpec(SLOW, "tinyconv", 16, _Slow, None, dict, pre),
     ]
 

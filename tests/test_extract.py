@@ -21,18 +21,9 @@ from embedstore.errors import (
     UnknownBackboneError,
 )
 from embedstore.extract import ExtractProgress, extract
+from tests.extract_helpers import TINY, TINY2, tiny_conv
 
-TINY, TINY2, NAN = "tinyconv.test", "tinyconv_wide.test", "nanconv.test"
-
-
-def _tiny(width: int) -> torch.nn.Module:
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, stride=2),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8, width),
-    )
+NAN = "nanconv.test"
 
 
 class _NaNNet(torch.nn.Module):
@@ -44,8 +35,8 @@ class _NaNNet(torch.nn.Module):
 def tiny_backbones():
     pre = Preprocess(resize=36, crop=32)
     specs = [
-        BackboneSpec(TINY, "tinyconv", 16, lambda: _tiny(16), None, dict, pre),
-        BackboneSpec(TINY2, "tinyconv", 24, lambda: _tiny(24), None, dict, pre),
+        BackboneSpec(TINY, "tinyconv", 16, lambda: tiny_conv(16), None, dict, pre),
+        BackboneSpec(TINY2, "tinyconv", 24, lambda: tiny_conv(24), None, dict, pre),
         BackboneSpec(NAN, "nanconv", 3, _NaNNet, None, dict, pre),
     ]
     for spec in specs:
