@@ -111,7 +111,8 @@ def _check_after_kill(store: Path) -> str | None:
     return None
 
 
-def _wait_for(proc: subprocess.Popen, ready, limit: float = 120) -> None:
+def wait_for_path(proc: subprocess.Popen, ready, limit: float = 120) -> None:
+    """Poll ``ready()`` every half millisecond while ``proc`` runs (at most ``limit`` seconds)."""
     started = time.monotonic()
     while not ready() and proc.poll() is None and time.monotonic() - started < limit:
         time.sleep(0.0005)
@@ -152,13 +153,13 @@ def kill_and_resume(
             command(store, images), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        _wait_for(proc, (base / "zarr.json").exists)
+        wait_for_path(proc, (base / "zarr.json").exists)
         if mode == "random moment":
             time.sleep(rng.uniform(0, window))
         elif mode == "inside a file write":
-            _wait_for(proc, lambda: _partial_file(base))
+            wait_for_path(proc, lambda: _partial_file(base))
         else:
-            _wait_for(proc, lambda: _all_chunks_written(base, n_chunks))
+            wait_for_path(proc, lambda: _all_chunks_written(base, n_chunks))
         if proc.poll() is not None:  # too late: start again from nothing, to have a run to kill
             report.finished_first += 1
             shutil.rmtree(store, ignore_errors=True)

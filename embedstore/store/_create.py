@@ -15,6 +15,8 @@ removal of the folder) is invisible to zarr; creating the group again clears it.
 
 from __future__ import annotations
 
+import warnings
+
 import zarr
 
 from embedstore.errors import ConflictError
@@ -70,6 +72,14 @@ def marked_group(g: zarr.Group, name: str) -> zarr.Group | None:
     """The backbone group ``name`` if it is one (see :func:`creation_interrupted`), else None."""
     bg = child_group(g, name, MARK)  # one metadata read (cheap on s3://)
     return None if bg is None or creation_interrupted(bg) else bg
+
+
+def has_group(g: zarr.Group, name: str) -> bool:
+    """Whether ``g`` has a subgroup ``name`` (zarr warns of a folder left without zarr.json, which
+    :func:`create_group` clears: no warning for it here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        return name in g.group_keys()
 
 
 def drop_group(g: zarr.Group, name: str) -> None:

@@ -11,6 +11,7 @@ import zarr
 from embedstore._version import __version__
 from embedstore.errors import (
     ArrayNotFoundError,
+    CorruptStoreError,
     DatasetNotFoundError,
     FormatVersionError,
     IncompleteArrayError,
@@ -24,9 +25,10 @@ from embedstore.store._create import (
     check_resumable,
     create_group,
     drop_group,
+    has_group,
     marked_group,
 )
-from embedstore.store._dataset_write import write_dataset
+from embedstore.store._dataset_write import gone_arrays, write_dataset
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
     ArrayInfo,
@@ -106,6 +108,15 @@ class Store(PerRowReads):
         """Summary of one dataset."""
         g = self._dataset_group(name)
         attrs = g.attrs.asdict()
+        gone = gone_arrays(g)
+        if gone:
+            raise CorruptStoreError(
+                f"dataset '{name}' in store '{self.location}' is damaged: its "
+                f"{', '.join(repr(k) for k in gone)} array(s) are gone (no zarr.json). "
+                f"`embedstore verify {self.location}` lists every damage; extract it again with "
+                "--overwrite (its backbone arrays are kept when the ids are unchanged) or import "
+                "a good copy"
+            )
         split = self.split(name)
         counts = {s: int((split == code).sum()) for s, code in SPLIT_CODES.items()}
         return DatasetInfo(
@@ -316,7 +327,7 @@ class Store(PerRowReads):
         g = self._dataset_group(dataset)
         n = int(g.attrs["n_samples"])
         with writing(self.location, f"the '{backbone}' array of '{dataset}'"):
-            if backbone in g.group_keys():
+            if has_group(g, backbone):
                 if overwrite or marked_group(g, backbone) is None:
                     drop_group(g, backbone)  # or its creation was interrupted: start it again
                 else:
