@@ -42,10 +42,11 @@ from embedstore.archive._export import ExportResult, export_archive
 from embedstore.archive._import import ON_CONFLICT as ON_CONFLICT
 from embedstore.archive._import import ImportResult, import_archive, merge_stores
 from embedstore.archive._members import check_member_name as check_member_name
-from embedstore.archive._verify import ArrayCheck, VerifyReport, verify
+from embedstore.archive._verify import GUARANTEE, ArrayCheck, VerifyReport, verify
 
 __all__ = [
     "CHECKSUM_SCHEME",
+    "GUARANTEE",
     "MANIFEST_KEY",
     "ArrayCheck",
     "ExportResult",

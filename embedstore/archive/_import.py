@@ -71,12 +71,14 @@ def import_archive(
     *,
     on_conflict: str = "fail",
     overwrite: bool = False,
+    layout_only: bool = False,
     storage_options: dict | None = None,
 ) -> ImportResult:
     """Add the datasets and complete backbones of an archive (or any store or URL) to a local store.
 
-    The source is verified first (checksums when it has a manifest, layout rules always) and
-    every copied chunk is hashed again against the manifest while it is copied; files are copied
+    The source is verified first (as :func:`verify` does: an archive without its manifest is
+    refused unless ``layout_only``) and every copied chunk is hashed again against the manifest
+    while it is copied; files are copied
     byte for byte, so imported arrays are bit-identical to the source (dtype, chunks, codecs,
     values). Everything is written to a staging folder beside ``target`` and moved into place
     at the end: a failed import leaves ``target`` as it was. ``target`` is created if missing.
@@ -86,6 +88,8 @@ def import_archive(
             classes: 'fail' (raise :class:`ConflictError`), 'skip' it, or 'rename' it to
             ``<name>-2``, ``<name>-3``, ... (reusing one that agrees).
         overwrite: replace backbones already complete in the target (default: skip them).
+        layout_only: do not check the source's manifest (for an archive whose manifest is
+            missing): only the layout rules and the chunk checksums recorded at write time.
     """
     if on_conflict not in ON_CONFLICT:
         raise InvalidDataError(
@@ -106,10 +110,9 @@ def import_archive(
         )
     raw = _open_raw(source, storage_options)  # archive member names are checked here, first
     try:
-        report = _verify_raw(raw, source, storage_options)
-        if report.problems:  # store-level; the per-array lines say what (not "see above")
-            lines = [p for p in report.problem_lines() if "(see above)" not in p]
-            raise ArchiveError(_failed(source, lines or list(report.problems)))
+        report = _verify_raw(raw, source, storage_options, layout_only=layout_only)
+        if report.problems:  # store-level ones, each line self-contained
+            raise ArchiveError(_failed(source, report.problem_lines()))
         src = open_store(source, storage_options=storage_options)
         tgt = open_store(target_path, mode="r+") if is_store else None
         copies, result = _plan(src, tgt, on_conflict, overwrite, source, str(target_path))
@@ -121,6 +124,7 @@ def import_archive(
         if blocking:
             raise ArchiveError(_failed(source, blocking))
         manifest = (layout.meta.get("") or {}).get("attributes", {}).get(MANIFEST_KEY)
+        manifest = None if layout_only else manifest
         expected = {a: e.get("sha256") for a, e in manifest["arrays"].items()} if manifest else {}
         if copies:
             _commit(layout, copies, target_path, new_store=not is_store, expected=expected)
