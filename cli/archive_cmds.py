@@ -168,6 +168,12 @@ def merge(
 
 
 def _print_result(verb: str, r: ImportResult) -> None:
+    for stage in r.stale_stages_removed:
+        err_console.print(
+            f"removed the staging folder of an interrupted import: {escape(stage)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for src, dst in r.renamed.items():
         console.print(f"dataset '{src}' conflicts with the target: imported as '{dst}'")
     for d in r.datasets_skipped:

@@ -29,7 +29,8 @@ control characters or hidden parts); only Zarr v3 metadata with numeric/bool/str
 a fixed list of codecs is accepted, so nothing from an archive is ever unpickled or executed.
 This package reads stored files as bytes; decoding goes through :mod:`embedstore.store`.
 The parts: ``_members`` (member-name safety, raw file access), ``_checksums`` (the digest,
-metadata rules, the manifest check), ``_verify``, ``_export`` and ``_import`` (import, merge).
+metadata rules, the manifest check), ``_verify``, ``_export``, ``_import`` (import, merge) and
+``_staging`` (the staging folder of an import, and cleaning up those that killed imports left).
 """
 
 from __future__ import annotations

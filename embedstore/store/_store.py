@@ -20,6 +20,7 @@ from embedstore.errors import (
     StoreNotFoundError,
 )
 from embedstore.store._checks import check_embeddings_readable, require_embeddings
+from embedstore.store._fastread import read_float32
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
     ArrayInfo,
@@ -307,7 +308,9 @@ class Store(PerRowReads):
                 check_embeddings_readable(bg, n, self.location, f"{dataset}/{backbone}")
         sel = self._selection(dataset, rows, split)
         with reading(self.location, what):
-            return np.asarray(take(bg["embeddings"], sel), dtype=np.float32)
+            arr = bg["embeddings"]
+            fast = read_float32(arr, sel)
+            return fast if fast is not None else np.asarray(take(arr, sel), dtype=np.float32)
 
     def writer(
         self,
