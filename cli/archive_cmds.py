@@ -6,10 +6,12 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli._common import console, err_console, human_bytes, user_errors
 from embedstore.archive import (
+    GUARANTEE,
     ON_CONFLICT,
     ImportResult,
     export_archive,
@@ -56,33 +58,66 @@ def export(
         f"{result.n_arrays} arrays checksummed, {human_bytes(result.nbytes)}",
         highlight=False,
     )
+    console.print(
+        f"sha256 {result.sha256}: send it to the recipients through a channel you trust, beside "
+        "the file; `embedstore verify` prints the same for the file they received",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+LayoutOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--layout-only",
+        help="For an archive whose manifest is missing or unreadable: check the layout rules and "
+        "the chunk checksums recorded at write time only, not the manifest's checksums.",
+    ),
+]
 
 
 def verify_cmd(
     location: Annotated[str, typer.Argument(help="A store folder, an archive file, or a URL.")],
+    layout_only: LayoutOnlyOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Recompute checksums and check the layout of every array; exit 1 on any problem."""
+    """Recompute checksums and check the layout of every array; exit 1 on any problem.
+
+    Verify guards against accidents (truncation, bit rot, partial copies, deleted files), not
+    tampering: anyone can rewrite data and manifest together. To know an archive is the one its
+    author exported, compare its sha256 (printed here) with one they sent through a trusted
+    channel. An archive without its manifest fails, unless --layout-only is given.
+    """
     with user_errors():
-        report = verify(location)
+        report = verify(location, layout_only=layout_only)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        how = (
-            "checksums from the manifest and layout rules"
-            if report.has_manifest
-            else "layout rules only: no manifest, so no checksums to recompute"
+        console.print(
+            f"{escape(location)} ({report.kind}): checked {report.checked}",
+            highlight=False,
+            soft_wrap=True,
         )
-        console.print(f"{location} ({report.kind}): {how}", highlight=False, soft_wrap=True)
+        console.print(f"[dim]{escape(GUARANTEE)}[/]", highlight=False, soft_wrap=True)
+        if report.sha256:
+            console.print(f"archive sha256: {report.sha256}", highlight=False, soft_wrap=True)
         table = Table()
         for col in ("array", "checksum", "status"):
             table.add_column(col)
         for c in report.checks:
-            status = "[green]OK[/]" if c.ok else "[red]" + "; ".join(c.problems) + "[/]"
-            table.add_row(c.path, c.checksum, status)
+            status = "[green]OK[/]" if c.ok else "[red]" + escape("; ".join(c.problems)) + "[/]"
+            table.add_row(escape(c.path), c.checksum, status)
         console.print(table)
+        if report.unrecorded:
+            console.print(
+                f"[yellow]note:[/] no checksum covers {escape(', '.join(report.unrecorded))} "
+                "(format-1 arrays, or their record was deleted): only the layout was checked; "
+                "extract them again (--overwrite) to record checksums",
+                highlight=False,
+                soft_wrap=True,
+            )
         for p in report.problems:
-            err_console.print(f"[red]problem:[/] {p}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]problem:[/] {escape(p)}", highlight=False, soft_wrap=True)
         if report.ok:
             console.print("[green]all checks passed[/]")
     if not report.ok:
@@ -108,10 +143,16 @@ def import_cmd(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace backbones already complete in STORE.")
     ] = False,
+    layout_only: LayoutOnlyOpt = False,
 ) -> None:
-    """Verify an archive, then add its datasets and backbones to a local store."""
+    """Verify an archive, then add its datasets and backbones to a local store.
+
+    An archive without its manifest is refused, unless --layout-only is given.
+    """
     with user_errors():
-        result = import_archive(archive, store, on_conflict=on_conflict, overwrite=overwrite)
+        result = import_archive(
+            archive, store, on_conflict=on_conflict, overwrite=overwrite, layout_only=layout_only
+        )
     _print_result("imported", result)
 
 
@@ -127,6 +168,12 @@ def merge(
 
 
 def _print_result(verb: str, r: ImportResult) -> None:
+    for stage in r.stale_stages_removed:
+        err_console.print(
+            f"removed the staging folder of an interrupted import: {escape(stage)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for src, dst in r.renamed.items():
         console.print(f"dataset '{src}' conflicts with the target: imported as '{dst}'")
     for d in r.datasets_skipped:

@@ -111,8 +111,8 @@ def extract_cmd(
         str | None,
         typer.Option(
             "--class-names",
-            help="a,b,c: names of class indices 0,1,2 (.npz, CSV of indices), or the class "
-            "order of a folder/CSV (lowest grade first for ordinal).",
+            help="a,b,c: names of the distinct integer labels, lowest first (.npz, CSV of ids), "
+            "or the class order of a folder/CSV (lowest grade first for ordinal).",
         ),
     ] = None,
     backbones_file: Annotated[

@@ -113,7 +113,7 @@ def sweep(
                 raise InvalidDataError(
                     f"protocol '{protocol}' fixes its class weights; leave out --class-weight"
                 )
-        metric = metric or (preset.metric if preset else "accuracy")
+        metric = metric if metric is not None else (preset.metric if preset else "accuracy")
         settings = parse_settings(fractions, shots) if (fractions or shots or not preset) else []
         if selection is not None:
             check_selection(selection)

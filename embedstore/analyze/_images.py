@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from embedstore import devices
 from embedstore.analyze.records import backbone_provenance
 from embedstore.backbones import LoadedBackbone, get_backbone, load_model
 from embedstore.data import ImageTransform, Source, open_source
@@ -81,18 +82,8 @@ def sample_rows(valid: np.ndarray, n_images: int, seed: int) -> np.ndarray:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidDataError("device 'cuda' was asked for but no CUDA GPU is available; use cpu")
-    try:
-        if device != "cpu" and not device.startswith("cuda"):
-            raise RuntimeError
-        return torch.device(device)
-    except RuntimeError:
-        raise InvalidDataError(
-            f"device must be cpu, cuda, cuda:N or auto, got '{device}'"
-        ) from None
+    """The torch device for ``--device`` of the image analyses: the project's one check."""
+    return torch.device(devices.resolve_device(device))
 
 
 @dataclass

@@ -29,7 +29,8 @@ control characters or hidden parts); only Zarr v3 metadata with numeric/bool/str
 a fixed list of codecs is accepted, so nothing from an archive is ever unpickled or executed.
 This package reads stored files as bytes; decoding goes through :mod:`embedstore.store`.
 The parts: ``_members`` (member-name safety, raw file access), ``_checksums`` (the digest,
-metadata rules, the manifest check), ``_verify``, ``_export`` and ``_import`` (import, merge).
+metadata rules, the manifest check), ``_verify``, ``_export``, ``_import`` (import, merge) and
+``_staging`` (the staging folder of an import, and cleaning up those that killed imports left).
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ from embedstore.archive._export import ExportResult, export_archive
 from embedstore.archive._import import ON_CONFLICT as ON_CONFLICT
 from embedstore.archive._import import ImportResult, import_archive, merge_stores
 from embedstore.archive._members import check_member_name as check_member_name
-from embedstore.archive._verify import ArrayCheck, VerifyReport, verify
+from embedstore.archive._verify import GUARANTEE, ArrayCheck, VerifyReport, verify
 
 __all__ = [
     "CHECKSUM_SCHEME",
+    "GUARANTEE",
     "MANIFEST_KEY",
     "ArrayCheck",
     "ExportResult",

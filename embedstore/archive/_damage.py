@@ -99,7 +99,11 @@ def _check_backbone(store, ds, bb, n, layout, bad, verified, out) -> None:
 def _chunk_damage(bg: Any, path: str, layout: _Layout) -> list[str]:
     """Each written chunk against the sha256 and size recorded when it was written."""
     keys = set(bg.array_keys())
-    if not {"checksums", "chunk_nbytes"} <= keys:
+    record = {"checksums", "chunk_nbytes"}
+    if len(record & keys) == 1:  # written together: one alone means the other was lost
+        (gone,) = record - keys
+        return [f"its '{gone}' array is gone (no zarr.json): the chunk checksums cannot be checked"]
+    if not record <= keys:
         return []  # format 1: no per-chunk record (an archive's manifest still covers it)
     arr = bg["embeddings"]
     done = bg["progress"][:] == 1

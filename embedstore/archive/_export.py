@@ -20,7 +20,7 @@ from embedstore.archive._checksums import (
     _canonical_sha256,
     _Layout,
 )
-from embedstore.archive._members import _META, _open_raw
+from embedstore.archive._members import _META, _open_raw, file_sha256
 from embedstore.errors import (
     ArchiveError,
     ArrayNotFoundError,
@@ -42,6 +42,7 @@ class ExportResult:
     skipped: tuple[str, ...]  # "dataset/backbone: reason"
     n_arrays: int
     nbytes: int
+    sha256: str = ""  # of the archive file: send it through a trusted channel beside the file
 
 
 def export_archive(
@@ -131,6 +132,7 @@ def export_archive(
         skipped=tuple(skipped),
         n_arrays=len(arrays),
         nbytes=out.stat().st_size,
+        sha256=file_sha256(out),
     )
 
 

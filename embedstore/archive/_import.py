@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from embedstore.archive._checksums import MANIFEST_KEY, _Layout
-from embedstore.archive._export import _exported
-from embedstore.archive._members import _META, _open_raw
-from embedstore.archive._verify import _verify_raw
+from embedstore.archive._members import _META, _open_raw, _Raw
+from embedstore.archive._staging import LOCK, Copy, commit, remove_stale_stages
+from embedstore.archive._verify import VerifyReport, _verify_raw
 from embedstore.errors import (
     ArchiveError,
     ConflictError,
@@ -31,6 +30,7 @@ from embedstore.store import (
     _migrate_legacy,
     create_store,
     open_store,
+    writer_lock,
 )
 
 ON_CONFLICT = ("fail", "skip", "rename")
@@ -48,21 +48,7 @@ class ImportResult:
     backbones_added: tuple[str, ...] = ()  # "dataset/backbone" in the target
     backbones_replaced: tuple[str, ...] = ()
     backbones_skipped: tuple[str, ...] = ()  # "dataset/backbone: reason"
-
-
-@dataclass(frozen=True)
-class _Copy:
-    """One group to copy: a whole dataset (with some backbones) or one backbone."""
-
-    src: str  # "dataset" or "dataset/backbone"
-    dst: str
-    backbones: tuple[str, ...] = ()  # for a dataset copy
-    replace: bool = False  # dst exists in the target and is replaced
-
-    def takes(self, key: str) -> bool:
-        if "/" in self.src:
-            return key.startswith(self.src + "/")
-        return _exported(key, {self.src: list(self.backbones)})
+    stale_stages_removed: tuple[str, ...] = ()  # "PATH (N MiB)": left by killed imports
 
 
 def import_archive(
@@ -71,21 +57,28 @@ def import_archive(
     *,
     on_conflict: str = "fail",
     overwrite: bool = False,
+    layout_only: bool = False,
     storage_options: dict | None = None,
 ) -> ImportResult:
     """Add the datasets and complete backbones of an archive (or any store or URL) to a local store.
 
-    The source is verified first (checksums when it has a manifest, layout rules always) and
-    every copied chunk is hashed again against the manifest while it is copied; files are copied
+    The source is verified first (as :func:`verify` does: an archive without its manifest is
+    refused unless ``layout_only``) and every copied chunk is hashed again against the manifest
+    while it is copied; files are copied
     byte for byte, so imported arrays are bit-identical to the source (dtype, chunks, codecs,
     values). Everything is written to a staging folder beside ``target`` and moved into place
     at the end: a failed import leaves ``target`` as it was. ``target`` is created if missing.
+    The import holds the target's ``import`` lock (a second import into the same target raises
+    :class:`StoreBusyError` naming the first) and removes the staging folders that killed
+    imports left beside it (listed in :attr:`ImportResult.stale_stages_removed`).
 
     Args:
         on_conflict: a dataset of the same name with different ids, labels, splits, groups or
             classes: 'fail' (raise :class:`ConflictError`), 'skip' it, or 'rename' it to
             ``<name>-2``, ``<name>-3``, ... (reusing one that agrees).
         overwrite: replace backbones already complete in the target (default: skip them).
+        layout_only: do not check the source's manifest (for an archive whose manifest is
+            missing): only the layout rules and the chunk checksums recorded at write time.
     """
     if on_conflict not in ON_CONFLICT:
         raise InvalidDataError(
@@ -106,31 +99,50 @@ def import_archive(
         )
     raw = _open_raw(source, storage_options)  # archive member names are checked here, first
     try:
-        report = _verify_raw(raw, source, storage_options)
-        if report.problems:  # store-level; the per-array lines say what (not "see above")
-            lines = [p for p in report.problem_lines() if "(see above)" not in p]
-            raise ArchiveError(_failed(source, lines or list(report.problems)))
+        report = _verify_raw(raw, source, storage_options, layout_only=layout_only)
+        if report.problems:  # store-level ones, each line self-contained
+            raise ArchiveError(_failed(source, report.problem_lines()))
         src = open_store(source, storage_options=storage_options)
-        tgt = open_store(target_path, mode="r+") if is_store else None
-        copies, result = _plan(src, tgt, on_conflict, overwrite, source, str(target_path))
-        layout = _Layout(raw)
-        copied_nodes = {n for c in copies for n in layout.meta if n and c.takes(f"{n}/{_META}")}
-        blocking = [
-            f"{c.path}: {p}" for c in report.checks if c.path in copied_nodes for p in c.problems
-        ]
-        if blocking:
-            raise ArchiveError(_failed(source, blocking))
-        manifest = (layout.meta.get("") or {}).get("attributes", {}).get(MANIFEST_KEY)
-        expected = {a: e.get("sha256") for a, e in manifest["arrays"].items()} if manifest else {}
-        if copies:
-            _commit(layout, copies, target_path, new_store=not is_store, expected=expected)
-            if src.format_version < 2:  # its text arrays use the `string` extension type
-                _migrate_legacy(target_path)
-        elif not is_store:
-            create_store(target_path)
-        return result
+        with writer_lock(str(target_path), [LOCK]):  # held until the staging folder is gone
+            removed = remove_stale_stages(target_path)
+            result = _import_locked(
+                src, raw, report, target_path, on_conflict, overwrite, layout_only, source
+            )
+        return replace(result, stale_stages_removed=tuple(removed))
     finally:
         raw.close()
+
+
+def _import_locked(
+    src: Store,
+    raw: _Raw,
+    report: VerifyReport,
+    target_path: Path,
+    on_conflict: str,
+    overwrite: bool,
+    layout_only: bool,
+    source: str,
+) -> ImportResult:
+    is_store = (target_path / _META).is_file()
+    tgt = open_store(target_path, mode="r+") if is_store else None
+    copies, result = _plan(src, tgt, on_conflict, overwrite, source, str(target_path))
+    layout = _Layout(raw)
+    copied_nodes = {n for c in copies for n in layout.meta if n and c.takes(f"{n}/{_META}")}
+    blocking = [
+        f"{c.path}: {p}" for c in report.checks if c.path in copied_nodes for p in c.problems
+    ]
+    if blocking:
+        raise ArchiveError(_failed(source, blocking))
+    manifest = (layout.meta.get("") or {}).get("attributes", {}).get(MANIFEST_KEY)
+    manifest = None if layout_only else manifest
+    expected = {a: e.get("sha256") for a, e in manifest["arrays"].items()} if manifest else {}
+    if copies:
+        commit(layout, copies, target_path, new_store=not is_store, expected=expected)
+        if src.format_version < 2:  # its text arrays use the `string` extension type
+            _migrate_legacy(target_path)
+    elif not is_store:
+        create_store(target_path)
+    return result
 
 
 def _failed(source: str, problems: Sequence[str]) -> str:
@@ -143,8 +155,8 @@ def _failed(source: str, problems: Sequence[str]) -> str:
 
 def _plan(
     src: Store, tgt: Store | None, on_conflict: str, overwrite: bool, source: str, target: str
-) -> tuple[list[_Copy], ImportResult]:
-    copies: list[_Copy] = []
+) -> tuple[list[Copy], ImportResult]:
+    copies: list[Copy] = []
     added, skipped_ds, bb_added, bb_replaced, bb_skipped = [], [], [], [], []
     renamed: dict[str, str] = {}
     existing = set(tgt.datasets()) if tgt is not None else set()
@@ -187,11 +199,11 @@ def _plan(
                         f"{dst}/{b}: already complete in the target (--overwrite replaces it)"
                     )
                     continue
-                copies.append(_Copy(f"{d}/{b}", f"{dst}/{b}", replace=b in have))
+                copies.append(Copy(f"{d}/{b}", f"{dst}/{b}", replace=b in have))
                 (bb_replaced if b in have else bb_added).append(f"{dst}/{b}")
         else:
             taken.add(dst)
-            copies.append(_Copy(d, dst, backbones=tuple(bbs)))
+            copies.append(Copy(d, dst, backbones=tuple(bbs)))
             added.append(dst)
             bb_added += [f"{dst}/{b}" for b in bbs]
     result = ImportResult(
@@ -215,67 +227,6 @@ def _dataset_differences(a: Store, da: str, b: Store, db: str) -> list[str]:
             vars(ia), lambda name: getattr(a, name)(da), vars(ib), lambda name: getattr(b, name)(db)
         )
     )
-
-
-def _commit(
-    layout: _Layout, copies: list[_Copy], target: Path, *, new_store: bool, expected: dict
-) -> None:
-    """Copy into a staging folder beside ``target``, then move into place (rolled back on error)."""
-    target = target.absolute()
-    stage = target.parent / f".{target.name}.import-{uuid.uuid4().hex[:8]}"
-    stage.mkdir(parents=True)
-    moved: list[tuple[Path | None, Path]] = []
-    try:
-        if new_store:
-            create_store(stage)
-        for c in copies:
-            _copy_group(layout, c, stage, expected)
-        if new_store:
-            if target.exists():
-                target.rmdir()  # an empty folder, checked before
-            os.replace(stage, target)
-            return
-        trash = stage / "replaced"
-        for c in copies:
-            dst = target / c.dst
-            if c.replace:
-                (trash / c.dst).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(dst, trash / c.dst)
-                moved.append((trash / c.dst, dst))
-            os.replace(stage / c.dst, dst)
-            moved.append((None, dst))
-    except BaseException:
-        for old, dst in reversed(moved):
-            if old is None:
-                shutil.rmtree(dst, ignore_errors=True)
-            else:
-                os.replace(old, dst)
-        raise
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _copy_group(layout: _Layout, c: _Copy, base: Path, expected: dict) -> None:
-    root = base.resolve()
-
-    def put(key: str, data: bytes) -> None:
-        out = (base / c.dst / key[len(c.src) + 1 :]).resolve()
-        if not out.is_relative_to(root):  # names were checked; this is the last line of defence
-            raise ArchiveError(f"member '{key}' would be written outside the target; refused")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-
-    for node in sorted(layout.meta):
-        if not node or not c.takes(f"{node}/{_META}"):
-            continue
-        put(f"{node}/{_META}", layout.raw.read(f"{node}/{_META}"))
-        if node in layout.arrays:
-            digest = layout.digest(node, sink=put)
-            if expected.get(node) and digest.hexdigest() != expected[node]:
-                raise ArchiveError(
-                    f"array '{node}' changed while it was imported (checksum mismatch); "
-                    "nothing was imported"
-                )
 
 
 def merge_stores(

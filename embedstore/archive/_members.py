@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 from pathlib import Path
@@ -22,6 +23,15 @@ def check_member_name(name: str) -> None:
             f"archive member '{name}' is refused ({bad}); nothing was read or written. "
             "An embedstore archive holds only relative Zarr v3 keys such as 'dataset/ids/c/0'"
         )
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a whole file (an archive), as `sha256sum` prints it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(2**20):
+            h.update(block)
+    return h.hexdigest()
 
 
 class _Raw:

@@ -1,10 +1,16 @@
-"""Verifying a store, archive or URL: checksums against its manifest and layout rules."""
+"""Verifying a store, archive or URL: checksums against its manifest and layout rules.
+
+What it guarantees is integrity against accidents (a truncated or partial copy, bit rot, a deleted
+file), not authenticity: the checksums travel with the data, so whoever can rewrite the data can
+rewrite them too. An archive's own sha256 (:attr:`VerifyReport.sha256`), compared with one its
+author sent through a trusted channel, is what shows that it is the file they exported.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +21,7 @@ from embedstore.archive._checksums import (
     _Layout,
 )
 from embedstore.archive._damage import check_dataset
-from embedstore.archive._members import _open_raw, _Raw
+from embedstore.archive._members import _open_raw, _Raw, file_sha256
 from embedstore.errors import ArchiveError, EmbedstoreError
 from embedstore.store import (
     FORMAT_VERSION,
@@ -48,27 +54,69 @@ class VerifyReport:
     has_manifest: bool
     checks: tuple[ArrayCheck, ...]
     problems: tuple[str, ...] = ()
+    layout_only: bool = False  # the manifest was not checked (asked for)
+    sha256: str | None = None  # of the archive file itself, to compare with its author's
 
     @property
     def ok(self) -> bool:
         return not self.problems and all(c.ok for c in self.checks)
+
+    @property
+    def unrecorded(self) -> list[str]:
+        """Data and embeddings arrays whose bytes no checksum covered (format-1 arrays, or ones
+        whose record was deleted): only their layout was checked."""
+        names = ("ids", "labels", "split", "group", "embeddings")
+        return [
+            c.path
+            for c in self.checks
+            if c.checksum == "unchecked" and c.path.rsplit("/", 1)[-1] in names
+        ]
+
+    @property
+    def checked(self) -> str:
+        """What was checked, in one line."""
+        if self.layout_only:
+            return (
+                "layout rules and the chunk checksums recorded at write time only "
+                "(--layout-only): the manifest's checksums were NOT checked"
+            )
+        if self.has_manifest:
+            return (
+                "checksums of every array and its metadata against the manifest, the chunk "
+                "checksums recorded at write time, and the layout rules"
+            )
+        return "the chunk checksums recorded at write time and the layout rules (no manifest)"
 
     def problem_lines(self) -> list[str]:
         """Every problem as one line, store-level first."""
         return list(self.problems) + [f"{c.path}: {p}" for c in self.checks for p in c.problems]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "ok": self.ok, "checked": self.checked, "guarantee": GUARANTEE}
+
+
+GUARANTEE = (
+    "verify detects accidents (truncation, bit rot, partial copies, deleted files), not "
+    "tampering: anyone can rewrite data and checksums together; to know an archive is the one "
+    "its author exported, compare its sha256 with one they sent through a trusted channel"
+)
 
 
 def verify(
-    location: str | os.PathLike[str], *, storage_options: dict | None = None
+    location: str | os.PathLike[str],
+    *,
+    layout_only: bool = False,
+    storage_options: dict | None = None,
 ) -> VerifyReport:
-    """Recompute checksums (when there is a manifest) and check the layout rules of every array.
+    """Recompute checksums and check the layout rules of every array.
 
-    Works on an archive, a store folder (an unzipped archive keeps its manifest; a store without
-    one gets layout checks only) or a URL. Never raises for a problem it finds: read
-    :attr:`VerifyReport.ok` and the per-array :attr:`VerifyReport.checks`.
+    Works on an archive, a store folder or a URL. An archive (a zip file, or any store whose
+    root says it was exported) must carry its manifest: one without (stripped, or unreadable)
+    fails, unless ``layout_only`` asks for the layout rules and the chunk checksums recorded at
+    write time alone. A store folder has no manifest; its recorded chunk checksums are checked.
+    Never raises for a problem it finds: read :attr:`VerifyReport.ok` and the per-array
+    :attr:`VerifyReport.checks`. Integrity against accidents only, not authenticity (see
+    :data:`GUARANTEE`).
     """
     location = str(location)
     kind = (
@@ -79,12 +127,17 @@ def verify(
     except ArchiveError as exc:
         return VerifyReport(location, kind, False, (), (str(exc),))
     try:
-        return _verify_raw(raw, location, storage_options)
+        report = _verify_raw(raw, location, storage_options, layout_only=layout_only)
     finally:
         raw.close()
+    if raw.kind == "archive":
+        report = replace(report, sha256=file_sha256(Path(location)))
+    return report
 
 
-def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> VerifyReport:
+def _verify_raw(
+    raw: _Raw, location: str, storage_options: dict | None, *, layout_only: bool = False
+) -> VerifyReport:
     layout = _Layout(raw)
     problems = list(layout.problems)
     root = layout.meta.get("")
@@ -103,7 +156,8 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
             f"understands ({FORMAT_VERSION}); upgrade embedstore"
         )
     problems += _stray_problems(layout.stray)
-    manifest = attrs.get(MANIFEST_KEY)
+    n_before = len(problems)
+    manifest = None if layout_only else attrs.get(MANIFEST_KEY)
     if manifest is not None and not (
         isinstance(manifest, dict)
         and isinstance(manifest.get("arrays"), dict)
@@ -112,17 +166,27 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
     ):
         problems.append(
             "the manifest is malformed or uses an unknown checksum scheme "
-            f"(expected {CHECKSUM_SCHEME})"
+            f"(expected {CHECKSUM_SCHEME}): nothing can be checked against what was exported; "
+            f"{_REFETCH}"
         )
         manifest = None
+    elif manifest is None and not layout_only and _claims_archive(raw, attrs):
+        problems.append(
+            f"the manifest is missing: this is an embedstore archive, but its root zarr.json "
+            f"has no '{MANIFEST_KEY}', so nothing can be checked against what was exported "
+            f"(it was stripped or rewritten after export); {_REFETCH}"
+        )
+    manifest_problems = problems[n_before:]  # they do not stop the layout checks
 
     found: dict[str, list[str]] = {}
     status: dict[str, str] = {}
-    unsafe = False
+    unsafe: list[str] = []  # "path: why" of each node whose metadata stops the layout checks
     legacy = isinstance(attrs.get("embedstore_format"), int) and attrs["embedstore_format"] < 2
     for node, meta in layout.meta.items():
         mp = _metadata_problems(meta, legacy=legacy) if meta is not None else []
-        unsafe |= bool(mp) or meta is None
+        if meta is None:
+            unsafe.append(f"{node or 'root'}: zarr.json is not valid JSON")
+        unsafe += [f"{node or 'root'}: {p}" for p in mp]
         if mp and node:
             found.setdefault(node, []).extend(mp)
         elif mp:
@@ -134,10 +198,14 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
     if not unsafe:
         for path, msg in _oversized_chunks(layout):
             found.setdefault(path, []).append(msg)
-            unsafe = True
-    if unsafe:
-        problems.append("layout not checked: some metadata is unsafe or unreadable (see above)")
-    elif not problems or all("unexpected file" in p for p in problems):
+            unsafe.append(f"{path}: {msg}")
+    if unsafe:  # self-contained: this line may be the only one a caller shows
+        more = f" and {len(unsafe) - 1} more" if len(unsafe) > 1 else ""
+        problems.append(
+            f"layout not checked, because metadata or a chunk is unsafe or unreadable "
+            f"({unsafe[0]}{more})"
+        )
+    elif all("unexpected file" in p or p in manifest_problems for p in problems):
         try:
             store = open_store(location, storage_options=storage_options)
         except EmbedstoreError as exc:
@@ -161,7 +229,22 @@ def _verify_raw(raw: _Raw, location: str, storage_options: dict | None) -> Verif
                         status[path] = "mismatch"
     paths = sorted(set(layout.arrays) | set(found) | set(status))
     checks = tuple(ArrayCheck(p, status.get(p, "-"), tuple(found.get(p, ()))) for p in paths)
-    return VerifyReport(location, raw.kind, manifest is not None, checks, tuple(problems))
+    has_manifest = MANIFEST_KEY in attrs if layout_only else manifest is not None
+    return VerifyReport(
+        location, raw.kind, has_manifest, checks, tuple(problems), layout_only=layout_only
+    )
+
+
+_REFETCH = (
+    "get the archive again from its source (and compare its sha256 with theirs), or pass "
+    "--layout-only (layout_only=True) to check the layout rules and the chunk checksums "
+    "recorded at write time alone"
+)
+
+
+def _claims_archive(raw: _Raw, attrs: dict) -> bool:
+    """An archive file, or a store whose root says `embedstore export` wrote it (unzipped)."""
+    return raw.kind == "archive" or "exported_by" in attrs or MANIFEST_KEY in attrs
 
 
 def _stray_problems(stray: list[str]) -> list[str]:

@@ -86,8 +86,9 @@ def open_source(
         path_column, label_columns, split_column, group_column: the CSV's columns (CSV only).
         task: binary, multiclass, multilabel or ordinal; default inferred from the labels
             (ordinal is never inferred: declare it, and its class order).
-        class_names: ``"a,b,c"`` or a list: names the classes of integer labels (an .npz,
-            a CSV of indices), or fixes the order of named classes (folder, CSV).
+        class_names: ``"a,b,c"`` or a list: names the classes of integer labels (an .npz, a
+            CSV of ids: one name per distinct value, lowest first), or fixes the order of named
+            classes (folder, CSV).
         fractions, seed: the stratified splits made when the source has none.
         skip_bad: listed files that do not exist become missing rows at extraction instead
             of an error when the manifest is opened.

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from embedstore.data.images import to_rgb
+from embedstore.data.labels import integer_classes, order_classes, read_labels
 from embedstore.data.splits import DEFAULT_FRACTIONS, make_splits, parse_split_names
 from embedstore.errors import BadImageError, SourceError
 
@@ -46,44 +47,6 @@ def parse_class_names(value: str | Sequence[str] | None) -> list[str] | None:
     if twice:
         raise SourceError(f"class names must differ; {twice} given more than once in {names}")
     return names
-
-
-def order_classes(
-    found: Sequence[str], given: Sequence[str] | None, task: str | None, where: str
-) -> list[str]:
-    """The class order for labels that are names: ``given`` (which must name exactly the classes
-    found), else the found names sorted. An ordinal task needs its grades' order, so sorted
-    names are accepted for it only when they are integers already in numeric order."""
-    found = sorted(set(found))
-    if given is None:
-        if task == "ordinal" and not _numeric_order(found):
-            raise SourceError(
-                f"{where}: task 'ordinal' needs the order of the grades, and the class names "
-                f"{found} have none that can be trusted; give it with --class-names "
-                f"(class_names=), lowest grade first, e.g. --class-names {','.join(found)}"
-            )
-        return found
-    missing = sorted(set(found) - set(given))
-    unknown = sorted(set(given) - set(found))
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"labels {missing[:10]} found in the data are not among them")
-        if unknown:
-            parts.append(f"{unknown[:10]} have no images")
-        raise SourceError(
-            f"{where}: --class-names {','.join(given)} must name exactly the classes found "
-            f"({', '.join(found)}); {' and '.join(parts)}"
-        )
-    return list(given)
-
-
-def _numeric_order(names: Sequence[str]) -> bool:
-    try:
-        values = [int(n) for n in names]
-    except ValueError:
-        return False
-    return values == sorted(values)
 
 
 def infer_task(labels: np.ndarray, class_names: Sequence[str], task: str | None) -> str:
@@ -126,6 +89,9 @@ class Source:
         split: (n,) uint8 codes, 0 train, 1 val, 2 test.
         group: (n,) str patient / group ids, or None.
         split_origin: 'source' when the data came with splits, else 'stratified(seed=..)'.
+        label_note: how label values became classes where that is not the identity (e.g.
+            integer labels 0, 1, 10000000 as classes 0..2), "" otherwise; stored in the
+            dataset's ``source`` attribute.
     """
 
     def __init__(
@@ -140,8 +106,10 @@ class Source:
         group: Sequence[str] | np.ndarray | None = None,
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         seed: int = 0,
+        label_note: str = "",
     ) -> None:
         self.description = description
+        self.label_note = label_note
         self.ids = np.asarray(ids).astype(str)
         labels = np.asarray(labels)
         self.class_names = tuple(str(c) for c in class_names)
@@ -207,7 +175,8 @@ class Source:
             "task": self.task,
             "class_names": list(self.class_names),
             "group": self.group,
-            "source": f"{self.description}; splits: {self.split_origin}",
+            "source": f"{self.description}; splits: {self.split_origin}"
+            + (f"; labels: {self.label_note}" if self.label_note else ""),
         }
 
     def __repr__(self) -> str:
@@ -287,24 +256,26 @@ class ArraySource(Source):
                 "class indices need a single-label task (leave --task out, or pass multiclass "
                 "or ordinal)"
             )
-        if class_names is None:
-            if labels.ndim == 2:
-                class_names = [f"label_{i}" for i in range(labels.shape[1])]
-            else:
-                class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
-        elif labels.ndim == 1 and len(labels) and len(class_names) > int(labels.max()) + 1:
-            raise SourceError(
-                f"{description}: {len(class_names)} class names were given "
-                f"({', '.join(class_names)}) but the labels go up to {int(labels.max())} only, "
-                f"so class(es) {list(class_names)[int(labels.max()) + 1 :]} have no images; "
-                "give one name per class index 0..max"
-            )
         if ids is None:
             ids = [str(i) for i in range(len(images))]
         if len(images) != len(labels):
             raise SourceError(f"{description}: {len(images)} images but {len(labels)} labels")
+        note = ""
+        if labels.ndim == 2:
+            if class_names is None:
+                class_names = [f"label_{i}" for i in range(labels.shape[1])]
+        elif labels.dtype.kind in "OUS":  # class names (or ids) as text
+            values = [str(v).strip() for v in labels.tolist()]
+            labels, class_names, note = read_labels(
+                values, class_names=class_names, task=task, where=description, what="",
+                rows=lambda rows: _rows(rows, ids),
+            )  # fmt: skip
+        else:
+            _check_whole(labels, ids, description)
+            labels, class_names, note = integer_classes(labels, class_names, description)
         self.images = images
         super().__init__(
+            label_note=note,
             description=description,
             ids=ids,
             labels=labels,
@@ -318,3 +289,34 @@ class ArraySource(Source):
 
     def load(self, index: int) -> np.ndarray:
         return np.asarray(self.images[index])
+
+
+def _rows(rows: Sequence[int], ids: Sequence[str], limit: int = 5) -> str:
+    """'row 4 (id 'train/4')' / 'rows 4 (id ..), 9 (id ..) and 3 more'."""
+    shown = ", ".join(f"{i} (id '{ids[i]}')" for i in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _check_whole(labels: np.ndarray, ids: Sequence[str], where: str) -> None:
+    """Single labels must be whole numbers: NaN, infinities and fractions name their rows."""
+    if labels.dtype.kind == "b":
+        return
+    if labels.dtype.kind not in "iuf":
+        raise SourceError(
+            f"{where}: labels must be integers or text, got an array of dtype {labels.dtype}"
+        )
+    if labels.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
+    elif labels.dtype.kind == "u" and len(labels) and labels.max() > np.iinfo(np.int64).max:
+        bad = np.flatnonzero(labels > np.iinfo(np.int64).max)
+    else:
+        return
+    if len(bad):
+        values = list(dict.fromkeys(str(v) for v in labels[bad[:5]].tolist()))
+        raise SourceError(
+            f"{where}: label(s) {', '.join(values)} on {_rows(bad.tolist(), ids)} are not whole "
+            "numbers; labels are integer class ids (e.g. 0, 1, 2): fix them (NaN marks a "
+            "missing label), or leave those images out"
+        )

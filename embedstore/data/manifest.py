@@ -23,21 +23,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from embedstore.data.base import Source, order_classes
+from embedstore.data.base import Source
 from embedstore.data.images import DICOM_EXTENSIONS, read_image, require_pydicom
+from embedstore.data.labels import parse_int, read_labels
 from embedstore.data.remote import is_url, join_url, read_url_text
 from embedstore.data.splits import DEFAULT_FRACTIONS, SPLIT_ALIASES
 from embedstore.errors import SourceError
 
 __all__ = ["CsvSource"]
-
-
-def _as_int(value: str) -> int | None:
-    try:
-        f = float(value)
-    except ValueError:
-        return None
-    return int(f) if f == int(f) else None
 
 
 def _lines(line_of: list[int], rows: Sequence[int], limit: int = 5) -> str:
@@ -82,11 +75,13 @@ class CsvSource(Source):
         path: the .csv file (local, or an ``s3://`` / ``https://`` URL); image paths in it are
             relative to its folder, absolute, or URLs. Ids are the paths as written.
         path_column: column holding the image path.
-        label_columns: one column (class names or integer indices) or several 0/1 columns
-            (multilabel, class names = column names). Default ``["label"]``.
+        label_columns: one column (class names, or integer class ids: the distinct values,
+            ascending, become the classes, named by value) or several 0/1 columns (multilabel,
+            class names = column names). Default ``["label"]``.
         split_column: optional column with train / val / test; otherwise stratified splits.
         group_column: optional patient / group column; made splits keep each group together.
-        class_names: names for integer labels (one per index), or the order of name labels.
+        class_names: names for integer labels (one per distinct value, lowest first, or one
+            per index 0..max), or the order of name labels.
         task: binary, multiclass, multilabel or ordinal (default: inferred; ordinal never is).
         allow_missing: keep rows whose local file does not exist (they fail to load, and
             ``skip_bad`` records them as missing rows) instead of refusing the manifest.
@@ -136,8 +131,16 @@ class CsvSource(Source):
         _check_unique(ids, line_of, desc)
         if len(label_columns) > 1:
             labels, names = _multilabel(rows, label_columns, class_names, line_of, desc)
+            note = ""
         else:
-            labels, names = _single_label(rows, label_columns[0], class_names, task, line_of, desc)
+            labels, names, note = read_labels(
+                [r[label_columns[0]] for r in rows],
+                class_names=class_names,
+                task=task,
+                where=desc,
+                what=f"in column '{label_columns[0]}'",
+                rows=lambda picked: _lines(line_of, picked),
+            )
         if remote:
             self.paths = [join_url(text, p) for p in ids]
         else:
@@ -160,6 +163,7 @@ class CsvSource(Source):
             group=[r[group_column] for r in rows] if group_column else None,
             fractions=fractions,
             seed=seed,
+            label_note=note,
         )
         if not allow_missing:
             _check_files_exist(self.paths, ids, line_of, desc)
@@ -214,43 +218,6 @@ def _parse_split(
     return np.asarray([SPLIT_ALIASES[v] for v in values], dtype=np.uint8)
 
 
-def _single_label(
-    rows: list[dict[str, str]],
-    column: str,
-    class_names: Sequence[str] | None,
-    task: str | None,
-    line_of: list[int],
-    desc: str,
-) -> tuple[np.ndarray, list[str]]:
-    values = [r[column] for r in rows]
-    blank = [i for i, v in enumerate(values) if v == ""]
-    if blank:
-        raise SourceError(
-            f"{desc}: empty label in column '{column}' on {_lines(line_of, blank)}; give every "
-            "image a label, or remove its row"
-        )
-    ints = [_as_int(v) for v in values]
-    if all(i is not None for i in ints):
-        labels = np.asarray(ints, dtype=np.int64)
-        if labels.min() < 0:
-            neg = np.flatnonzero(labels < 0).tolist()
-            raise SourceError(
-                f"{desc}: integer labels must be >= 0, got {labels.min()} on {_lines(line_of, neg)}"
-            )
-        k = int(labels.max()) + 1
-        if class_names is not None and len(class_names) != k:
-            raise SourceError(
-                f"{desc}: the labels are class indices 0..{k - 1} ({k} classes) but "
-                f"{len(class_names)} class names were given ({', '.join(class_names)}); give "
-                "one name per index, lowest first"
-            )
-        names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
-        return labels, names
-    names = order_classes(values, class_names, task, desc)
-    index = {name: i for i, name in enumerate(names)}
-    return np.asarray([index[v] for v in values], dtype=np.int64), names
-
-
 def _multilabel(
     rows: list[dict[str, str]],
     columns: list[str],
@@ -266,7 +233,7 @@ def _multilabel(
     labels = np.zeros((len(rows), len(columns)), dtype=np.uint8)
     for j, col in enumerate(columns):
         for i, r in enumerate(rows):
-            v = _as_int(r[col]) if r[col] != "" else None
+            v = parse_int(r[col])
             if v not in (0, 1):
                 raise SourceError(
                     f"{desc}: multilabel column '{col}' must hold 0 or 1, got '{r[col]}' on "

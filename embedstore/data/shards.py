@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from embedstore.data.base import Source, order_classes
+from embedstore.data.base import Source
 from embedstore.data.images import (
     DICOM_EXTENSIONS,
     IMAGE_EXTENSIONS,
     decode_image,
     require_pydicom,
 )
+from embedstore.data.labels import parse_int, read_labels
 from embedstore.data.splits import DEFAULT_FRACTIONS, parse_split_names
 from embedstore.data.tarindex import index_shard, shard_paths
 from embedstore.errors import BadImageError, SourceError
@@ -55,7 +56,8 @@ class TarShardSource(Source):
     Args:
         shards: a brace pattern (``images-{000000..000099}.tar``), a glob, a folder of .tar
             files, one .tar, or a list of these (see :func:`~embedstore.data.tarindex.shard_paths`).
-        class_names: names for integer labels, or the order of name labels.
+        class_names: names for integer labels (one per distinct value, lowest first), or the
+            order of name labels.
         task: binary, multiclass, multilabel or ordinal (default: inferred).
     """
 
@@ -98,7 +100,7 @@ class TarShardSource(Source):
                 f"label, e.g. {unlabelled[:3]}; add one per sample"
             )
         fields = [_fields(ids[i], m, desc) for i, m in enumerate(metas)]
-        labels, names = _labels(fields, class_names, task, desc)
+        labels, names, note = _labels(fields, ids, class_names, task, desc)
         split, group = _optional(fields, "split", desc), _optional(fields, "group", desc)
         self.shards = [str(p) for p in paths]
         self.shard_of = np.asarray(shard_of, dtype=np.int32)
@@ -115,6 +117,7 @@ class TarShardSource(Source):
             group=group,
             fractions=fractions,
             seed=seed,
+            label_note=note,
         )
 
     def read_bytes(self, index: int) -> bytes:
@@ -189,42 +192,65 @@ def _fields(image: str, meta: dict[str, str], desc: str) -> dict[str, Any]:
 
 
 def _labels(
-    fields: list[dict[str, Any]], class_names: Sequence[str] | None, task: str | None, desc: str
-) -> tuple[np.ndarray, list[str]]:
+    fields: list[dict[str, Any]],
+    ids: Sequence[str],
+    class_names: Sequence[str] | None,
+    task: str | None,
+    desc: str,
+) -> tuple[np.ndarray, list[str], str]:
     kinds = {"labels" in f for f in fields}
     if len(kinds) > 1:
         raise SourceError(f"{desc}: some samples have 'label' and others 'labels'; use one")
     if kinds == {True}:
-        return _multilabel([f["labels"] for f in fields], class_names, desc)
-    values = [str(f["label"]).strip() for f in fields]
-    blank = [i for i, v in enumerate(values) if not v]
-    if blank:
-        raise SourceError(f"{desc}: {len(blank)} sample(s) have an empty label")
-    if all(re.fullmatch(r"\d+", v) for v in values):
-        labels = np.asarray([int(v) for v in values], dtype=np.int64)
-        k = int(labels.max()) + 1
-        if class_names is not None and len(class_names) != k:
-            raise SourceError(
-                f"{desc}: the labels are class indices 0..{k - 1} ({k} classes) but "
-                f"{len(class_names)} class names were given; give one name per index"
-            )
-        return labels, list(class_names) if class_names else [str(i) for i in range(k)]
-    names = order_classes(values, class_names, task, desc)
-    index = {n: i for i, n in enumerate(names)}
-    return np.asarray([index[v] for v in values], dtype=np.int64), names
+        return (*_multilabel([f["labels"] for f in fields], ids, class_names, desc), "")
+    values = ["" if f["label"] is None else str(f["label"]).strip() for f in fields]
+    return read_labels(
+        values, class_names=class_names, task=task, where=desc, what="",
+        rows=lambda picked: _samples(ids, picked),
+    )  # fmt: skip
+
+
+def _samples(ids: Sequence[str], picked: Sequence[int], limit: int = 5) -> str:
+    """ "sample 'a/1.png'" / "samples 'a/1.png', 'b/2.png' and 3 more"."""
+    shown = ", ".join(f"'{ids[i]}'" for i in picked[:limit])
+    more = f" and {len(picked) - limit} more" if len(picked) > limit else ""
+    return f"sample{'s' if len(picked) > 1 else ''} {shown}{more}"
+
+
+def _not_a_class(value: Any) -> bool:
+    """None, or a float that is not a whole number (NaN, infinities, 0.5)."""
+    return value is None or (isinstance(value, float) and type(parse_int(str(value))) is not int)
+
+
+def _name(value: Any) -> str:
+    """A class present in a multilabel list: a JSON number 3 or 3.0 is class "3"; text as is."""
+    return (
+        str(int(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else str(value)
+    )
 
 
 def _multilabel(
-    lists: list[Any], class_names: Sequence[str] | None, desc: str
+    lists: list[Any], ids: Sequence[str], class_names: Sequence[str] | None, desc: str
 ) -> tuple[np.ndarray, list[str]]:
     if not all(isinstance(x, list) for x in lists):
         raise SourceError(f"{desc}: 'labels' must be a list (names present, or 0/1 per class)")
     widths = {len(x) for x in lists}
-    if len(widths) == 1 and all(type(v) is int and v in (0, 1) for x in lists for v in x):
+    if len(widths) == 1 and all(type(v) in (int, float) and v in (0, 1) for x in lists for v in x):
         width = widths.pop()  # a 0/1 vector per sample, all of one length
         names = list(class_names) if class_names else [f"label_{i}" for i in range(width)]
         return np.asarray(lists, dtype=np.uint8).reshape(len(lists), width), names
-    found = sorted({str(v) for x in lists for v in x})
+    odd = [i for i, x in enumerate(lists) if any(_not_a_class(v) for v in x)]
+    if odd:
+        raise SourceError(
+            f"{desc}: 'labels' of {_samples(ids, odd)} hold {lists[odd[0]]!r}; a multilabel "
+            "list holds the class names (or whole-number ids) present, or 0/1 per class, never "
+            "NaN, infinities, fractions or null: fix those samples' .json"
+        )
+    found = sorted({_name(v) for x in lists for v in x})
+    if all(type(parse_int(v)) is int for v in found):  # integer ids: ascending numeric order
+        found = sorted(found, key=lambda v: int(parse_int(v)))  # type: ignore[arg-type]
     names = list(class_names) if class_names else found
     unknown = sorted(set(found) - set(names))
     if unknown:
@@ -232,7 +258,7 @@ def _multilabel(
     index = {n: i for i, n in enumerate(names)}
     out = np.zeros((len(lists), len(names)), dtype=np.uint8)
     for i, x in enumerate(lists):
-        out[i, [index[str(v)] for v in x]] = 1
+        out[i, [index[_name(v)] for v in x]] = 1
     return out, names
 
 

@@ -81,7 +81,7 @@ class ProbeOptions:
     """Protocol parameters; the defaults are the literature's (DESIGN.md)."""
 
     seed: int = 0
-    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto" (resolved by the orchestrators)
+    device: str = "auto"  # "cpu", "cuda", "cuda:N" or "auto" (resolved by the orchestrators)
     normalize: str = "l2"
     grid: str = "ericsson"
     k: int = 20

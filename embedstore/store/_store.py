@@ -29,6 +29,7 @@ from embedstore.store._create import (
     marked_group,
 )
 from embedstore.store._dataset_write import gone_arrays, write_dataset
+from embedstore.store._fastread import read_float32
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
     ArrayInfo,
@@ -288,7 +289,9 @@ class Store(PerRowReads):
                 check_embeddings_readable(bg, n, self.location, f"{dataset}/{backbone}", keys)
         sel = self._selection(dataset, rows, split)
         with reading(self.location, what):
-            return np.asarray(take(bg["embeddings"], sel), dtype=np.float32)
+            arr = bg["embeddings"]
+            fast = read_float32(arr, sel)
+            return fast if fast is not None else np.asarray(take(arr, sel), dtype=np.float32)
 
     def writer(
         self,

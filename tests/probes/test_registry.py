@@ -183,3 +183,13 @@ def test_knn_auto_backend_picks_faiss_only_on_a_gpu_with_faiss_gpu():
     assert _resolve_backend("auto", "cpu", faiss_gpu=True) == "torch"
     assert _resolve_backend("torch", "cuda", faiss_gpu=True) == "torch"
     assert _resolve_backend("auto", "cpu") == "torch"
+
+
+def test_api_device_defaults_to_auto_like_the_cli(tmp_path):
+    store = _small_store(tmp_path / "s.zarr", n_test=120)
+    assert ProbeOptions().device == "auto"
+    default = evaluate_probes(store, "d", [["a"]], "knn", ProbeOptions(n_bootstrap=0))
+    explicit = evaluate_probes(
+        store, "d", [["a"]], "knn", ProbeOptions(n_bootstrap=0, device=resolve_device("auto"))
+    )
+    assert [r.metrics for r in default] == [r.metrics for r in explicit]
