@@ -288,3 +288,21 @@ def test_cli_extract_has_help():
         and "--skip-bad" in result.output
         and "--label-column" in result.output
     )
+
+
+def test_cli_chunk_rows_sets_the_resume_unit_and_the_default_gives_a_small_set_several(tmp_path):
+    """--chunk-rows reaches the store; without it, 150 images (16-d rows: one ~4 MiB chunk would
+    hold them all) get 64-row chunks, 3 resume points, each a whole number of batches."""
+    images = tmp_path / "images"
+    _write_images(images, per_class=50)
+    base = ["--source", str(images), "--backbone", TINY, "--batch-size", "8", "--workers", "0"]
+    for store, extra, rows in (("a.zarr", ["--chunk-rows", "24"], 24), ("b.zarr", [], 64)):
+        args = ["extract", str(tmp_path / store), "-d", "ds", *base, "--device", "cpu", *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        info = open_store(tmp_path / store).array_info("ds", TINY)
+        assert info.complete and info.chunk_rows == rows
+        assert len(open_store(tmp_path / store).chunks_done("ds", TINY)) == -(-150 // rows)
+    bad = runner.invoke(app, ["extract", str(tmp_path / "c.zarr"), "-d", "ds", *base,
+                              "--chunk-rows", "12"])  # fmt: skip
+    assert bad.exit_code == 1 and "multiple of batch_size (8)" in bad.output

@@ -17,7 +17,7 @@ from embedstore.errors import (
     ReadOnlyError,
     StoreNotFoundError,
 )
-from embedstore.store import FORMAT_VERSION
+from embedstore.store import FORMAT_VERSION, default_chunk_rows
 
 from .conftest import make_dataset, write_embeddings
 
@@ -326,3 +326,20 @@ def test_public_api_names_are_the_functions():
 
     for name in ("extract", "evaluate_probes", "run_sweep", "export_archive", "verify"):
         assert callable(getattr(embedstore, name)), name
+
+
+def test_default_chunk_rows_gives_a_small_dataset_several_resume_points(tmp_path):
+    # ~4 MiB chunks: 4 MiB / (1280 x 2 bytes) = 1638.4 rows, rounded to whole 64-row batches
+    assert default_chunk_rows(1280, "float16") == 1664
+    assert default_chunk_rows(1280, "float16", 64, n_rows=100_000) == 1664  # large: unchanged
+    # 3,000 rows (BR35H at 1,280-d) fit in 2 such chunks; capped to ~n/8 = 375, whole batches: 384
+    assert default_chunk_rows(1280, "float16", 64, n_rows=3000) == 384
+    assert -(-3000 // 384) == 8
+    assert default_chunk_rows(1280, "float16", 256, n_rows=3000) == 512  # whole 256-batches
+    assert default_chunk_rows(1280, "float16", 256, n_rows=900) == 256  # a batch at least
+    assert default_chunk_rows(16, "float32", 4, n_rows=300) == 64  # never below 64 rows
+    assert default_chunk_rows(16, "float32", 48, n_rows=300) == 96  # ... rounded up to batches
+    store = create_store(tmp_path / "s.zarr")
+    make_dataset(store, n=1000)
+    w = store.writer("toy", "bb", dim=1280)  # the API's default, float16: ceil(1000/8) -> 128
+    assert w.chunk_rows == 128

@@ -184,7 +184,7 @@ def _job(store: Store, opts: Options, p: Prepared, index: int, n: int) -> Job:
                 status="skipped",
                 todo=(),
             )
-    chunks = opts.chunk_rows or default_chunk_rows(p.spec.dim, opts.dtype, opts.batch_size)
+    chunks = opts.chunk_rows or default_chunk_rows(p.spec.dim, opts.dtype, opts.batch_size, n)
     writer = store.writer(
         ds, name, dim=p.spec.dim, dtype=opts.dtype, chunk_rows=chunks, overwrite=opts.overwrite
     )
