@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,22 @@ def test_a_kill_while_a_group_was_deleted_leaves_no_marked_group(tmp_path):
     assert w.rows_written == 0  # ...and creating the group again clears what was left
     drop_group(open_store(path, mode="r+").zarr_group["toy"], "bb")
     assert not (path / "toy" / "bb").exists()
+
+
+def test_metadata_half_written_by_a_kill_is_quiet_and_cleared_by_the_next_write(tmp_path):
+    """A kill while a zarr.json was written leaves its temporary ``zarr.<uuid>.partial``: reads
+    do not warn about it, and the next write of that dataset and array removes it."""
+    path = _group(tmp_path, 2, False)
+    for folder in (path, path / "toy", path / "toy" / "bb"):
+        (folder / "zarr.0123abcd.partial").write_bytes(b'{"half')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = open_store(path)
+        assert s.backbones("toy") == ["bb"] and s.array_info("toy", "bb").rows_written == 16
+    s = open_store(path, mode="r+")
+    make_dataset(s, n=40)  # the same dataset again: nothing changes but the leftovers
+    w = s.writer("toy", "bb", dim=4, dtype="float32")
+    assert w.rows_written == 16 and not list(path.rglob("zarr.*.partial"))
 
 
 # ---------------------------------------------------------------------------------- CLI

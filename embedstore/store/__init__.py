@@ -22,6 +22,8 @@ zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer`
 
 from __future__ import annotations
 
+import warnings
+
 from embedstore.store._checks import chunk_keys as _row_chunk_keys  # noqa: F401
 from embedstore.store._checks import problems_of_embeddings as _backbone_problems  # noqa: F401
 from embedstore.store._info import ArrayInfo, DatasetInfo, default_chunk_rows
@@ -41,6 +43,10 @@ from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
 from embedstore.store._validate import SPLIT_CODES, TASK_KINDS
 from embedstore.store._validate import _iter_dataset_differences as _iter_dataset_differences
 from embedstore.store._writer import EmbeddingWriter
+
+# A file zarr does not recognise in a store folder (e.g. the ``zarr.<uuid>.partial`` a killed
+# writer left) makes zarr warn on every listing; what is damage, ``embedstore verify`` reports.
+warnings.filterwarnings("ignore", message=".*is not recognized as a component of a Zarr hierarchy")
 
 __all__ = [
     "FORMAT_VERSION",

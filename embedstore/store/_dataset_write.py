@@ -10,6 +10,7 @@ to which their rows are aligned, are the same.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,7 @@ def write_dataset(
 ) -> None:
     """Write (or complete, or replace) dataset ``name``; an identical one is left as it is."""
     root, location = store.zarr_group, store.location
+    remove_metadata_orphans(root, "", name)
     if name in store.datasets():
         g = root[name]
         gone = gone_arrays(g)
@@ -99,3 +101,17 @@ def same_dataset(g: zarr.Group, data: dict[str, np.ndarray | None], attrs: dict)
 
     differences = _iter_dataset_differences(g.attrs.asdict(), stored, attrs, data.get)
     return next(differences, None) is None
+
+
+def remove_metadata_orphans(root: zarr.Group, *paths: str) -> None:
+    """Delete the ``zarr.<uuid>.partial`` files a kill left beside the ``zarr.json`` of these
+    groups (zarr's local store writes each file to such a name and renames it; zarr warns of
+    every leftover on each read). Local stores only; call it holding the writer lock of what
+    writes that ``zarr.json`` (extraction's setup lock for the root and a dataset, an array's
+    lock for its backbone group)."""
+    base = getattr(root.store, "root", None)
+    if not isinstance(base, Path):
+        return  # remote stores write whole objects
+    for path in paths:
+        for leftover in (base / path).glob("zarr.*.partial"):
+            leftover.unlink(missing_ok=True)

@@ -28,7 +28,11 @@ from embedstore.store._create import (
     has_group,
     marked_group,
 )
-from embedstore.store._dataset_write import gone_arrays, write_dataset
+from embedstore.store._dataset_write import (
+    gone_arrays,
+    remove_metadata_orphans,
+    write_dataset,
+)
 from embedstore.store._fastread import read_float32
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
@@ -336,6 +340,8 @@ class Store(PerRowReads):
                 else:
                     info = self.array_info(dataset, backbone)  # damage raises: --overwrite
                     check_resumable(info, (n, dim), dtype)
+                    if rows is None:  # not one of several block writers: the group is ours
+                        remove_metadata_orphans(self._root, f"{dataset}/{backbone}")
                     return EmbeddingWriter(
                         g[backbone], dim=dim, location=self.location, **block(rows)
                     )
