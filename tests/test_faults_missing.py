@@ -7,7 +7,9 @@ with a traceback, and what a rerun of `extract` can repair without losing a comp
   group with no row stored) the group is "creation interrupted", not listed, and the next writer
   recreates it.
 - CLI, a real store of the tiny test backbone with single arrays and pairs gone, and each dataset
-  array gone: ls, info, probe, sweep, extract, verify, export and analyze similarity.
+  array gone: ls, info, probe, sweep, extract, verify, export and analyze similarity; a plain
+  rerun of extract restores a dataset's labels or split when the source gives back the bytes
+  recorded when they were written (their sha256), and --overwrite replaces a damaged backbone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from embedstore import create_store, open_store
-from embedstore.errors import ArrayNotFoundError, CorruptStoreError
+from embedstore.errors import ArrayNotFoundError, ConflictError, CorruptStoreError
 
 from .conftest import make_dataset
 from .extract_helpers import TINY, cli_args, one_thread, register_tiny, unregister_tiny
@@ -135,6 +137,20 @@ def test_metadata_half_written_by_a_kill_is_quiet_and_cleared_by_the_next_write(
     assert w.rows_written == 16 and not list(path.rglob("zarr.*.partial"))
 
 
+def test_a_dataset_array_gone_is_restored_only_as_it_was_written(tmp_path):
+    store = create_store(tmp_path / "s.zarr")
+    ids, labels, split = make_dataset(store, n=40)
+    fields = {"ids": ids, "split": split, "task": "binary", "class_names": ["a", "b"]}
+    shutil.rmtree(tmp_path / "s.zarr" / "toy" / "labels")
+    with pytest.raises(CorruptStoreError, match="'labels' array.*gone"):
+        open_store(tmp_path / "s.zarr").dataset_info("toy")
+    with pytest.raises(ConflictError, match="damaged.*does not give them back"):
+        store.add_dataset("toy", labels=1 - labels, **fields)  # other labels: not a restore
+    assert not (tmp_path / "s.zarr" / "toy" / "labels").exists()  # left as it was found
+    store.add_dataset("toy", labels=labels, **fields)  # the same bytes as recorded: restored
+    np.testing.assert_array_equal(open_store(tmp_path / "s.zarr").labels("toy"), labels)
+
+
 # ---------------------------------------------------------------------------------- CLI
 
 
@@ -197,7 +213,16 @@ def test_no_command_answers_an_array_gone_with_a_traceback(gone, extracted, tmp_
         if result.exit_code:
             assert result.exit_code == 1, (what, result.output)
             assert "error:" in result.output, (what, result.output)
-        if what in ("probe", "extract") and not usable:
+        restorable = gone in (("labels",), ("split",))  # the source gives them back as written
+        if what == "extract" and restorable:
+            assert result.exit_code == 0, result.output
+            for read in ("labels", "split"):
+                np.testing.assert_array_equal(
+                    getattr(open_store(store), read)("ds"),
+                    getattr(open_store(template), read)("ds"),
+                )
+            assert open_store(store).array_info("ds", TINY).complete
+        elif what in ("probe", "extract") and not usable:
             assert result.exit_code == 1 and "damaged" in result.output, (what, result.output)
         if what == "ls" and not usable:
             assert "damaged" in result.output, result.output

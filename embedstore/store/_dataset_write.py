@@ -5,7 +5,8 @@ The order makes it atomic: the arrays and their checksums first, the dataset's a
 (``n_samples`` among them) last; a group without ``n_samples`` is not a dataset yet. Replacing a
 dataset hides it first (``n_samples`` removed, the digest of its old ids kept as
 ``pending_ids``), so that the write that completes it keeps the backbone arrays only when the ids,
-to which their rows are aligned, are the same.
+to which their rows are aligned, are the same. A data array gone from a dataset (deleted by hand)
+is written again from the source only if it comes out byte-identical to the one recorded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import zarr
 
 from embedstore.errors import ConflictError
 from embedstore.store._info import ids_digest
-from embedstore.store._integrity import record_dataset_checksums
+from embedstore.store._integrity import array_digest, record_dataset_checksums
 from embedstore.store._layout import create_data_array
 from embedstore.store._strings import read_text
 from embedstore.store._validate import _DATA_ARRAYS, _iter_dataset_differences
@@ -38,6 +39,8 @@ def write_dataset(
         gone = gone_arrays(g)
         if not gone and same_dataset(g, data, attrs):
             return
+        if gone and restored(g, gone, data, attrs):
+            return
         if not overwrite:
             what = (
                 f"is damaged: its {', '.join(repr(k) for k in gone)} array(s) are gone"
@@ -45,9 +48,11 @@ def write_dataset(
                 else "already exists with different ids, labels, splits or classes"
             )
             raise ConflictError(
-                f"dataset '{name}' in '{location}' {what}; nothing was changed. Pass "
-                "overwrite=True (--overwrite) to write it from this source (its backbone arrays "
-                "are kept when the ids are unchanged), or use another dataset name"
+                f"dataset '{name}' in '{location}' {what}"
+                f"{' (this source does not give them back as they were written)' if gone else ''}"
+                "; nothing was changed. Pass overwrite=True (--overwrite) to write it from this "
+                "source (its backbone arrays are kept when the ids are unchanged), or use another "
+                "dataset name"
             )
         n_backbones = len(store.backbones(name))
         old_ids = read_text(g["ids"][:]) if "ids" not in gone else None
@@ -82,6 +87,23 @@ def write_dataset(
     # last, in one write (zarr's attrs.update writes once per key): a dataset from here on
     done = {k: v for k, v in g.attrs.asdict().items() if k != "pending_ids"}
     g.attrs.put({**done, **attrs})
+
+
+def restored(g: zarr.Group, gone: list[str], data: dict[str, Any], attrs: dict) -> bool:
+    """Write the arrays ``gone`` from a damaged dataset again from ``data`` if they come out
+    byte-identical to what was written first (their ``sha256-chunks-v1`` digests, recorded with
+    the dataset) and everything else is the same: nothing is changed, only restored. Otherwise
+    leave the dataset as found and return False."""
+    recorded = g.attrs.get("checksums") or {}
+    if "ids" in gone or any(k not in recorded or data.get(k) is None for k in gone):
+        return False
+    for key in gone:
+        create_data_array(g, key, data[key])
+    if all(array_digest(g[k]) == recorded[k] for k in gone) and same_dataset(g, data, attrs):
+        return True
+    for key in gone:
+        del g[key]
+    return False
 
 
 def gone_arrays(g: zarr.Group) -> list[str]:
