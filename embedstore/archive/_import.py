@@ -234,9 +234,12 @@ def merge_stores(
     store_b: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
+    layout_only: bool = False,
     storage_options: dict | None = None,
 ) -> ImportResult:
     """Combine two stores (or archives, or URLs) into a new local store ``out``.
+
+    Each is verified as :func:`import_archive` does (``layout_only`` as there).
 
     Datasets present in both must agree (ids, labels, splits, groups, classes) and a backbone
     present in both must hold the same embeddings; otherwise :class:`ConflictError` names the
@@ -270,8 +273,8 @@ def merge_stores(
                 )
     created = not out_path.exists()
     try:
-        ra = import_archive(a, out_path, storage_options=storage_options)
-        rb = import_archive(b, out_path, storage_options=storage_options)
+        ra = import_archive(a, out_path, layout_only=layout_only, storage_options=storage_options)
+        rb = import_archive(b, out_path, layout_only=layout_only, storage_options=storage_options)
     except BaseException:
         if created:
             shutil.rmtree(out_path, ignore_errors=True)
