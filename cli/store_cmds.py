@@ -26,15 +26,13 @@ def ls(
     """List every dataset and backbone array in a store: shape, dtype, size, completeness."""
     with user_errors():
         s = open_store(store)
-        rows = [
-            (s.dataset_info(d), [_array_or_damage(s, d, b) for b in s.backbones(d)])
-            for d in s.datasets()
-        ]
+        rows = [_dataset_rows(s, d) for d in s.datasets()]
     if as_json:
         out = [
-            {**asdict(ds), "arrays": [a if isinstance(a, dict) else asdict(a) for a in arrays]}
+            {**(ds if isinstance(ds, dict) else asdict(ds)),
+             "arrays": [a if isinstance(a, dict) else asdict(a) for a in arrays]}
             for ds, arrays in rows
-        ]
+        ]  # fmt: skip
         typer.echo(
             json.dumps({"store": store, "created_by": s.created_by, "datasets": out}, indent=2)
         )
@@ -43,14 +41,16 @@ def ls(
     for col in ("dataset", "task", "samples", "backbone", "shape", "dtype", "on disk", "status"):
         table.add_column(col, justify="right" if col in ("samples", "on disk") else "left")
     for ds, arrays in rows:
+        if isinstance(ds, dict):  # a damaged dataset: say so, list the rest
+            table.add_row(ds["name"], "", "", "—", "", "", "", _broken(ds))
+            continue
         if not arrays:
             table.add_row(ds.name, ds.task, str(ds.n_samples), "—", "", "", "", "")
         for i, a in enumerate(arrays):
-            if isinstance(a, dict):  # damaged: say so, list the rest
+            if isinstance(a, dict):  # damaged or creation interrupted: say so, list the rest
                 table.add_row(
                     ds.name if i == 0 else "", ds.task if i == 0 else "",
-                    str(ds.n_samples) if i == 0 else "", a["backbone"], "", "", "",
-                    "[red]damaged[/] (embedstore verify)",
+                    str(ds.n_samples) if i == 0 else "", a["backbone"], "", "", "", _broken(a),
                 )  # fmt: skip
                 continue
             table.add_row(
@@ -100,10 +100,12 @@ def info(
                 "datasets": [asdict(s.dataset_info(d)) for d in s.datasets()],
             }
         elif backbone is None:
-            ds = s.dataset_info(dataset)
+            ds, arrays = _dataset_rows(s, dataset)
+            if isinstance(ds, dict):
+                s.dataset_info(dataset)  # raises what is wrong with it
             payload = {
                 **asdict(ds),
-                "arrays": [asdict(s.array_info(dataset, b)) for b in ds.backbones],
+                "arrays": [a if isinstance(a, dict) else asdict(a) for a in arrays],
             }
         else:
             payload = {
@@ -141,6 +143,9 @@ def info(
         table.add_row("patient groups", "yes" if payload["has_group"] else "no")
         table.add_row("source", payload["source"] or "—")
         for a in payload["arrays"]:
+            if "shape" not in a:
+                table.add_row(a["backbone"], _broken(a))
+                continue
             table.add_row(
                 a["backbone"],
                 f"{a['shape'][0]}×{a['shape'][1]} {a['dtype']}, {human_bytes(a['nbytes_stored'])}, "
@@ -157,6 +162,13 @@ def info(
         table.add_row("on disk", human_bytes(payload["nbytes_stored"]))
         table.add_row("status", _status_dict(payload))
         table.add_row("missing rows", str(payload["n_missing"]))
+        table.add_row(
+            "chunk checksums",
+            "recorded (embedstore verify checks every chunk)"
+            if payload["chunk_checksums"]
+            else "[yellow]not recorded[/] (format 1, or removed): verify cannot check the chunks' "
+            "bytes; extract again with --overwrite to record them",
+        )
         for key, value in payload["provenance"].items():
             table.add_row(
                 f"provenance.{key}", json.dumps(value) if not isinstance(value, str) else value
@@ -183,14 +195,36 @@ def _print_missing(missing: list[dict]) -> None:
         )
 
 
-def _array_or_damage(s, dataset: str, backbone: str):
-    """The array's info, or for a damaged array a dict saying what is wrong (ls lists the rest)."""
+INTERRUPTED = "creation interrupted before any row was written: rerun the same extract command"
+
+
+def _dataset_rows(s, dataset: str):
+    """(DatasetInfo, [ArrayInfo or dict]) of a dataset; a dict stands for a damaged dataset or
+    array ("damaged": what is wrong) or an array whose creation was interrupted ("interrupted"),
+    so that ls lists the rest."""
     from embedstore.errors import CorruptStoreError
 
     try:
-        return s.array_info(dataset, backbone)
+        ds = s.dataset_info(dataset)
     except CorruptStoreError as exc:
-        return {"dataset": dataset, "backbone": backbone, "damaged": str(exc)}
+        return {"name": dataset, "damaged": str(exc)}, []
+    arrays: list = []
+    for b in ds.backbones:
+        try:
+            arrays.append(s.array_info(dataset, b))
+        except CorruptStoreError as exc:
+            arrays.append({"dataset": dataset, "backbone": b, "damaged": str(exc)})
+    arrays += [
+        {"dataset": dataset, "backbone": b, "interrupted": INTERRUPTED}
+        for b in s.interrupted_backbones(dataset)
+    ]
+    return ds, sorted(arrays, key=lambda a: a["backbone"] if isinstance(a, dict) else a.backbone)
+
+
+def _broken(a: dict) -> str:
+    if "interrupted" in a:
+        return "[yellow]incomplete[/] (creation interrupted: rerun extract)"
+    return "[red]damaged[/] (embedstore verify)"
 
 
 def _status(a) -> str:

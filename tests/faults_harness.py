@@ -3,6 +3,7 @@ tests/test_faults_kill.py (a few kills) and benchmarks/bench_faults.py (many).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +111,8 @@ def _check_after_kill(store: Path) -> str | None:
     return None
 
 
-def _wait_for(proc: subprocess.Popen, ready, limit: float = 120) -> None:
+def wait_for_path(proc: subprocess.Popen, ready, limit: float = 120) -> None:
+    """Poll ``ready()`` every half millisecond while ``proc`` runs (at most ``limit`` seconds)."""
     started = time.monotonic()
     while not ready() and proc.poll() is None and time.monotonic() - started < limit:
         time.sleep(0.0005)
@@ -150,13 +153,13 @@ def kill_and_resume(
             command(store, images), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        _wait_for(proc, (base / "zarr.json").exists)
+        wait_for_path(proc, (base / "zarr.json").exists)
         if mode == "random moment":
             time.sleep(rng.uniform(0, window))
         elif mode == "inside a file write":
-            _wait_for(proc, lambda: _partial_file(base))
+            wait_for_path(proc, lambda: _partial_file(base))
         else:
-            _wait_for(proc, lambda: _all_chunks_written(base, n_chunks))
+            wait_for_path(proc, lambda: _all_chunks_written(base, n_chunks))
         if proc.poll() is not None:  # too late: start again from nothing, to have a run to kill
             report.finished_first += 1
             shutil.rmtree(store, ignore_errors=True)
@@ -178,3 +181,52 @@ def kill_and_resume(
     else:
         report.failures.append("resumed store differs from the uninterrupted one")
     return report
+
+
+# ------------------------------------------------------------- a stop at one chosen write
+
+_WRITES = ("set", "set_if_not_exists", "delete", "delete_dir")
+
+
+class Stopped(BaseException):  # noqa: N818 (not an error: the process "dies" here)
+    """Raised in place of a chosen write; a BaseException, so that no handler of the code under
+    test catches it, as none can catch a SIGKILL."""
+
+
+@contextlib.contextmanager
+def stop_at_write(stop: int | None, prefix: str = "") -> Iterator[list[str]]:
+    """Count the writes (set, delete) of zarr's stores under ``prefix`` (a key of the store, e.g.
+    ``ds/``); raise :class:`Stopped` in place of write number ``stop`` (0-based; None: never).
+
+    Each write of zarr's local store replaces a whole file (written to ``*.partial``, renamed),
+    so what is on disk when the write is refused is what a SIGKILL just before it leaves. Yields
+    the list of ``"set KEY"`` / ``"delete KEY"`` done so far (for the count, and the report)."""
+    from zarr.storage import FsspecStore, LocalStore
+
+    seen: list[str] = []
+    saved = {
+        (cls, name): getattr(cls, name)
+        for cls in (LocalStore, FsspecStore)
+        for name in _WRITES
+        if name in vars(cls)
+    }  # fmt: skip  (FsspecStore's set_if_not_exists calls set)
+
+    def wrap(cls, name):
+        original = saved[(cls, name)]
+
+        async def write(self, key, *args, **kwargs):
+            if key.startswith(prefix) and not key.endswith(".lock"):
+                if stop is not None and len(seen) == stop:
+                    raise Stopped(f"stopped before write {stop}: {name} {key}")
+                seen.append(f"{name} {key}")
+            return await original(self, key, *args, **kwargs)
+
+        return write
+
+    for cls, name in saved:
+        setattr(cls, name, wrap(cls, name))
+    try:
+        yield seen
+    finally:
+        for (cls, name), original in saved.items():
+            setattr(cls, name, original)

@@ -7,7 +7,12 @@ The long version, with many kills, is benchmarks/bench_faults.py.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,14 +24,19 @@ from cli.main import app
 from embedstore import open_store
 from embedstore.errors import EmbedstoreError, IncompleteArrayError
 
+from .extract_helpers import TINY, cli_args, one_thread, register_tiny, unregister_tiny
+from .extract_helpers import write_images as write_tiny_images
 from .faults_harness import (
     BACKBONE,
     ROOT,
+    Stopped,
     chunk_files,
     command,
     env,
     kill_and_resume,
     run,
+    stop_at_write,
+    wait_for_path,
     write_images,
 )
 
@@ -106,3 +116,145 @@ def test_readers_see_an_incomplete_array_and_never_half_a_chunk(clean, tmp_path)
     assert writer.returncode == 0
     assert reads >= 1 and seen_incomplete >= 1, (reads, seen_incomplete)
     assert open_store(store).array_info("ds", BACKBONE).complete
+
+
+# ------------------------------------------------- every write of an extraction, one stop each
+
+
+def _store_files(store: Path) -> dict[str, bytes]:
+    """Every chunk file of the backbone group (zarr.json left out: provenance has a time)."""
+    base = store / "ds" / TINY
+    return {
+        p.relative_to(base).as_posix(): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and "/c/" in p.as_posix()
+    }
+
+
+def _state(store: Path) -> str:
+    """A fingerprint of everything on disk (paths and bytes; zarr.json included)."""
+    h = hashlib.sha256()
+    for p in sorted(store.rglob("*")) if store.exists() else ():
+        if p.is_file():
+            h.update(p.relative_to(store).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _extract_args(store: Path, images: Path) -> list[str]:
+    """The tiny backbone over 42 images in two chunks (24 rows, batches of 4), one thread."""
+    args = cli_args(store, images, TINY)
+    at = args.index("--chunk-rows") + 1
+    return ["extract", *args[:at], "24", *args[at + 1 :]]
+
+
+def _readers_show(store: Path) -> str:
+    """ls and info after a stop: exit 0, no traceback; returns ls's output."""
+    runner = CliRunner()
+    ls = runner.invoke(app, ["ls", str(store)], env={"COLUMNS": "200"})
+    if not (store / "zarr.json").exists():  # stopped before the store existed: one line
+        assert ls.exit_code == 1 and "not a Zarr store yet" in ls.output, ls.output
+        assert len(ls.output.strip().splitlines()) == 1, ls.output
+        return ls.output
+    assert ls.exit_code == 0 and ls.exception is None, ls.output
+    info = runner.invoke(app, ["info", str(store)])
+    assert info.exit_code == 0 and info.exception is None, info.output
+    if (store / "ds" / "zarr.json").exists() and "n_samples" in (
+        store / "ds/zarr.json"
+    ).read_text():
+        info = runner.invoke(app, ["info", str(store), "ds"], env={"COLUMNS": "200"})
+        assert info.exit_code == 0 and info.exception is None, info.output
+    return ls.output
+
+
+@pytest.fixture(scope="module")
+def tiny_clean(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stops")
+    images = write_tiny_images(tmp / "images")
+    register_tiny()
+    try:
+        with one_thread():
+            ran = CliRunner().invoke(app, _extract_args(tmp / "clean.zarr", images))
+        assert ran.exit_code == 0, ran.output
+        yield images, _store_files(tmp / "clean.zarr")
+    finally:
+        unregister_tiny()
+
+
+def test_a_stop_at_every_write_of_an_extraction_is_shown_and_repaired(tiny_clean, tmp_path):
+    """Stop the extraction in place of each of its writes in turn (store, dataset, backbone
+    group, each of its arrays, the mark, every chunk), as a SIGKILL there would: ls and info show
+    the state without a traceback, the same command resumes it, and the result is bit-identical
+    to the uninterrupted run's."""
+    images, reference = tiny_clean
+    runner = CliRunner()
+    with stop_at_write(None) as writes:
+        with one_thread():
+            assert runner.invoke(app, _extract_args(tmp_path / "count.zarr", images)).exit_code == 0
+    assert any(w.endswith(f"ds/{TINY}/zarr.json") for w in writes), writes
+    seen_states, shown = set(), {"interrupted": 0, "incomplete": 0}
+    for k in range(len(writes)):
+        store = tmp_path / f"s{k}.zarr"
+        with stop_at_write(k) as done, one_thread(), pytest.raises(Stopped):
+            runner.invoke(app, _extract_args(store, images))
+        assert len(done) == k
+        state = _state(store)
+        if state in seen_states:  # the write changed nothing (zarr re-creates parents): same state
+            shutil.rmtree(store, ignore_errors=True)
+            continue
+        seen_states.add(state)
+        out = _readers_show(store)
+        if (store / "ds" / TINY / "zarr.json").exists():
+            marked = '"complete"' in (store / "ds" / TINY / "zarr.json").read_text()
+            expected = "incomplete" if marked else "creation interrupted"
+            assert TINY in out and expected in out, (k, writes[k], out)
+            shown["incomplete" if marked else "interrupted"] += 1
+        with one_thread():
+            again = runner.invoke(app, _extract_args(store, images))
+        assert again.exit_code == 0, (k, writes[k], again.output)
+        assert _store_files(store) == reference, (k, writes[k])
+        assert open_store(store).array_info("ds", TINY).complete
+        shutil.rmtree(store, ignore_errors=True)
+    print(f"{len(writes)} writes, {len(seen_states)} distinct states after a stop, {shown}")
+    assert shown["interrupted"] >= 8 and shown["incomplete"] >= 6, shown
+
+
+def test_sigkill_as_the_backbone_group_appears_is_shown_and_repaired(tiny_clean, tmp_path):
+    """A real SIGKILL, sent the moment STORE/ds/<backbone>/zarr.json appears (polled every half
+    millisecond), three times: each store is listed without a traceback and the same command
+    repairs it, bit-identical to an uninterrupted run."""
+    images, reference = tiny_clean
+    landed: dict[str, int] = {}
+    runner = CliRunner()
+    for attempt in range(3):
+        store = tmp_path / f"k{attempt}.zarr"
+        args = [sys.executable, "-m", "tests.extract_helpers", *_extract_args(store, images)]
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        group = store / "ds" / TINY / "zarr.json"
+        wait_for_path(proc, group.exists)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        text = group.read_text() if group.exists() else ""
+        where = (
+            "finished before the kill"
+            if proc.returncode == 0
+            else "before the group existed"
+            if not text
+            else "group created, not marked (creation interrupted)"
+            if '"complete"' not in text
+            else "marked, chunks being written"
+            if '"complete": false' in text
+            else "after the completion mark"
+        )
+        landed[where] = landed.get(where, 0) + 1
+        out = _readers_show(store)
+        if "not marked" in where:
+            assert "creation interrupted" in out, out
+        with one_thread():  # the tiny backbones are registered by the fixture
+            again = runner.invoke(app, _extract_args(store, images))
+        assert again.exit_code == 0, (where, again.output)
+        assert _store_files(store) == reference, where
+    print("SIGKILL at backbone creation landed:", landed)

@@ -244,7 +244,7 @@ def test_lookup_errors(toy_store, tmp_path):
     with pytest.raises(StoreNotFoundError, match="no store at"):
         open_store(tmp_path / "absent.zarr")
     (tmp_path / "plain").mkdir()
-    with pytest.raises(StoreNotFoundError, match="not a Zarr"):
+    with pytest.raises(StoreNotFoundError, match="not a Zarr store yet"):
         open_store(tmp_path / "plain")
 
 

@@ -34,7 +34,7 @@ from embedstore.data.images import (
     decode_image,
     require_pydicom,
 )
-from embedstore.data.labels import read_labels
+from embedstore.data.labels import parse_int, read_labels
 from embedstore.data.splits import DEFAULT_FRACTIONS, parse_split_names
 from embedstore.data.tarindex import index_shard, shard_paths
 from embedstore.errors import BadImageError, SourceError
@@ -202,7 +202,7 @@ def _labels(
     if len(kinds) > 1:
         raise SourceError(f"{desc}: some samples have 'label' and others 'labels'; use one")
     if kinds == {True}:
-        return (*_multilabel([f["labels"] for f in fields], class_names, desc), "")
+        return (*_multilabel([f["labels"] for f in fields], ids, class_names, desc), "")
     values = ["" if f["label"] is None else str(f["label"]).strip() for f in fields]
     return read_labels(
         values, class_names=class_names, task=task, where=desc, what="",
@@ -217,17 +217,40 @@ def _samples(ids: Sequence[str], picked: Sequence[int], limit: int = 5) -> str:
     return f"sample{'s' if len(picked) > 1 else ''} {shown}{more}"
 
 
+def _not_a_class(value: Any) -> bool:
+    """None, or a float that is not a whole number (NaN, infinities, 0.5)."""
+    return value is None or (isinstance(value, float) and type(parse_int(str(value))) is not int)
+
+
+def _name(value: Any) -> str:
+    """A class present in a multilabel list: a JSON number 3 or 3.0 is class "3"; text as is."""
+    return (
+        str(int(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else str(value)
+    )
+
+
 def _multilabel(
-    lists: list[Any], class_names: Sequence[str] | None, desc: str
+    lists: list[Any], ids: Sequence[str], class_names: Sequence[str] | None, desc: str
 ) -> tuple[np.ndarray, list[str]]:
     if not all(isinstance(x, list) for x in lists):
         raise SourceError(f"{desc}: 'labels' must be a list (names present, or 0/1 per class)")
     widths = {len(x) for x in lists}
-    if len(widths) == 1 and all(type(v) is int and v in (0, 1) for x in lists for v in x):
+    if len(widths) == 1 and all(type(v) in (int, float) and v in (0, 1) for x in lists for v in x):
         width = widths.pop()  # a 0/1 vector per sample, all of one length
         names = list(class_names) if class_names else [f"label_{i}" for i in range(width)]
         return np.asarray(lists, dtype=np.uint8).reshape(len(lists), width), names
-    found = sorted({str(v) for x in lists for v in x})
+    odd = [i for i, x in enumerate(lists) if any(_not_a_class(v) for v in x)]
+    if odd:
+        raise SourceError(
+            f"{desc}: 'labels' of {_samples(ids, odd)} hold {lists[odd[0]]!r}; a multilabel "
+            "list holds the class names (or whole-number ids) present, or 0/1 per class, never "
+            "NaN, infinities, fractions or null: fix those samples' .json"
+        )
+    found = sorted({_name(v) for x in lists for v in x})
+    if all(type(parse_int(v)) is int for v in found):  # integer ids: ascending numeric order
+        found = sorted(found, key=lambda v: int(parse_int(v)))  # type: ignore[arg-type]
     names = list(class_names) if class_names else found
     unknown = sorted(set(found) - set(names))
     if unknown:
@@ -235,7 +258,7 @@ def _multilabel(
     index = {n: i for i, n in enumerate(names)}
     out = np.zeros((len(lists), len(names)), dtype=np.uint8)
     for i, x in enumerate(lists):
-        out[i, [index[str(v)] for v in x]] = 1
+        out[i, [index[_name(v)] for v in x]] = 1
     return out, names
 
 

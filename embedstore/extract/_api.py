@@ -277,20 +277,23 @@ def _run(
         for name, (_, r) in results.items()
     }
     everyone = world.gather(mine)
+    # every array this run completes, those with no chunk left to write included (a run stopped
+    # after its last chunk, before the completion mark): they are in no pass
+    shared = {name: [n for n in names if n != name] for names in plan.passes for name in names}
     provenance = world.broadcast(
         {
-            name: _provenance(
-                by_name[name],
-                jobs[name],
+            job.name: _provenance(
+                by_name[job.name],
+                job,
                 opts,
                 dev,
                 src,
                 world.size,
                 everyone,
-                [n for n in names if n != name],
-            )
-            for names in plan.passes
-            for name in names
+                shared.get(job.name, []),
+            )  # fmt: skip
+            for job in plan.jobs
+            if job.status != "skipped"
         }
         if world.rank == 0
         else None
@@ -334,9 +337,9 @@ def _provenance(
         "channels_last": p.channels_last,
         "batch_size": job.batch_size,
         "n_images": len(src),
-        "n_missing": job.missing_before + sum(e[p.name][1] for e in everyone),
+        "n_missing": job.missing_before + sum(e[p.name][1] for e in everyone if p.name in e),
         "resumed_from_row": job.rows_before,
-        "seconds": round(max(e[p.name][2] for e in everyone), 3),
+        "seconds": round(max((e[p.name][2] for e in everyone if p.name in e), default=0.0), 3),
         "source": src.description,
         "world_size": world_size,
         "decoded_with": shared_with,

@@ -62,25 +62,33 @@ def stored_keys(array: zarr.Array) -> set[str]:
     return set(sync(collect()))
 
 
-def require_embeddings(bg: zarr.Group, location: str, path: str) -> zarr.Array:
-    """The group's embeddings array, or :class:`CorruptStoreError` when its metadata is gone."""
-    if "embeddings" not in bg.array_keys():
-        raise _corrupt(location, path, "its embeddings array is gone (no zarr.json)")
-    return bg["embeddings"]
+# Every backbone group holds these; ``checksums`` and ``chunk_nbytes`` (per-chunk sha256 and size)
+# are optional: format-1 arrays have none, and reads never need them (``verify`` says so).
+BACKBONE_ARRAYS = ("embeddings", "progress", "missing", "missing_reason")
 
 
-def check_embeddings_readable(bg: zarr.Group, n_samples: int, location: str, path: str) -> None:
-    """Refuse a complete embeddings array that breaks the layout rules (no chunk is read)."""
+def check_backbone_arrays(bg: zarr.Group, location: str, path: str) -> set[str]:
+    """The group's array names (one listing); :class:`CorruptStoreError` when one it needs is
+    gone (its ``zarr.json`` deleted, or a kill while an earlier version deleted the group)."""
     keys = set(bg.array_keys())
-    if "embeddings" not in keys:
-        raise _corrupt(location, path, "its embeddings array is gone (no zarr.json)")
+    gone = [name for name in BACKBONE_ARRAYS if name not in keys]
+    if gone:
+        names = ", ".join(f"'{name}'" for name in gone)
+        raise _corrupt(location, path, f"its {names} array{'s are' if len(gone) > 1 else ' is'} "
+                       "gone (no zarr.json)")  # fmt: skip
+    return keys
+
+
+def check_embeddings_readable(
+    bg: zarr.Group, n_samples: int, location: str, path: str, keys: set[str]
+) -> None:
+    """Refuse a complete embeddings array that breaks the layout rules (no chunk is read);
+    ``keys``: its arrays, as :func:`check_backbone_arrays` returned them."""
     arr = bg["embeddings"]
     if arr.ndim != 2 or arr.shape[0] != n_samples:
         raise _corrupt(
             location, f"{path}/embeddings", f"shape {arr.shape}, expected ({n_samples}, dim)"
         )
-    if "progress" not in keys:
-        raise _corrupt(location, path, "its progress array is gone")
     progress = bg["progress"][:]
     not_done = np.flatnonzero(progress != 1)
     if len(not_done):
@@ -91,24 +99,31 @@ def check_embeddings_readable(bg: zarr.Group, n_samples: int, location: str, pat
             f"written (first: chunk {int(not_done[0])}, rows from "
             f"{int(not_done[0]) * arr.chunks[0]})",
         )
-    if "checksums" in keys:  # format 2 writes every chunk, even one of zeros
-        expected = chunk_keys(arr)
-        gone = [k for k in expected if k not in stored_keys(arr)]
-        if gone:
-            raise _corrupt(
-                location,
-                f"{path}/embeddings",
-                f"{len(gone)} chunk file(s) are missing (first: '{gone[0]}')",
-            )
+    stored = stored_keys(arr)
+    gone = [k for k in chunk_keys(arr) if k not in stored]
+    if gone and "checksums" not in keys:
+        # format 1 did not store a chunk of zeros (every row missing); format 2 stores each one
+        missing, rows = bg["missing"][:].astype(bool), int(arr.chunks[0])
+        index = {k: i for i, k in enumerate(chunk_keys(arr))}
+        gone = [k for k in gone if not missing[index[k] * rows : (index[k] + 1) * rows].all()]
+    if gone:
+        raise _corrupt(
+            location,
+            f"{path}/embeddings",
+            f"{len(gone)} chunk file(s) are missing (first: '{gone[0]}')",
+        )
 
 
 def problems_of_embeddings(bg: zarr.Group, n_samples: int) -> list[str]:
     """Every layout problem of one backbone group, as lines (for ``verify``; reads no chunk)."""
     out: list[str] = []
     keys = set(bg.array_keys())
-    for name in ("embeddings", "progress", "missing"):
+    for name in BACKBONE_ARRAYS:
         if name not in keys:
             out.append(f"its '{name}' array is gone (no zarr.json)")
+    for have, lost in (("checksums", "chunk_nbytes"), ("chunk_nbytes", "checksums")):
+        if have in keys and lost not in keys:  # format 1 has neither: one alone is damage
+            out.append(f"its '{lost}' array is gone (no zarr.json): chunks cannot be checked")
     if "embeddings" not in keys or "progress" not in keys:
         return out
     arr, progress = bg["embeddings"], bg["progress"][:]

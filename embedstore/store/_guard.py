@@ -61,6 +61,7 @@ def write_failure(exc: OSError, location: str, what: str, *, resumable: bool = T
 def reading(location: str, what: str) -> Iterator[None]:
     """Re-raise a damaged archive member, chunk or file met while reading as one clear error.
 
+    A node whose ``zarr.json`` is gone (zarr raises ``KeyError``) is damage too.
     Zarr's warnings about files it does not recognise (left by damage) are silenced here: the
     damage is reported once, by the error or by ``embedstore verify``.
     """
@@ -77,6 +78,12 @@ def reading(location: str, what: str) -> Iterator[None]:
             f"archive '{location}' is damaged: {where} cannot be read ({exc}) while reading "
             f"{what}; nothing was changed. Ask for a fresh copy; `embedstore verify {location}` "
             "lists every damaged member"
+        ) from None
+    except KeyError as exc:  # zarr's group[name] for a node whose zarr.json is gone
+        raise CorruptStoreError(
+            f"{what} in '{location}' cannot be read: {exc} is gone (no zarr.json); the store is "
+            f"damaged. `embedstore verify {location}` lists every damage; extract the array "
+            "again (--overwrite) or import a good copy"
         ) from None
     except (OSError, ValueError, RuntimeError, TypeError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):

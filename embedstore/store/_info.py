@@ -22,6 +22,14 @@ def default_chunk_rows(dim: int, dtype: str, multiple_of: int = 64) -> int:
     return multiple_of * max(1, round(target / multiple_of))
 
 
+def chunk_rows_for(n_rows: int, dim: int, dtype: str, chunk_rows: int | None) -> int:
+    """The rows per chunk of a new array: ``chunk_rows`` (default :func:`default_chunk_rows`),
+    within [1, n_rows]."""
+    if chunk_rows is None:
+        chunk_rows = default_chunk_rows(dim, dtype)
+    return int(min(max(1, chunk_rows), max(1, n_rows)))
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a dataset holds: task, classes, sample and split counts, and its backbones."""
@@ -50,6 +58,7 @@ class ArrayInfo:
     rows_written: int
     n_missing: int
     provenance: dict[str, Any] = field(default_factory=dict)
+    chunk_checksums: bool = True  # per-chunk sha256 recorded (format 1 has none): verify can check
 
 
 def read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:

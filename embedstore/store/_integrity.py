@@ -80,7 +80,7 @@ def array_digest(array: zarr.Array) -> str:
 
 def record_dataset_checksums(group: zarr.Group, names: list[str]) -> None:
     """Write the digests of a dataset's data arrays into its attributes."""
-    group.attrs.update(
+    group.update_attributes(
         {
             "checksum": CHECKSUM_SCHEME,
             "checksums": {name: array_digest(group[name]) for name in names},

@@ -134,6 +134,12 @@ def _open_root(
     if path.is_file():
         return _open_zip_root(path, mode)
     if not (path / "zarr.json").is_file():
+        if path.is_dir() and all(p.name.endswith(".partial") for p in path.iterdir()):
+            raise StoreNotFoundError(
+                f"'{path}' is not a Zarr store yet (an empty folder, no zarr.json): an "
+                "extraction may have stopped before it created the store; rerun `embedstore "
+                "extract` into it, or pass the path of a store made by embedstore"
+            )
         if path.exists():
             raise StoreNotFoundError(
                 f"'{path}' exists but is not a Zarr v3 store (no zarr.json); "
@@ -174,7 +180,7 @@ def _create_remote(location: str, storage_options: dict[str, Any] | None) -> Sto
     try:
         root = zarr.open_group(fs_store, mode="a", zarr_format=3)
         if "embedstore_format" not in root.attrs and not list(root.keys()):
-            root.attrs.update(
+            root.update_attributes(
                 {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
             )
     except Exception as exc:  # network and permission errors come in many types
@@ -200,6 +206,9 @@ def create_store(
     path = Path(location)
     if (path / "zarr.json").is_file():
         return open_store(path, mode="r+")
+    if path.is_dir():  # a kill while the root zarr.json was written leaves only its temp file
+        for leftover in path.glob("zarr.*.partial"):
+            leftover.unlink(missing_ok=True)
     if path.exists() and any(path.iterdir()):
         raise StoreExistsError(
             f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"

@@ -13,7 +13,7 @@ import numpy as np
 import zarr
 
 from embedstore.errors import InvalidDataError
-from embedstore.store._checks import check_labels
+from embedstore.store._checks import check_backbone_arrays, check_labels
 from embedstore.store._guard import reading
 from embedstore.store._info import read_rows
 from embedstore.store._strings import read_text
@@ -97,6 +97,7 @@ class PerRowReads:
         sel = self._selection(dataset, rows, split)
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}/missing'"):
+            check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
             return ~take(bg["missing"], sel).astype(bool)
 
     def missing(
@@ -106,6 +107,7 @@ class PerRowReads:
         reason, in row order."""
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}/missing'"):
+            check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
             mask = bg["missing"][:].astype(bool)
         sel = self._selection(dataset, rows, split)
         chosen = np.arange(len(mask)) if sel is None else np.arange(len(mask))[sel]

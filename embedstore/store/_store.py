@@ -11,7 +11,7 @@ import zarr
 from embedstore._version import __version__
 from embedstore.errors import (
     ArrayNotFoundError,
-    ConflictError,
+    CorruptStoreError,
     DatasetNotFoundError,
     FormatVersionError,
     IncompleteArrayError,
@@ -19,33 +19,37 @@ from embedstore.errors import (
     ReadOnlyError,
     StoreNotFoundError,
 )
-from embedstore.store._checks import check_embeddings_readable, require_embeddings
+from embedstore.store._checks import check_backbone_arrays, check_embeddings_readable
+from embedstore.store._create import (
+    backbone_groups,
+    check_resumable,
+    create_group,
+    drop_group,
+    has_group,
+    marked_group,
+)
+from embedstore.store._dataset_write import gone_arrays, write_dataset
+from embedstore.store._fastread import read_float32
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
     ArrayInfo,
     DatasetInfo,
     block,
     child_group,
-    default_chunk_rows,
-    ids_digest,
+    chunk_rows_for,
     nbytes_stored,
 )
-from embedstore.store._integrity import record_dataset_checksums
 from embedstore.store._layout import (
     FORMAT_VERSION,
     create_backbone_arrays,
-    create_data_array,
     migrate,
     needs_migration,
 )
 from embedstore.store._rows import PerRowReads, Rows, take
-from embedstore.store._strings import read_text
 from embedstore.store._validate import (
-    _DATA_ARRAYS,
     EMBEDDING_DTYPES,
     SPLIT_CODES,
     _check_name,
-    _iter_dataset_differences,
     _validate_dataset,
 )
 from embedstore.store._writer import EmbeddingWriter, rows_done
@@ -105,6 +109,15 @@ class Store(PerRowReads):
         """Summary of one dataset."""
         g = self._dataset_group(name)
         attrs = g.attrs.asdict()
+        gone = gone_arrays(g)
+        if gone:
+            raise CorruptStoreError(
+                f"dataset '{name}' in store '{self.location}' is damaged: its "
+                f"{', '.join(repr(k) for k in gone)} array(s) are gone (no zarr.json). "
+                f"`embedstore verify {self.location}` lists every damage; extract it again with "
+                "--overwrite (its backbone arrays are kept when the ids are unchanged) or import "
+                "a good copy"
+            )
         split = self.split(name)
         counts = {s: int((split == code).sum()) for s, code in SPLIT_CODES.items()}
         return DatasetInfo(
@@ -156,65 +169,17 @@ class Store(PerRowReads):
             "split_codes": SPLIT_CODES,
         }
         with writing(self.location, f"dataset '{name}'", resumable=False):
-            if name in self.datasets():
-                g = self._root[name]
-                if self._same_dataset(g, data, attrs):
-                    return self.dataset_info(name)
-                if not overwrite:
-                    raise ConflictError(
-                        f"dataset '{name}' already exists in '{self.location}' with different "
-                        "ids, labels, splits or classes; nothing was changed. Pass "
-                        "overwrite=True (--overwrite) to replace them, or use another dataset name"
-                    )
-                old_ids = read_text(g["ids"][:])
-                if self.backbones(name) and not np.array_equal(old_ids, data["ids"]):
-                    raise ConflictError(
-                        f"dataset '{name}' has embeddings for {len(self.backbones(name))} "
-                        "backbone(s) aligned to its current ids; new ids would misalign them. "
-                        "Delete the dataset first (Store.delete_dataset) to replace its samples"
-                    )
-                # Hidden until rewritten: a kill from here on leaves a dataset that is not listed
-                # and that the next add_dataset completes, keeping backbones only for equal ids.
-                g.attrs.update({"pending_ids": ids_digest(old_ids)})
-                del g.attrs["n_samples"]
-                for key in _DATA_ARRAYS:
-                    if key in g.array_keys():
-                        del g[key]
-            elif name in self._root.group_keys():  # an interrupted add_dataset: finish it
-                g = self._root[name]
-                keep = g.attrs.get("pending_ids") == ids_digest(data["ids"])
-                for key in list(g.array_keys()):
-                    del g[key]
-                for key in list(g.group_keys()):
-                    if not keep:  # aligned to ids that are gone: they cannot be trusted
-                        del g[key]
-            else:
-                g = self._root.create_group(name)
-            for key, value in data.items():
-                if value is not None:
-                    create_data_array(g, key, value)
-            record_dataset_checksums(g, [k for k, v in data.items() if v is not None])
-            g.attrs.update(attrs)  # last: the dataset exists from here on
-            if "pending_ids" in g.attrs:
-                del g.attrs["pending_ids"]
+            write_dataset(self, name, data, attrs, overwrite=overwrite)
         return self.dataset_info(name)
 
     def delete_dataset(self, name: str) -> None:
-        """Remove a dataset and every backbone array under it."""
+        """Remove a dataset and every backbone array under it (hidden first: a kill midway
+        leaves a dataset that is not listed and that the next ``add_dataset`` replaces)."""
         self._check_writable()
-        self._dataset_group(name)
-        del self._root[name]
-
-    @staticmethod
-    def _same_dataset(g: zarr.Group, data: dict[str, np.ndarray | None], attrs: dict) -> bool:
-        def stored(key: str) -> np.ndarray | None:
-            if key not in g.array_keys():
-                return None
-            value, arr = data[key], g[key][:]
-            return read_text(arr) if value is not None and value.dtype.kind in "OUT" else arr
-
-        differences = _iter_dataset_differences(g.attrs.asdict(), stored, attrs, data.get)
-        return next(differences, None) is None
+        g = self._dataset_group(name)
+        with writing(self.location, f"the deletion of dataset '{name}'", resumable=False):
+            g.attrs.put({k: v for k, v in g.attrs.asdict().items() if k != "n_samples"})
+            del self._root[name]
 
     # ----------------------------------------------------------------- embeddings
 
@@ -222,29 +187,42 @@ class Store(PerRowReads):
         """Backbones with an embeddings array (complete or not) for a dataset, sorted."""
         g = self._dataset_group(dataset)
         with reading(self.location, f"the backbones of '{dataset}'"):
-            # a group without 'complete' was being created when its writer stopped: not one yet
-            return sorted(k for k, bg in g.groups() if "complete" in bg.attrs)
+            return backbone_groups(g)[0]
+
+    def interrupted_backbones(self, dataset: str) -> list[str]:
+        """Backbones whose array creation was interrupted before any row was written, sorted:
+        not backbones yet; the next ``extract`` of one recreates it."""
+        g = self._dataset_group(dataset)
+        with reading(self.location, f"the backbones of '{dataset}'"):
+            return backbone_groups(g)[1]
 
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
-        bg = child_group(self._dataset_group(dataset), backbone, "complete")
+        g = self._dataset_group(dataset)
+        with reading(self.location, f"'{dataset}/{backbone}'"):
+            bg = marked_group(g, backbone)
         if bg is not None:
             return bg
-        extracted = self.backbones(dataset)
-        if backbone not in extracted:
-            close = difflib.get_close_matches(backbone, extracted, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
+        extracted, interrupted = backbone_groups(g)
+        if backbone in interrupted:
             raise ArrayNotFoundError(
-                f"backbone '{backbone}' has not been extracted for dataset '{dataset}'; {hint}"
-                f"(extracted: {', '.join(extracted) or 'none'}); run `embedstore extract STORE "
-                f"--dataset {dataset} --backbone {backbone} ...`"
+                f"the '{backbone}' array of dataset '{dataset}' holds nothing yet: its creation "
+                f"was interrupted; run the same `embedstore extract STORE --dataset {dataset} "
+                f"--backbone {backbone} ...` again (it recreates the array)"
             )
-        return self._root[dataset][backbone]
+        close = difflib.get_close_matches(backbone, extracted, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ArrayNotFoundError(
+            f"backbone '{backbone}' has not been extracted for dataset '{dataset}'; {hint}"
+            f"(extracted: {', '.join(extracted) or 'none'}); run `embedstore extract STORE "
+            f"--dataset {dataset} --backbone {backbone} ...`"
+        )
 
     def array_info(self, dataset: str, backbone: str) -> ArrayInfo:
         """Shape, dtype, bytes on disk, completeness and provenance of one embeddings array."""
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}'"):
-            arr = require_embeddings(bg, self.location, f"{dataset}/{backbone}")
+            keys = check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
+            arr = bg["embeddings"]
             attrs = bg.attrs.asdict()
             nbytes = nbytes_stored(bg)
             return ArrayInfo(
@@ -258,6 +236,7 @@ class Store(PerRowReads):
                 rows_written=int(arr.shape[0]) if attrs.get("complete") else rows_done(bg),
                 n_missing=int(bg["missing"][:].sum()),
                 provenance=dict(attrs.get("provenance", {})),
+                chunk_checksums={"checksums", "chunk_nbytes"} <= keys,
             )
 
     def chunks_done(self, dataset: str, backbone: str) -> np.ndarray:
@@ -266,9 +245,11 @@ class Store(PerRowReads):
         Chunk ``i`` holds rows ``[i * chunk_rows, (i + 1) * chunk_rows)``; see :meth:`array_info`.
         """
         bg = self._backbone_group(dataset, backbone)
-        if bg.attrs.get("complete", False):
-            return np.ones(bg["progress"].shape[0], dtype=bool)
-        return bg["progress"][:].astype(bool)
+        with reading(self.location, f"'{dataset}/{backbone}/progress'"):
+            check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
+            if bg.attrs.get("complete", False):
+                return np.ones(bg["progress"].shape[0], dtype=bool)
+            return bg["progress"][:].astype(bool)
 
     def embeddings(
         self,
@@ -295,6 +276,7 @@ class Store(PerRowReads):
         bg = self._backbone_group(dataset, backbone)
         what = f"embeddings of '{backbone}' for '{dataset}'"
         with reading(self.location, what):
+            keys = check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
             complete = bool(bg.attrs.get("complete", False))
             if not allow_incomplete and not complete:
                 written = rows_done(bg)
@@ -304,10 +286,12 @@ class Store(PerRowReads):
                 )
             if complete:
                 n = int(self._root[dataset].attrs["n_samples"])
-                check_embeddings_readable(bg, n, self.location, f"{dataset}/{backbone}")
+                check_embeddings_readable(bg, n, self.location, f"{dataset}/{backbone}", keys)
         sel = self._selection(dataset, rows, split)
         with reading(self.location, what):
-            return np.asarray(take(bg["embeddings"], sel), dtype=np.float32)
+            arr = bg["embeddings"]
+            fast = read_float32(arr, sel)
+            return fast if fast is not None else np.asarray(take(arr, sel), dtype=np.float32)
 
     def writer(
         self,
@@ -346,40 +330,27 @@ class Store(PerRowReads):
         g = self._dataset_group(dataset)
         n = int(g.attrs["n_samples"])
         with writing(self.location, f"the '{backbone}' array of '{dataset}'"):
-            if backbone in g.group_keys() and backbone not in self.backbones(dataset):
-                del g[backbone]  # its creation was interrupted: start it again
-            if backbone in g.group_keys():
-                info = self.array_info(dataset, backbone)
-                if overwrite:
-                    del g[backbone]
-                elif info.complete:
-                    raise ConflictError(
-                        f"embeddings of '{backbone}' for '{dataset}' are already complete; "
-                        "pass --overwrite to extract them again"
-                    )
-                elif info.shape != (n, dim) or info.dtype != dtype:
-                    raise ConflictError(
-                        f"an incomplete '{backbone}' array for '{dataset}' has shape {info.shape} "
-                        f"{info.dtype}, but this run writes ({n}, {dim}) {dtype}; pass "
-                        "--overwrite to discard it and start again"
-                    )
+            if has_group(g, backbone):
+                if overwrite or marked_group(g, backbone) is None:
+                    drop_group(g, backbone)  # or its creation was interrupted: start it again
                 else:
+                    info = self.array_info(dataset, backbone)  # damage raises: --overwrite
+                    check_resumable(info, (n, dim), dtype)
                     return EmbeddingWriter(
                         g[backbone], dim=dim, location=self.location, **block(rows)
                     )
-            if chunk_rows is None:
-                chunk_rows = default_chunk_rows(dim, dtype)
-            chunk_rows = int(min(max(1, chunk_rows), max(1, n)))
-            bg = g.create_group(backbone)
-            create_backbone_arrays(bg, n, dim, dtype, chunk_rows)
-            bg.attrs.update({"complete": False, "provenance": {}})
+            rows_per_chunk = chunk_rows_for(n, dim, dtype, chunk_rows)
+            bg = create_group(
+                g, backbone, lambda bg: create_backbone_arrays(bg, n, dim, dtype, rows_per_chunk)
+            )
             return EmbeddingWriter(bg, dim=dim, location=self.location, **block(rows))
 
     def delete_embeddings(self, dataset: str, backbone: str) -> None:
         """Remove one backbone's embeddings for a dataset."""
         self._check_writable()
         self._backbone_group(dataset, backbone)
-        del self._root[dataset][backbone]
+        with writing(self.location, f"the deletion of '{dataset}/{backbone}'", resumable=False):
+            drop_group(self._root[dataset], backbone)
 
     # ----------------------------------------------------------------- internals
 

@@ -218,7 +218,8 @@ class EmbeddingWriter:
         if not self._group["progress"][:].all():
             return False
         with writing(self.location, "the array's completion mark"):
-            self._group.attrs.update({"provenance": _jsonable(provenance), "complete": True})
+            # one write of the group's zarr.json (zarr's attrs.update writes once per key)
+            self._group.update_attributes({"provenance": _jsonable(provenance), "complete": True})
         return True
 
     def _remove_orphans(self, first: int, last: int) -> None:

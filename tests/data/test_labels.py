@@ -207,3 +207,25 @@ def test_open_source_passes_class_names_through(tmp_path):
     src = open_source(tmp_path / "m.csv", class_names="low,high", task="binary")
     assert src.class_names == ("low", "high") and src.labels.tolist() == [0, 1, 0, 1]
     assert src.label_note == "integer label -> class name: 10 -> low, 20 -> high"
+
+
+def test_tar_multilabel_lists_sort_integer_ids_and_refuse_nan(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBEDSTORE_CACHE", str(tmp_path / "cache"))
+    present = [[10, 9], [9], [], [10.0]]
+    src = TarShardSource(
+        _shard(tmp_path / "a.tar", [json.dumps({"labels": x}) for x in present], "json")
+    )
+    assert src.task == "multilabel" and src.class_names == ("9", "10")
+    assert src.labels.tolist() == [[1, 1], [1, 0], [0, 0], [0, 1]]
+    vectors = [[1, 0.0], [0, 1], [1.0, 1]]
+    src = TarShardSource(
+        _shard(tmp_path / "b.tar", [json.dumps({"labels": x}) for x in vectors], "json")
+    )
+    assert src.class_names == ("label_0", "label_1") and src.labels.tolist() == [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+    ]
+    bad = [[1, 0], [0, float("nan")], [1, 1]]
+    with pytest.raises(SourceError, match=r"'labels' of sample '001.png' hold \[0, nan\]"):
+        TarShardSource(_shard(tmp_path / "c.tar", [json.dumps({"labels": x}) for x in bad], "json"))
