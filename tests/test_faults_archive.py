@@ -249,3 +249,20 @@ def test_a_killed_export_leaves_a_temporary_file_that_the_next_export_removes(bi
     np.testing.assert_array_equal(
         open_store(out).embeddings("toy", "bb"), open_store(big).embeddings("toy", "bb")
     )
+
+
+def test_import_never_moves_over_an_array_being_extracted(tmp_path):
+    from embedstore.store import writer_lock
+
+    from .hostile import good_archive
+
+    archive = good_archive(tmp_path)
+    target = tmp_path / "t.zarr"
+    import_archive(archive, target)
+    before = _snapshot(target)
+    with writer_lock(str(target), ["toy/bb"]):  # the lock a running `extract -d toy -b bb` holds
+        with pytest.raises(StoreBusyError, match="'toy/bb' in store .* is being written"):
+            import_archive(archive, target, overwrite=True)
+        assert _snapshot(target) == before and not stale_stages(target)
+    assert import_archive(archive, target, overwrite=True).backbones_replaced == ("toy/bb",)
+    assert _snapshot(target) == before and not Path(f"{target}.locks").exists()
