@@ -52,6 +52,12 @@ def export(
         )
     for line in result.skipped:
         err_console.print(f"[yellow]skipped[/] {line}", highlight=False)
+    for line in result.stale_partials_removed:
+        err_console.print(
+            f"removed the temporary file of an interrupted export: {escape(line)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     n_bb = sum(len(b) for b in result.datasets.values())
     console.print(
         f"wrote {result.archive}: {len(result.datasets)} dataset(s), {n_bb} backbone array(s), "
@@ -160,10 +166,11 @@ def merge(
     store_a: Annotated[str, typer.Argument(help="First store, archive or URL.")],
     store_b: Annotated[str, typer.Argument(help="Second store, archive or URL.")],
     out: Annotated[str, typer.Argument(help="New local store to write.")],
+    layout_only: LayoutOnlyOpt = False,
 ) -> None:
     """Combine two stores whose common datasets agree (ids, labels, splits) into a new store."""
     with user_errors():
-        result = merge_stores(store_a, store_b, out)
+        result = merge_stores(store_a, store_b, out, layout_only=layout_only)
     _print_result("merged", result)
 
 

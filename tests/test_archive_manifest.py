@@ -97,6 +97,11 @@ def test_an_archive_without_its_manifest_fails_unless_layout_only(archive, tmp_p
     assert needle in result.output and "see above" not in result.output
     result = runner.invoke(app, ["import", str(bad), str(target), "--layout-only"])
     assert result.exit_code == 0, result.output
+    merged = tmp_path / "m.zarr"
+    result = runner.invoke(app, ["merge", str(bad), str(archive), str(merged)])
+    assert result.exit_code == 1 and needle in result.output and not merged.exists()
+    result = runner.invoke(app, ["merge", str(bad), str(archive), str(merged), "--layout-only"])
+    assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(
         open_store(target).embeddings("toy", "bb"), open_store(archive).embeddings("toy", "bb")
     )

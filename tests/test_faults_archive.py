@@ -216,3 +216,53 @@ def test_stale_stages_match_only_this_targets_staging_folders(tmp_path):
     assert [p.name for p in stale_stages(tmp_path / "t.zarr.import-0123abcd")] == [
         ".t.zarr.import-0123abcd.import-89abcdef"
     ]
+
+
+def test_a_killed_export_leaves_a_temporary_file_that_the_next_export_removes(big, tmp_path):
+    out = tmp_path / "out.zip"
+    argv = [sys.executable, "-m", "cli.main", "export", str(big.parent / "big.zarr"), str(out)]
+    for _ in range(6):
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        started = time.monotonic()
+        while not list(tmp_path.glob(".out.zip.*.partial")) and proc.poll() is None:
+            if time.monotonic() - started > 120:
+                break
+            time.sleep(0.0005)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if list(tmp_path.glob(".out.zip.*.partial")) and not out.exists():
+            break
+        out.unlink(missing_ok=True)  # finished first: again
+    else:
+        pytest.fail("no export was caught while writing")
+    (partial,) = tmp_path.glob(".out.zip.*.partial")
+    result = CliRunner().invoke(app, argv[3:])
+    assert result.exit_code == 0, result.output
+    assert f"interrupted export: {partial}" in " ".join(result.output.split())
+    assert not partial.exists() and not list(tmp_path.glob(".*partial"))
+    assert not Path(f"{out}.locks").exists()
+    assert verify(out).ok
+    np.testing.assert_array_equal(
+        open_store(out).embeddings("toy", "bb"), open_store(big).embeddings("toy", "bb")
+    )
+
+
+def test_import_never_moves_over_an_array_being_extracted(tmp_path):
+    from embedstore.store import writer_lock
+
+    from .hostile import good_archive
+
+    archive = good_archive(tmp_path)
+    target = tmp_path / "t.zarr"
+    import_archive(archive, target)
+    before = _snapshot(target)
+    with writer_lock(str(target), ["toy/bb"]):  # the lock a running `extract -d toy -b bb` holds
+        with pytest.raises(StoreBusyError, match="'toy/bb' in store .* is being written"):
+            import_archive(archive, target, overwrite=True)
+        assert _snapshot(target) == before and not stale_stages(target)
+    assert import_archive(archive, target, overwrite=True).backbones_replaced == ("toy/bb",)
+    assert _snapshot(target) == before and not Path(f"{target}.locks").exists()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import uuid
 import zipfile
 from collections.abc import Sequence
@@ -27,10 +29,11 @@ from embedstore.errors import (
     InvalidDataError,
     StoreExistsError,
 )
-from embedstore.store import _DATA_ARRAYS, Store, _is_remote, open_store
+from embedstore.store import _DATA_ARRAYS, Store, _is_remote, open_store, writer_lock
 from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_LOCK = "export"  # the writer lock of the archive path, held while its temporary file exists
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ExportResult:
     n_arrays: int
     nbytes: int
     sha256: str = ""  # of the archive file: send it through a trusted channel beside the file
+    stale_partials_removed: tuple[str, ...] = ()  # "PATH (N MiB)": left by killed exports
 
 
 def export_archive(
@@ -58,7 +62,9 @@ def export_archive(
 
     Stored files are copied byte for byte (no re-encoding) into a zip written to a temporary
     name beside ``archive`` and renamed into place when complete, so an interrupted export never
-    leaves a valid-looking archive. Incomplete arrays are skipped and listed in the result.
+    leaves a valid-looking archive; the temporary files of killed exports to the same path are
+    removed (the archive path's ``export`` lock tells them from a running export's, which is
+    refused with :class:`StoreBusyError`). Incomplete arrays are skipped and listed.
 
     Args:
         datasets: dataset names to export; default all.
@@ -117,13 +123,17 @@ def export_archive(
             problems = _metadata_problems(meta, legacy=src.format_version < 2)
             if problems:
                 raise ArchiveError(f"'{store}/{node}' cannot be exported: {problems[0]}")
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
-        try:
-            nodes, arrays = _write_archive(layout, tmp, src, plan, store)
-            os.replace(tmp, out)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # Held while the temporary file exists, so the files of killed exports (and only
+        # those) can be told apart from a running one's and removed.
+        with writer_lock(str(out.absolute()), [_LOCK]):
+            removed = _remove_stale_partials(out)
+            tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
+            try:
+                nodes, arrays = _write_archive(layout, tmp, src, plan, store)
+                os.replace(tmp, out)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
     finally:
         raw.close()
     return ExportResult(
@@ -133,7 +143,20 @@ def export_archive(
         n_arrays=len(arrays),
         nbytes=out.stat().st_size,
         sha256=file_sha256(out),
+        stale_partials_removed=tuple(removed),
     )
+
+
+def _remove_stale_partials(out: Path) -> list[str]:
+    """Remove the temporary files that killed exports to ``out`` left (the export lock held)."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[0-9a-f]{{8}}\.partial")
+    removed = []
+    for p in sorted(out.absolute().parent.glob(f".{glob.escape(out.name)}.*.partial")):
+        if p.is_file() and pattern.fullmatch(p.name):
+            size = p.stat().st_size
+            p.unlink()
+            removed.append(f"{p} ({size / 2**20:.1f} MiB)")
+    return removed
 
 
 def _exported(key: str, plan: dict[str, list[str]]) -> bool:

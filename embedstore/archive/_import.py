@@ -34,6 +34,7 @@ from embedstore.store import (
 )
 
 ON_CONFLICT = ("fail", "skip", "rename")
+_SETUP_WAIT_S = 120.0  # as extract: a store or dataset being set up holds "setup" for seconds
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,16 @@ def _import_locked(
     manifest = None if layout_only else manifest
     expected = {a: e.get("sha256") for a, e in manifest["arrays"].items()} if manifest else {}
     if copies:
-        commit(layout, copies, target_path, new_store=not is_store, expected=expected)
+        # the locks `extract` takes: never move over an array being extracted, nor add a
+        # dataset while an extraction sets one up
+        arrays = [f"{c.dst}/{b}" for c in copies for b in c.backbones] + [
+            c.dst for c in copies if "/" in c.dst
+        ]
+        with (
+            writer_lock(str(target_path), arrays),
+            writer_lock(str(target_path), ["setup"], wait=_SETUP_WAIT_S),
+        ):
+            commit(layout, copies, target_path, new_store=not is_store, expected=expected)
         if src.format_version < 2:  # its text arrays use the `string` extension type
             _migrate_legacy(target_path)
     elif not is_store:
@@ -234,9 +244,12 @@ def merge_stores(
     store_b: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
+    layout_only: bool = False,
     storage_options: dict | None = None,
 ) -> ImportResult:
     """Combine two stores (or archives, or URLs) into a new local store ``out``.
+
+    Each is verified as :func:`import_archive` does (``layout_only`` as there).
 
     Datasets present in both must agree (ids, labels, splits, groups, classes) and a backbone
     present in both must hold the same embeddings; otherwise :class:`ConflictError` names the
@@ -270,8 +283,8 @@ def merge_stores(
                 )
     created = not out_path.exists()
     try:
-        ra = import_archive(a, out_path, storage_options=storage_options)
-        rb = import_archive(b, out_path, storage_options=storage_options)
+        ra = import_archive(a, out_path, layout_only=layout_only, storage_options=storage_options)
+        rb = import_archive(b, out_path, layout_only=layout_only, storage_options=storage_options)
     except BaseException:
         if created:
             shutil.rmtree(out_path, ignore_errors=True)
