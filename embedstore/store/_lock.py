@@ -73,7 +73,12 @@ class _Files:
         if "://" in folder:
             import fsspec
 
-            self.fs, self.root = fsspec.core.url_to_fs(folder, **(storage_options or {}))
+            from embedstore.store._locations import _remote_storage_options
+
+            # the store's own options, endpoint from AWS_ENDPOINT_URL included: without it, s3fs
+            # would reuse a cached client made for whatever endpoint the environment named first
+            opts = _remote_storage_options(folder, storage_options)
+            self.fs, self.root = fsspec.core.url_to_fs(folder, **opts)
         else:
             self.root = folder
 
