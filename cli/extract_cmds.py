@@ -96,7 +96,8 @@ def extract_cmd(
         typer.Option(
             "--chunk-rows",
             help="Rows per stored chunk: the unit of resume and of work per torchrun rank "
-            "(a multiple of --batch-size; default ~4 MiB).",
+            "(a multiple of --batch-size; default ~4 MiB, but at least 8 chunks when the "
+            "dataset allows, never under 64 rows).",
         ),
     ] = None,
     task: Annotated[

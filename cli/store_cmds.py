@@ -97,7 +97,7 @@ def info(
                 "store": store,
                 "format": s.format_version,
                 "created_by": s.created_by,
-                "datasets": [asdict(s.dataset_info(d)) for d in s.datasets()],
+                "datasets": [_dataset_or_damage(s, d) for d in s.datasets()],
             }
         elif backbone is None:
             ds, arrays = _dataset_rows(s, dataset)
@@ -120,6 +120,9 @@ def info(
         for col in ("dataset", "task", "classes", "samples", "train/val/test", "backbones"):
             table.add_column(col)
         for ds in payload["datasets"]:
+            if "damaged" in ds:
+                table.add_row(ds["name"], _broken(ds), "", "", "", "")
+                continue
             c = ds["split_counts"]
             table.add_row(
                 ds["name"],
@@ -219,6 +222,16 @@ def _dataset_rows(s, dataset: str):
         for b in s.interrupted_backbones(dataset)
     ]
     return ds, sorted(arrays, key=lambda a: a["backbone"] if isinstance(a, dict) else a.backbone)
+
+
+def _dataset_or_damage(s, dataset: str) -> dict:
+    """A dataset's info as a dict, or {"name", "damaged": what is wrong} (info lists the rest)."""
+    from embedstore.errors import CorruptStoreError
+
+    try:
+        return asdict(s.dataset_info(dataset))
+    except CorruptStoreError as exc:
+        return {"name": dataset, "damaged": str(exc)}
 
 
 def _broken(a: dict) -> str:

@@ -218,6 +218,38 @@ def test_a_stop_at_every_write_of_an_extraction_is_shown_and_repaired(tiny_clean
     assert shown["interrupted"] >= 8 and shown["incomplete"] >= 6, shown
 
 
+def test_a_stop_at_every_write_of_an_overwrite_never_leaves_a_damaged_array(tiny_clean, tmp_path):
+    """``--overwrite`` of a complete array unmarks it (one write), removes it, then creates it
+    again: a stop in place of each of those writes, up to the new array's first chunk, leaves
+    the old array complete or a group that ls shows and that even a plain rerun repairs."""
+    images, reference = tiny_clean
+    runner = CliRunner()
+    done, prefix = tmp_path / "done.zarr", f"ds/{TINY}"
+    with one_thread():
+        assert runner.invoke(app, _extract_args(done, images)).exit_code == 0
+        shutil.copytree(done, tmp_path / "count.zarr")
+        with stop_at_write(None, prefix) as writes:
+            ran = runner.invoke(
+                app, [*_extract_args(tmp_path / "count.zarr", images), "--overwrite"]
+            )
+    assert ran.exit_code == 0, ran.output
+    assert writes[:2] == [f"set {prefix}/zarr.json", f"delete_dir {prefix}"], writes[:2]
+    first_chunk = next(i for i, w in enumerate(writes) if "/c/" in w)
+    for k in range(first_chunk + 1):
+        store = tmp_path / f"o{k}.zarr"
+        shutil.copytree(done, store)
+        with stop_at_write(k, prefix), one_thread(), pytest.raises(Stopped):
+            runner.invoke(app, [*_extract_args(store, images), "--overwrite"])
+        out = _readers_show(store)
+        assert "damaged" not in out, (k, writes[k], out)
+        assert (TINY in out) == (store / "ds" / TINY / "zarr.json").exists(), (k, writes[k], out)
+        with one_thread():
+            plain = runner.invoke(app, _extract_args(store, images))  # not even --overwrite
+        assert plain.exit_code == 0, (k, writes[k], plain.output)
+        assert _store_files(store) == reference, (k, writes[k])
+    print(f"--overwrite: {first_chunk + 1} stops, each repaired by a plain rerun")
+
+
 def test_sigkill_as_the_backbone_group_appears_is_shown_and_repaired(tiny_clean, tmp_path):
     """A real SIGKILL, sent the moment STORE/ds/<backbone>/zarr.json appears (polled every half
     millisecond), three times: each store is listed without a traceback and the same command

@@ -96,7 +96,8 @@ def extract(
             of stopping with :class:`BadImageError`.
         progress: called on rank 0 with an :class:`ExtractProgress` after every batch.
         chunk_rows: rows per stored chunk, the resume granularity; a multiple of batch_size
-            (default: ~4 MiB rounded to whole batches).
+            (default: ~4 MiB, but at least 8 chunks when the dataset allows and never under 64
+            rows, rounded to whole batches: :func:`~embedstore.store.default_chunk_rows`).
         storage_options: fsspec options for an ``s3://`` store (the ``AWS_*`` environment
             variables are used otherwise).
         unverified_weights: accept a ``weights`` file whose sha256 differs from the entry's

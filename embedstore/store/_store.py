@@ -317,7 +317,8 @@ class Store(PerRowReads):
         Args:
             dim: embedding width D.
             dtype: 'float16' or 'float32', chosen per array.
-            chunk_rows: rows per chunk; default targets ~4 MiB chunks. Resume granularity.
+            chunk_rows: rows per chunk, the resume granularity; default ~4 MiB chunks, at least 8
+                when the dataset allows (:func:`default_chunk_rows`).
             rows: (start, stop), a chunk-aligned block for this writer alone, so that several
                 processes can fill one array at once (create the array first, e.g. from rank 0
                 with ``rows=(0, 0 + chunk_rows)`` or a plain call, then open one block each).
