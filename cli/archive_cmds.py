@@ -122,6 +122,14 @@ def verify_cmd(
                 highlight=False,
                 soft_wrap=True,
             )
+        for name in report.interrupted:
+            console.print(
+                f"[yellow]note:[/] {escape(name)}: its creation was interrupted before any row "
+                "was written, so it holds nothing yet (not damage); the next `embedstore "
+                "extract` of that backbone recreates it",
+                highlight=False,
+                soft_wrap=True,
+            )
         for p in report.problems:
             err_console.print(f"[red]problem:[/] {escape(p)}", highlight=False, soft_wrap=True)
         if report.ok:

@@ -233,3 +233,18 @@ def test_no_command_answers_an_array_gone_with_a_traceback(gone, extracted, tmp_
             again = runner.invoke(app, [*commands["extract"], "--overwrite"])
         assert again.exit_code == 0, again.output
         assert open_store(store).array_info("ds", TINY).complete
+
+
+def test_verify_names_an_interrupted_creation_and_passes(tmp_path):
+    from embedstore import verify
+
+    path = _group(tmp_path, 0, False)
+    shutil.rmtree(path / "toy" / "bb" / "embeddings")  # stopped before the arrays were all made
+    report = verify(path)
+    assert report.ok and report.interrupted == ("toy/bb",)
+    assert report.unrecorded == []  # not the "format-1 array, no checksum" note
+    assert {c.checksum for c in report.checks if c.path.startswith("toy/bb/")} == {"interrupted"}
+    out = CliRunner().invoke(app, ["verify", str(path)])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "toy/bb: its creation was interrupted" in text and "no checksum covers" not in text

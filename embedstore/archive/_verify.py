@@ -37,7 +37,8 @@ class ArrayCheck:
     """Verification of one array (or group, for group-level problems) of a store."""
 
     path: str
-    checksum: str  # "ok", "mismatch", "missing", "unlisted" or "unchecked" (no manifest)
+    checksum: str  # "ok", "mismatch", "missing", "unlisted", "unchecked" (no manifest) or
+    # "interrupted" (an array of a backbone whose creation was interrupted: it holds no row)
     problems: tuple[str, ...] = ()
 
     @property
@@ -56,6 +57,7 @@ class VerifyReport:
     problems: tuple[str, ...] = ()
     layout_only: bool = False  # the manifest was not checked (asked for)
     sha256: str | None = None  # of the archive file itself, to compare with its author's
+    interrupted: tuple[str, ...] = ()  # "dataset/backbone" groups whose creation was interrupted
 
     @property
     def ok(self) -> bool:
@@ -180,6 +182,7 @@ def _verify_raw(
 
     found: dict[str, list[str]] = {}
     status: dict[str, str] = {}
+    interrupted: list[str] = []
     unsafe: list[str] = []  # "path: why" of each node whose metadata stops the layout checks
     legacy = isinstance(attrs.get("embedstore_format"), int) and attrs["embedstore_format"] < 2
     for node, meta in layout.meta.items():
@@ -212,6 +215,11 @@ def _verify_raw(
             problems.append(f"cannot open as a store: {exc}")
         else:
             for ds in store.datasets():
+                for bb in store.interrupted_backbones(ds):  # holds no row: not damage, no checksum
+                    interrupted.append(f"{ds}/{bb}")
+                    for path in layout.arrays:
+                        if path.startswith(f"{ds}/{bb}/"):
+                            status[path] = "interrupted"
                 with warnings.catch_warnings():  # zarr's note on stray files: reported here
                     warnings.filterwarnings("ignore", message=".*not recognized as a component")
                     msgs_by_path, verified = check_dataset(store, ds, layout)
@@ -231,7 +239,13 @@ def _verify_raw(
     checks = tuple(ArrayCheck(p, status.get(p, "-"), tuple(found.get(p, ()))) for p in paths)
     has_manifest = MANIFEST_KEY in attrs if layout_only else manifest is not None
     return VerifyReport(
-        location, raw.kind, has_manifest, checks, tuple(problems), layout_only=layout_only
+        location,
+        raw.kind,
+        has_manifest,
+        checks,
+        tuple(problems),
+        layout_only=layout_only,
+        interrupted=tuple(interrupted),
     )
 
 
