@@ -32,6 +32,7 @@ from tests.extract_helpers import (
     reference_store,
     write_images,
 )
+from tests.servers import moto_s3
 
 pytest.importorskip("torch.distributed")
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,25 +135,8 @@ def test_a_failing_rank_stops_the_other_naming_the_rank_and_cause(tmp_path, sett
 
 @pytest.fixture(scope="module")
 def s3_env():
-    pytest.importorskip("s3fs")
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        client.create_bucket(Bucket="embeddings")
-        yield env
-    finally:
-        server.stop()
+    with moto_s3("embeddings") as server:
+        yield server.env
 
 
 def _probe(store: str) -> list[dict]:

@@ -39,6 +39,7 @@ from .faults_harness import (
     wait_for_path,
     write_images,
 )
+from .servers import moto_s3
 
 N_IMAGES = 384  # 6 chunks of 64 rows
 
@@ -297,25 +298,8 @@ def test_sigkill_as_the_backbone_group_appears_is_shown_and_repaired(tiny_clean,
 
 @pytest.fixture(scope="module")
 def s3_env():
-    pytest.importorskip("s3fs")
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                     aws_access_key_id="testing", aws_secret_access_key="testing",
-                     ).create_bucket(Bucket="stops")  # fmt: skip
-        yield env
-    finally:
-        server.stop()
+    with moto_s3("stops") as server:
+        yield server.env
 
 
 def test_a_stop_at_every_write_of_backbone_creation_on_s3_is_repaired(

@@ -7,10 +7,7 @@ Both bind to loopback only and are shut down at teardown.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ from embedstore import create_store, open_store
 from embedstore.archive import import_archive, verify
 from embedstore.errors import ReadOnlyError, StoreNotFoundError
 from tests.conftest import make_dataset, write_embeddings
+from tests.servers import moto_s3, serve_folder
 
 pytest.importorskip("fsspec")
 pytest.importorskip("aiohttp")
@@ -39,52 +37,25 @@ def local(tmp_path_factory):
     return s
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def http_url(local):
-    folder = str(Path(local.location).parent)
-    handler = functools.partial(_QuietHandler, directory=folder)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_folder(Path(local.location).parent) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def s3(local):
-    pytest.importorskip("s3fs")
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
-        client.create_bucket(Bucket="shared")
+    with moto_s3("shared") as server:
         root = Path(local.location)
         for path in sorted(root.rglob("*")):
             if path.is_file():
                 key = "toy.zarr/" + path.relative_to(root).as_posix()
-                client.upload_file(str(path), "shared", key)
-        options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                server.client.upload_file(str(path), "shared", key)
+        yield {
+            "url": "s3://shared/toy.zarr",
+            "endpoint": server.endpoint,
+            "options": server.options,
         }
-        yield {"url": "s3://shared/toy.zarr", "endpoint": endpoint, "options": options}
-    finally:
-        server.stop()
 
 
 def _assert_same(remote, local):

@@ -4,9 +4,6 @@ pixels and embeddings must equal those of the same images in a local folder."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ from embedstore.data import CsvSource, ImageFolderSource, open_source
 from embedstore.errors import BadImageError
 from embedstore.extract import extract
 from tests.data.conftest import TINY, mixed_folder
+from tests.servers import moto_s3, serve_folder
 
 pytest.importorskip("fsspec")
 pytest.importorskip("aiohttp")
@@ -43,49 +41,22 @@ def _manifest(reference: ImageFolderSource, prefix: str) -> str:
     return "path,label\n" + "\n".join(rows) + "\n"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def http_url(folder):
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_folder(folder) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(folder, reference):
     """A moto S3 server with the folder's images under s3://scans/data/ and a manifest of
     relative paths at s3://scans/data/manifest.csv."""
-    pytest.importorskip("s3fs")
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        client.create_bucket(Bucket="scans")
+    with moto_s3("scans") as server:
         for rel in reference.ids:
-            client.upload_file(str(folder / rel), "scans", f"data/{rel}")
+            server.client.upload_file(str(folder / rel), "scans", f"data/{rel}")
         body = _manifest(reference, "").encode()
-        client.put_object(Bucket="scans", Key="data/manifest.csv", Body=body)
-        yield endpoint
-    finally:
-        server.stop()
+        server.client.put_object(Bucket="scans", Key="data/manifest.csv", Body=body)
+        yield server.endpoint
 
 
 @pytest.fixture
