@@ -48,6 +48,22 @@ def _remote_storage_options(
     return opts
 
 
+def _fsspec_store(
+    location: str, storage_options: dict[str, Any] | None, needs: str, *, read_only: bool = True
+) -> Any:
+    """zarr's FsspecStore for ``location`` (endpoint from the environment as for every s3 URL);
+    a missing fsspec backend is one error starting with ``needs``."""
+    opts = _remote_storage_options(location, storage_options)
+    try:
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(location.rstrip("/"), storage_options=opts, read_only=read_only)
+    except ImportError as exc:
+        raise StoreNotFoundError(
+            f"{needs} ({exc.name or exc}); install them with `pip install 'embedstore[remote]'`"
+        ) from None
+
+
 def _open_remote_root(
     location: str, mode: str, storage_options: dict[str, Any] | None
 ) -> zarr.Group:
@@ -63,16 +79,9 @@ def _open_remote_root(
             f"remote store '{location}' can only be opened read-only (mode='r'); "
             "import it into a local store with `embedstore import URL STORE` to modify it"
         )
-    opts = _remote_storage_options(location, storage_options)
-    try:
-        from zarr.storage import FsspecStore
-
-        fs_store = FsspecStore.from_url(location.rstrip("/"), storage_options=opts, read_only=True)
-    except ImportError as exc:
-        raise StoreNotFoundError(
-            f"reading '{location}' needs fsspec and its {scheme} backend ({exc.name or exc}); "
-            "install them with `pip install 'embedstore[remote]'`"
-        ) from None
+    fs_store = _fsspec_store(
+        location, storage_options, f"reading '{location}' needs fsspec and its {scheme} backend"
+    )
     try:
         return zarr.open_group(fs_store, mode="r", zarr_format=3)
     except FileNotFoundError:
@@ -167,16 +176,9 @@ def _create_remote(location: str, storage_options: dict[str, Any] | None) -> Sto
             f"cannot write a store at '{location}': only s3:// URLs (and local paths) are "
             "writable; http(s) URLs are read-only"
         )
-    opts = _remote_storage_options(location, storage_options)
-    try:
-        from zarr.storage import FsspecStore
-
-        fs_store = FsspecStore.from_url(location.rstrip("/"), storage_options=opts, read_only=False)
-    except ImportError as exc:
-        raise StoreNotFoundError(
-            f"writing '{location}' needs fsspec and s3fs ({exc.name or exc}); install them with "
-            "`pip install 'embedstore[remote]'`"
-        ) from None
+    fs_store = _fsspec_store(
+        location, storage_options, f"writing '{location}' needs fsspec and s3fs", read_only=False
+    )
     try:
         root = zarr.open_group(fs_store, mode="a", zarr_format=3)
         if "embedstore_format" not in root.attrs and not list(root.keys()):
