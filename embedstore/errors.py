@@ -31,6 +31,7 @@ __all__ = [
     "MissingDependencyError",
     "StorageError",
     "CorruptStoreError",
+    "CellFailedError",
 ]
 
 
@@ -135,3 +136,9 @@ class StorageError(EmbedstoreError, OSError):
 
 class CorruptStoreError(EmbedstoreError):
     """A store's files are damaged or break the layout rules (`embedstore verify` names each)."""
+
+
+class CellFailedError(ProtocolError):
+    """One evaluation cell cannot be computed on this data (e.g. a transform that is not finite
+    on a handful of labelled rows). The runner records the cell as not computed, says why in one
+    line naming the cell, and goes on with the other cells."""

@@ -27,6 +27,24 @@ from embedstore.backbones import BackboneSpec, Preprocess, register, unregister
 TINY, TINY2, SLOW = "tinyconv.test", "tinyconv_wide.test", "tinyslow.test"
 
 
+def assert_stored_close(stored: np.ndarray, reference: np.ndarray) -> None:
+    """``stored`` (as the store keeps it) equals the float32 ``reference`` at the store's precision.
+
+    A forward pass in other batches, threads or memory formats may differ in the last float32
+    bits, and a value that sits near a float16 rounding boundary then rounds to the neighbouring
+    float16: one step of the stored type (3.05e-5 near 0.5 for float16) is the store's precision,
+    so that is what may differ, and nothing more.
+    """
+    stored = np.asarray(stored)
+    reference = np.asarray(reference, dtype=np.float32)
+    assert stored.shape == reference.shape, (stored.shape, reference.shape)
+    kept = reference.astype(stored.dtype)
+    step = np.spacing(np.abs(kept)).astype(np.float64)  # one unit in the last place, per value
+    err = np.abs(stored.astype(np.float64) - reference.astype(np.float64))
+    worst = float(np.max(err - step)) if err.size else 0.0
+    assert worst <= 1e-6, f"a stored value differs from the reference by more than one step of {stored.dtype} ({worst:.3g} over)"
+
+
 def tiny_conv(width: int) -> torch.nn.Module:
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, stride=2),

@@ -21,7 +21,7 @@ from embedstore.errors import (
     UnknownBackboneError,
 )
 from embedstore.extract import ExtractProgress, extract
-from tests.extract_helpers import TINY, TINY2, tiny_conv
+from tests.extract_helpers import TINY, TINY2, assert_stored_close, tiny_conv
 
 NAN = "nanconv.test"
 
@@ -105,7 +105,7 @@ def test_extract_two_backbones_matches_a_direct_forward_pass(tmp_path, images):
             reference = loaded.model(batch).numpy()
         stored = store.embeddings("ds", name)
         assert stored.shape == (42, dim)
-        np.testing.assert_allclose(stored, reference.astype(np.float16), rtol=0, atol=1e-6)
+        assert_stored_close(stored, reference)
         info = store.array_info("ds", name)
         assert info.complete and info.dtype == "float16"
         prov = info.provenance
