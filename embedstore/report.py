@@ -1,7 +1,20 @@
-"""Result records: one per (feature set, method[, labels, seed]), frozen, JSON-lines on disk."""
+"""Result records: one type for probe, sweep, study and analysis results, JSON lines on disk.
+
+One record per cell of an evaluation plan (:mod:`embedstore.engine`): a feature set, a method, a
+label setting and a seed on one dataset. ``kind`` says which evaluation made it: ``"probe"`` (the
+dataset's own splits, all labels) or ``"sweep"`` (a labelled subset of train); a study writes
+both kinds. Analysis records (:class:`embedstore.analyze.records.AnalysisResult`) share the files
+and this module's reader and writer.
+
+One reader and one writer, one rule for a torn last line: a line that does not parse is accepted
+only as the file's last line without its newline (a write cut off by a kill); the writer removes
+such a tail before it appends, and never drops a line that parses. Fields are only ever added
+(``RECORD_SCHEMA`` counts changes that are not additions).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -12,7 +25,20 @@ from typing import Any
 from embedstore._version import __version__
 from embedstore.errors import InvalidDataError
 
-__all__ = ["METRICS", "ProbeResult", "check_metric", "write_jsonl", "read_jsonl", "format_metric"]
+__all__ = [
+    "METRICS",
+    "RECORD_SCHEMA",
+    "ProbeResult",
+    "Record",
+    "check_metric",
+    "format_metric",
+    "json_default",
+    "read_jsonl",
+    "read_records",
+    "write_jsonl",
+]
+
+RECORD_SCHEMA = 1  # raised only when a field is renamed or changes meaning (fields are added)
 
 # The metric names a record can carry (embedstore.probes.metrics.classification_metrics): kappa
 # only for ordinal tasks; few-shot episodes report accuracy only.
@@ -46,15 +72,26 @@ class ProbeResult:
     extra: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, Any] = field(default_factory=dict)
     caveats: dict[str, Any] = field(default_factory=dict)
+    kind: str = "probe"  # "probe" (the dataset's splits, all labels) or "sweep" (label subsets)
+    record_id: str = ""  # the cell's identity (embedstore.engine.plan.cell_id): resume key
+    store: str = ""  # the store as the run named it
+    status: str = "computed"  # or "not computed" / "skipped", with ``reason``
+    reason: str = ""
+    seconds: float | None = None  # wall time of the cell (not part of its identity)
 
     @property
     def feature_name(self) -> str:
         return "+".join(self.features)
 
+    @property
+    def computed(self) -> bool:
+        return self.status == "computed"
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["features"] = list(self.features)
         out["embedstore_version"] = __version__
+        out["record_schema"] = RECORD_SCHEMA
         return out
 
     @classmethod
@@ -64,36 +101,126 @@ class ProbeResult:
         return cls(**d)
 
 
+Record = ProbeResult  # the one record type; ``ProbeResult`` is its historical name
+
+
 def write_jsonl(results: Iterable[Any], path: str | os.PathLike[str]) -> None:
-    """Append records to a JSON-lines file, one line each, flushed per record."""
+    """Append records to a JSON-lines file, one line each, flushed per record.
+
+    A torn tail (a last line without its newline, cut off by a kill) is removed first when it
+    does not parse, and completed with its newline when it does. Appends are serialised with an
+    advisory ``flock``, so that the ranks of one run may share the file.
+    """
     p = Path(path)
+    if p.exists() and p.is_dir():
+        raise InvalidDataError(
+            f"results file {p} is a folder; name a file, e.g. {p / 'results.jsonl'}"
+        )
     p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("a", encoding="utf-8") as fh:
+    with p.open("a+b") as fh, _flock(fh):
+        _mend_tail(fh)
         for r in results:
-            fh.write(json.dumps(r.to_dict(), default=json_default) + "\n")
+            fh.write((json.dumps(r.to_dict(), default=json_default) + "\n").encode())
             fh.flush()
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[ProbeResult]:
-    """Read records back; a torn last line (an interrupted write) is ignored, others must parse."""
+@contextlib.contextmanager
+def _flock(fh):
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: appends are not shared between processes there
+        yield
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _mend_tail(fh) -> None:
+    """Before an append: a last line without newline is kept (newline added) when it parses,
+    and cut off when it does not (a write interrupted mid-line)."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    if not size:
+        return
+    fh.seek(max(0, size - 1))
+    if fh.read(1) == b"\n":
+        return
+    fh.seek(0)
+    text = fh.read()
+    start = text.rfind(b"\n") + 1
+    try:
+        json.loads(text[start:])
+    except ValueError:
+        fh.truncate(start)
+    else:
+        fh.write(b"\n")
+    fh.seek(0, os.SEEK_END)
+
+
+def _lines(path: str | os.PathLike[str]):
+    """(line number, parsed JSON) of every record line; the torn-line rule of the module doc."""
     p = Path(path)
     if not p.exists():
-        return []
-    lines = p.read_text(encoding="utf-8").splitlines()
-    out = []
+        return
+    if p.is_dir():
+        raise InvalidDataError(
+            f"{p} is a folder; pass a results file (JSON lines) written by embedstore"
+        )
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidDataError(
+            f"{p} is not a text file of embedstore result records (not UTF-8); pass the "
+            "JSON-lines file that probe, sweep or study --out wrote"
+        ) from None
+    lines = text.split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            out.append(ProbeResult.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            if i == len(lines) - 1:
-                break
+            d = json.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            if i == len(lines) - 1:  # the last line, without its newline: a torn write
+                return
             raise InvalidDataError(
                 f"{p}:{i + 1} is not an embedstore result record ({exc}); "
                 "pass a results file written by embedstore, or another --out path"
             ) from None
+        yield i + 1, d
+
+
+def read_records(path: str | os.PathLike[str], *, analysis: bool = False) -> list[Any]:
+    """Every record of one kind family in a results file: probe/sweep records, or, with
+    ``analysis``, analysis records (:class:`embedstore.analyze.records.AnalysisResult`)."""
+    out = []
+    for n, d in _lines(path):
+        is_analysis = d.get("kind") == "analysis" or "analysis" in d
+        if is_analysis != analysis:
+            continue
+        try:
+            if analysis:
+                from embedstore.analyze.records import AnalysisResult
+
+                out.append(AnalysisResult.from_dict(d))
+            else:
+                out.append(ProbeResult.from_dict(d))
+        except (KeyError, TypeError) as exc:
+            raise InvalidDataError(
+                f"{path}:{n} is not an embedstore result record (missing {exc}); "
+                "pass a results file written by embedstore, or another --out path"
+            ) from None
     return out
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[ProbeResult]:
+    """The probe, sweep and study records of a results file (analysis records are skipped)."""
+    return read_records(path)
 
 
 def check_metric(results: Iterable[ProbeResult], metric: str) -> None:

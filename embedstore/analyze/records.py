@@ -12,14 +12,13 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from embedstore._version import __version__
-from embedstore.errors import InvalidDataError
 from embedstore.report import json_default as _json_default
+from embedstore.report import read_records as read_all
 from embedstore.report import write_jsonl
 
 __all__ = [
@@ -66,6 +65,7 @@ class AnalysisResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["features"] = list(self.features)
+        out["kind"] = "analysis"
         out["embedstore_version"] = __version__
         return out
 
@@ -83,28 +83,9 @@ def write_records(results: Iterable[AnalysisResult], path: str | os.PathLike[str
 
 
 def read_records(path: str | os.PathLike[str]) -> list[AnalysisResult]:
-    """Read analysis records back; a torn last line (an interrupted write) is ignored, lines that
-    are not analysis records (e.g. probe results in the same file) are skipped."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    lines = p.read_text(encoding="utf-8").splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines) - 1:
-                break
-            raise InvalidDataError(
-                f"{p}:{i + 1} is not a JSON record ({exc}); pass a results file written by "
-                "embedstore, or another --out path"
-            ) from None
-        if isinstance(d, dict) and "analysis" in d:
-            out.append(AnalysisResult.from_dict(d))
-    return out
+    """The analysis records of a results file (probe records in the same file are skipped), by
+    the one reader of :mod:`embedstore.report` and its torn-line rule."""
+    return read_all(path, analysis=True)
 
 
 def mean_ci(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:

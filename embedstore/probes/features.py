@@ -27,6 +27,8 @@ __all__ = [
     "FeatureSet",
     "LabelledData",
     "load_feature_sets",
+    "load_features",
+    "load_labelled_data",
     "parse_fuse",
     "resolve_backbone",
 ]
@@ -157,23 +159,45 @@ def load_feature_sets(
     Returns:
         The labelled rows shared by all feature sets, and one FeatureSet per request, in order.
     """
+    data, resolved = load_labelled_data(store, dataset, feature_sets, normalize=normalize)
+    return data, load_features(store, data, resolved, normalize=normalize)
+
+
+def check_normalize(normalize: str) -> str:
     if normalize not in NORMALIZATIONS:
         raise InvalidDataError(
             f"normalize must be one of {', '.join(NORMALIZATIONS)}, got '{normalize}'"
         )
+    return normalize
+
+
+def load_labelled_data(
+    store: Store,
+    dataset: str,
+    feature_sets: Sequence[Sequence[str]],
+    *,
+    normalize: str = "l2",
+) -> tuple[LabelledData, list[tuple[str, ...]]]:
+    """The dataset side of a run, without reading any embeddings: labels, splits and groups of the
+    rows every backbone of ``feature_sets`` holds, and the feature sets with resolved names.
+
+    Every name is resolved and every array checked (extracted, complete) here, so that a run can
+    refuse a bad request before it reads a feature.
+    """
+    check_normalize(normalize)
     if not feature_sets:
         raise InvalidDataError("give at least one backbone (--backbone) or fusion (--fuse)")
     info = store.dataset_info(dataset)
     stored = store.backbones(dataset)
-    feature_sets = [
+    resolved = [
         tuple(resolve_backbone(b, stored, dataset=dataset) for b in fs) for fs in feature_sets
     ]
-    for fs in feature_sets:
+    for fs in resolved:
         if len(set(fs)) != len(fs):
             raise InvalidDataError(f"a fusion names one backbone twice: {', '.join(fs)}")
-    needed = list(dict.fromkeys(b for fs in feature_sets for b in fs))
-    # array_info raises a clear error for a backbone not extracted, before anything is read
-    provenance: dict[str, Any] = {b: store.array_info(dataset, b).provenance for b in needed}
+    needed = list(dict.fromkeys(b for fs in resolved for b in fs))
+    for b in needed:  # array_info raises a clear error for a backbone not extracted
+        store.array_info(dataset, b)
     valid = np.ones(info.n_samples, dtype=bool)
     for b in needed:
         valid &= store.valid_rows(dataset, b)
@@ -191,12 +215,32 @@ def load_feature_sets(
         group=None if group is None else group[rows],
         n_dropped=int(info.n_samples - len(rows)),
     )
-    train = split == SPLIT_CODES["train"]
+    return data, resolved
+
+
+def load_features(
+    store: Store,
+    data: LabelledData,
+    feature_sets: Sequence[Sequence[str]],
+    *,
+    normalize: str = "l2",
+) -> list[FeatureSet]:
+    """The float32 matrices of ``feature_sets`` (resolved names) on ``data``'s rows.
+
+    Each backbone is read once, in row blocks, into every matrix that uses it.
+    """
+    dataset = data.dataset
+    needed = list(dict.fromkeys(b for fs in feature_sets for b in fs))
+    provenance: dict[str, Any] = {b: store.array_info(dataset, b).provenance for b in needed}
+    n_all = data.n_dropped + len(data.rows)
+    valid = np.zeros(n_all, dtype=bool)
+    valid[data.rows] = True
+    train = data.split == SPLIT_CODES["train"]
     widths = {b: store.array_info(dataset, b).shape[1] for b in needed}
     outs, where = [], {b: [] for b in needed}  # where[b]: (matrix, first column) pairs
     for fs in feature_sets:
         fs = tuple(fs)
-        X = np.empty((len(rows), sum(widths[b] for b in fs)), dtype=np.float32)
+        X = np.empty((len(data.rows), sum(widths[b] for b in fs)), dtype=np.float32)
         col = 0
         for b in fs:
             where[b].append((X, col))
@@ -205,7 +249,7 @@ def load_feature_sets(
     for b in needed:
         _read_into(store, dataset, b, widths[b], valid, where[b])
         _normalize_in_place(where[b], widths[b], normalize, train)
-    out = [
+    return [
         FeatureSet(
             backbones=fs,
             X=X,
@@ -215,7 +259,6 @@ def load_feature_sets(
         )
         for fs, X in outs
     ]
-    return data, out
 
 
 _BLOCK_BYTES = 64 * 2**20  # float32 rows read, converted and normalised at a time

@@ -34,6 +34,7 @@ from embedstore.probes._logistic_fit import (
 )
 from embedstore.probes._sklearn import ProbeEstimator
 from embedstore.probes._weights import sample_weights
+from embedstore.probes.grids import C_GRID_DINOV2, GRIDS, WD_GRID
 from embedstore.probes.selection import score as selection_score
 from embedstore.probes.validation import (
     TASK_KINDS,
@@ -54,9 +55,6 @@ __all__ = [
     "refit",
 ]
 
-WD_GRID = np.logspace(-6, 5, 45)  # Ericsson et al. weight decays; C = 1 / wd
-C_GRID_DINOV2 = np.logspace(-6, 5, 45)  # DINOv2: C directly
-GRIDS = {"ericsson": 1.0 / WD_GRID, "dinov2": C_GRID_DINOV2}
 TASKS = TASK_KINDS
 OBJECTIVE = "C * sum(log-loss) + 0.5 * ||W||^2 (scikit-learn's)"  # named in every record
 

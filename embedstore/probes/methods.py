@@ -186,7 +186,7 @@ class Logistic(Method):
     refit_on_val = True
 
     def grid(self, options: ProbeOptions) -> np.ndarray:
-        from embedstore.probes.logistic import GRIDS
+        from embedstore.probes.grids import GRIDS
 
         return np.asarray(GRIDS[options.grid], dtype=np.float64)
 

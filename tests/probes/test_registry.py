@@ -170,8 +170,13 @@ def test_probe_device_defaults_to_auto(tmp_path):
     auto = runner.invoke(app, base)
     explicit = runner.invoke(app, [*base, "--device", resolve_device("auto")])
     assert auto.exit_code == 0 and explicit.exit_code == 0, auto.output
-    strip = [{**json.loads(ln), "embedstore_version": 0} for ln in auto.output.splitlines()]
-    again = [{**json.loads(ln), "embedstore_version": 0} for ln in explicit.output.splitlines()]
+    strip = [
+        {**json.loads(ln), "embedstore_version": 0, "seconds": 0} for ln in auto.output.splitlines()
+    ]
+    again = [
+        {**json.loads(ln), "embedstore_version": 0, "seconds": 0}
+        for ln in explicit.output.splitlines()
+    ]
     assert strip == again and len(strip) == 2
     bad = runner.invoke(app, [*base[:-1], "--device", "tpu"])
     assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1
