@@ -65,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.sweep_cmds",
         "Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds.",
     ),
+    "study": (
+        "cli.study_cmds",
+        "Studies: many datasets × backbones × protocols as one resumable plan.",
+    ),
     "protocols": (
         "cli.protocols_cmds",
         "List the protocol presets (--protocol NAME of probe and sweep) with their source papers.",

@@ -96,7 +96,12 @@ def run_plan(
         return _collect(prepared, _execute(prepared, all_units, set(), workers, progress, None))
     from embedstore.store._lock import writer_lock
 
-    with writer_lock(os.fspath(out), ["results"], run_id=os.environ.get("TORCHELASTIC_RUN_ID")):
+    with writer_lock(
+        os.fspath(out),
+        ["results"],
+        run_id=os.environ.get("TORCHELASTIC_RUN_ID"),
+        what=f"results file {os.fspath(out)}",
+    ):
         have = {r.record_id: r for r in read_jsonl(out) if r.record_id}
         skips = [
             skipped_record(p.part, fs, why)

@@ -182,11 +182,13 @@ def writer_lock(
     run_id: str | None = None,
     wait: float = 0.0,
     storage_options: dict[str, Any] | None = None,
+    what: str | None = None,
 ) -> Iterator[None]:
     """Hold the locks ``names`` (e.g. ``["setup"]`` or ``["ds/resnet50.dino"]``) of a store, or
     raise :class:`StoreBusyError` naming the holder, after waiting up to ``wait`` seconds for it
     to let go. Locks are taken in sorted order and released on exit, also on error; a stale lock
-    (its holder on this host is dead) is replaced.
+    (its holder on this host is dead) is replaced. ``what`` names the locked thing in the busy
+    message (default: the lock's name in the store), e.g. "results file runs.jsonl".
     """
     deadline = time.monotonic() + wait
     files = _Files(str(store_location).rstrip("/") + ".locks", storage_options)
@@ -211,9 +213,11 @@ def writer_lock(
                     if time.monotonic() < deadline:
                         time.sleep(0.2)
                         continue
+                    subject = what or (
+                        f"'{key[:-5].replace('--', '/')}' in store '{store_location}'"
+                    )
                     raise StoreBusyError(
-                        f"'{key[:-5].replace('--', '/')}' in store '{store_location}' is being "
-                        f"written by another process ({_describe(holder)}); wait for it to finish, "
+                        f"{subject} is being written by another process ({_describe(holder)}); wait for it to finish, "
                         f"or, if that process is dead on another host, delete "
                         f"{files.path(key)} and run again"
                     )
