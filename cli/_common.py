@@ -85,6 +85,13 @@ ClassWeightOpt = Annotated[
 ]
 
 
+def method_help(*, sweep: bool = False) -> str:
+    """The method names of the registry (those that train on label subsets with ``sweep``)."""
+    from embedstore.probes.registry import method_names
+
+    return ", ".join(method_names(sweep=sweep))
+
+
 def feature_sets(backbone: list[str] | None, fuse: list[str] | None) -> list[list[str]]:
     """`-b a -b b --fuse a,b` -> [["a"], ["b"], ["a", "b"]]."""
     from embedstore.probes.features import parse_fuse

@@ -22,11 +22,11 @@ from cli._common import (
     console,
     err_console,
     feature_sets,
+    method_help,
     user_errors,
 )
 from embedstore.caveats import SMALL_TEST, describe
-from embedstore.errors import InvalidDataError
-from embedstore.report import ProbeResult, format_metric, write_jsonl
+from embedstore.report import ProbeResult, format_metric
 
 
 def register(app: typer.Typer) -> None:
@@ -40,9 +40,7 @@ def probe(
     fuse: FuseOpt = None,
     method: Annotated[
         str,
-        typer.Option(
-            "--method", "-m", help="proto, fewshot, knn, logreg, dvme, svm, a comma list, or all."
-        ),
+        typer.Option("--method", "-m", help=f"{method_help()}, a comma list, or all."),
     ] = "all",
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for episodes, splits and bootstraps.")] = 0,
@@ -59,7 +57,11 @@ def probe(
     episodes: Annotated[int, typer.Option(help="Few-shot: number of episodes.")] = 600,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
     out: Annotated[
-        str | None, typer.Option(help="Append one JSON record per result to this file.")
+        str | None,
+        typer.Option(
+            help="JSON-lines results file: one record per result, appended as it finishes; "
+            "results already in it are not computed again (resume)."
+        ),
     ] = None,
     protocol: ProtocolOpt = None,
     class_weight: ClassWeightOpt = "none",
@@ -68,16 +70,10 @@ def probe(
     from embedstore import open_store
     from embedstore.devices import resolve_device
     from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
-    from embedstore.probes.logistic import GRIDS
 
     with user_errors():
         sets = feature_sets(backbone, fuse)
-        check_choice(grid, GRIDS, "--grid")
         check_choice(class_weight, ("none", "balanced"), "--class-weight")
-        if seed < 0:
-            raise InvalidDataError(f"--seed must be a non-negative integer, got {seed}")
-        if k < 1:
-            raise InvalidDataError(f"--k (kNN neighbours) must be at least 1, got {k}")
         options = ProbeOptions(
             seed=seed,
             device=resolve_device(device),
@@ -99,12 +95,11 @@ def probe(
                 sets,
                 method,
                 options,
-                progress=lambda name, m: status.update(f"{m} on {name}"),
+                progress=lambda name, m: status.update(f"{m} on {name} done"),
                 on_skip=lambda m, why: skipped.append((m, why)),
                 protocol=protocol,
+                out=out,
             )
-        if out:
-            write_jsonl(results, out)
     for m, why in skipped:  # `--method all`: the feasible methods ran; say why these did not
         err_console.print(f"[yellow]skipped {m}:[/] {why}", highlight=False, soft_wrap=True)
     if as_json:

@@ -108,6 +108,7 @@ def info(
                 "arrays": [a if isinstance(a, dict) else asdict(a) for a in arrays],
             }
         else:
+            backbone = _resolve(s, dataset, backbone)
             payload = {
                 **asdict(s.array_info(dataset, backbone)),
                 "missing": s.missing(dataset, backbone),
@@ -250,3 +251,15 @@ def _status_dict(a: dict) -> str:
     if a["complete"]:
         return "complete"
     return f"incomplete ({a['rows_written']} of {a['shape'][0]} rows written)"
+
+
+def _resolve(s, dataset: str, backbone: str) -> str:
+    """The array a short name means (as `probe -b` resolves it: tag or architecture); a name that
+    matches no complete array is kept, so that `info` can say what state that array is in."""
+    from embedstore.errors import ArrayNotFoundError
+    from embedstore.names import resolve_backbone
+
+    try:
+        return resolve_backbone(backbone, s.backbones(dataset), dataset=dataset)
+    except ArrayNotFoundError:
+        return backbone

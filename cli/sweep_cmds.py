@@ -24,6 +24,7 @@ from cli._common import (
     console,
     err_console,
     feature_sets,
+    method_help,
     user_errors,
 )
 from embedstore.errors import InvalidDataError
@@ -52,7 +53,7 @@ def sweep(
             "--methods",
             "--method",
             "-m",
-            help="Comma list of knn, logreg, proto, dvme, svm, or all [knn,logreg].",
+            help=f"Comma list of {method_help(sweep=True)}, or all [knn,logreg].",
         ),
     ] = None,
     selection: Annotated[
@@ -90,12 +91,18 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no table.")] = False,
     protocol: ProtocolOpt = None,
     class_weight: ClassWeightOpt = "none",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes to run cells in; each holds one feature set at a time (memory grows "
+            "at most N-fold)."
+        ),
+    ] = 1,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     from embedstore import open_store
     from embedstore.data.subsets import parse_settings
     from embedstore.devices import resolve_device
-    from embedstore.probes.logistic import GRIDS
     from embedstore.probes.registry import ProbeOptions
     from embedstore.probes.selection import check_selection
     from embedstore.report import METRICS, check_metric
@@ -125,7 +132,6 @@ def sweep(
             from embedstore.plot import FORMATS
 
             check_choice(Path(plot).suffix.lower(), FORMATS, "the --plot file's suffix")
-        check_choice(grid, GRIDS, "--grid")
         options = ProbeOptions(
             seed=cv_seed,
             device=resolve_device(device),
@@ -170,8 +176,9 @@ def sweep(
                 out=out,
                 progress=progress,
                 protocol=protocol,
+                workers=workers,
             )
-        check_metric(results, metric)
+        check_metric([r for r in results if r.computed], metric)
         comparisons = compare_feature_sets(results, metric=metric)
         if plot:
             from embedstore.plot import plot_sweep

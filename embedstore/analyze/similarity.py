@@ -179,7 +179,7 @@ def backbone_similarity(
     if split not in ("train", "val", "test", "all"):
         raise InvalidDataError(f"split must be one of train, val, test, all; got '{split}'")
     if backbones:  # tags and the timm/ spelling resolve as for probe --backbone / --fuse
-        from embedstore.probes.features import resolve_backbone
+        from embedstore.names import resolve_backbone
 
         stored = store.backbones(dataset)
         names = [resolve_backbone(b, stored, dataset=dataset) for b in backbones]

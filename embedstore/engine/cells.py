@@ -76,7 +76,7 @@ def prepare(part: Part, store: Any, on_skip: Callable[[str, str], None] | None =
     sets, skipped = list(part.feature_sets), []
     if part.on_missing == "skip":
         stored = set(store.backbones(part.dataset))
-        from embedstore.probes.features import resolve_backbone
+        from embedstore.names import resolve_backbone
 
         keep = []
         for fs in sets:

@@ -10,16 +10,15 @@ one run are paired.
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from embedstore.errors import ArrayNotFoundError, InvalidDataError
-from embedstore.names import store_name
+from embedstore.errors import InvalidDataError
+from embedstore.names import resolve_backbone
+from embedstore.probes.options import NORMALIZATIONS
 from embedstore.store import SPLIT_CODES, Store
 
 __all__ = [
@@ -30,10 +29,7 @@ __all__ = [
     "load_features",
     "load_labelled_data",
     "parse_fuse",
-    "resolve_backbone",
 ]
-
-NORMALIZATIONS = ("l2", "standard", "none")
 
 
 @dataclass(frozen=True)
@@ -92,51 +88,6 @@ def parse_fuse(spec: str) -> tuple[str, ...]:
     if len(set(parts)) != len(parts):
         raise InvalidDataError(f"--fuse lists a backbone twice: '{spec}'")
     return parts
-
-
-def resolve_backbone(name: str, stored: Sequence[str], *, dataset: str = "") -> str:
-    """The stored backbone array a user means by ``name``.
-
-    The exact name; else the one stored name that ends in ``name`` (its tag) or starts with it
-    (its architecture), at '.' (or '--') boundaries, with or without its ``@recipe``
-    (``dino`` -> ``resnet50.dino`` or ``vit_small_patch16.dino@last4``; ``mobilenet_v2`` ->
-    ``mobilenet_v2.tv_in1k``; parts are whole: ``patch16.dino`` matches neither); else an error
-    that lists the candidates (several match) or the stored names (none does). A name with
-    ``/`` (``timm/convnext_tiny.fb_in1k``) is matched in its stored spelling (``timm--…``).
-    """
-    if name in stored:
-        return name
-    if store_name(name) in stored:
-        return store_name(name)
-    parts = _name_parts(store_name(name))
-
-    def matches(full: str) -> bool:  # a whole-part suffix (tag) or prefix (architecture)
-        return any(
-            len(p) > len(parts) and parts in (p[-len(parts) :], p[: len(parts)])
-            for p in (_name_parts(full), _name_parts(full.split("@")[0]))
-        )
-
-    found = [b for b in stored if matches(b)]
-    where = f" of dataset '{dataset}'" if dataset else ""
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise InvalidDataError(
-            f"backbone '{name}' matches {len(found)} arrays{where}: {', '.join(found)}; "
-            "give the full name of one"
-        )
-    close = difflib.get_close_matches(name, stored, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    raise ArrayNotFoundError(
-        f"backbone '{name}' is not an array{where}; {hint}(stored: {', '.join(stored) or 'none'}); "
-        "give a stored name, or its tag or architecture (e.g. 'dino' or 'resnet50' for "
-        "'resnet50.dino') when only one array has it; see `embedstore info STORE DATASET`"
-    )
-
-
-def _name_parts(name: str) -> list[str]:
-    """'timm--convnext.fb_in1k' -> ['timm', 'convnext', 'fb_in1k'] ('--' is a stored '/')."""
-    return re.split(r"\.|--", name)
 
 
 def load_feature_sets(

@@ -33,7 +33,6 @@ import numpy as np
 
 from embedstore.data.splits import make_splits
 from embedstore.errors import InvalidDataError, ProtocolError
-from embedstore.store import SPLIT_CODES
 
 if TYPE_CHECKING:
     from embedstore.probes.features import LabelledData
@@ -108,6 +107,8 @@ def selection_split(data: LabelledData, seed: int) -> tuple[np.ndarray, np.ndarr
         fractions=(0.8, 0.2, 0.0),
         seed=seed,
     )
+    from embedstore.store import SPLIT_CODES  # zarr: not at import (method help lists are cheap)
+
     is_val = codes == SPLIT_CODES["val"]
     return train[~is_val], train[is_val], f"val (20% of train, seed {seed})"
 

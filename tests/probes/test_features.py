@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from embedstore import create_store
 from embedstore.errors import ArrayNotFoundError, InvalidDataError
-from embedstore.probes.features import load_feature_sets, resolve_backbone
+from embedstore.names import resolve_backbone
+from embedstore.probes.features import load_feature_sets
 
 from ..conftest import make_dataset, write_embeddings
 
