@@ -157,6 +157,7 @@ def units(prep: Prepared, index: int) -> list[Unit]:
 
 def record_id(prep: Prepared, fs: tuple[str, ...], method: str, i: int, seed: int) -> str:
     return cell_id(
+        prep.part.location,
         prep.data.dataset,
         fs,
         method,
@@ -292,7 +293,7 @@ def not_computed(
 
 def skipped_record(part: Part, fs: tuple[str, ...], reason: str) -> ProbeResult:
     """The record of a feature set a study skipped (``on_missing = "skip"``)."""
-    rid = cell_id(part.dataset, fs, "*", None, 0, part.selection, part.options)
+    rid = cell_id(part.location, part.dataset, fs, "*", None, 0, part.selection, part.options)
     return ProbeResult(
         dataset=part.dataset,
         features=tuple(fs),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -230,6 +231,7 @@ def _methods(methods: str | Sequence[str]) -> str | tuple[str, ...]:
 
 
 def cell_id(
+    store: str,
     dataset: str,
     features: Sequence[str],
     method: str,
@@ -240,11 +242,13 @@ def cell_id(
 ) -> str:
     """A cell's identity: equal ids mean the same computation (the resume key of every run).
 
-    The options are part of it (a second run with another k is not the same cell); the device is
-    not (it changes where a cell runs, not what it computes).
+    The store (a local one by its absolute path) and the options are part of it: a second run
+    with another k, or the same dataset name in another store, is not the same cell. The device
+    is not (it changes where a cell runs, not what it computes).
     """
     opts = {k: v for k, v in asdict(options).items() if k != "device"}
-    key = [dataset, list(features), method, list(setting) if setting else "all labels"]
+    where = store if "://" in store else os.path.abspath(store)
+    key = [where, dataset, list(features), method, list(setting) if setting else "all labels"]
     key += [int(seed), selection, opts]
     text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -158,9 +158,15 @@ def read_study(path: str | os.PathLike[str]) -> StudySpec:
         if "://" not in store and not Path(store).is_absolute():
             store = str(p.parent / store)
         ds_specs.append(DatasetSpec(store=store, dataset=d["dataset"]))
-    seen = [(d.store, d.dataset) for d in ds_specs]
-    if len(set(seen)) != len(seen):
-        raise w.error("[[datasets]]", "a dataset is listed twice")
+    names = [d.dataset for d in ds_specs]
+    for i, d in enumerate(ds_specs, 1):
+        if names.index(d.dataset) != i - 1:
+            first = names.index(d.dataset) + 1
+            raise w.error(
+                f"[[datasets]] #{i}",
+                f"dataset '{d.dataset}' is already #{first} ({ds_specs[first - 1].store}); a "
+                "study's tables and ranks name datasets by name: list each dataset once",
+            )
     features = w.keys(doc.get("features", {}), _KEYS["features"], "[features]")
     sets = [(b,) for b in _strings(w, features.get("backbones", []), "[features].backbones")]
     fusions = features.get("fusions", [])
