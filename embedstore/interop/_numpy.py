@@ -1,0 +1,106 @@
+"""numpy files: ``.npy`` (ids from a separate file) and ``.npz`` (``embeddings`` and ``ids``).
+
+A ``.npy`` is memory-mapped (``np.load(mmap_mode="r")``), so a file larger than memory is read
+a block at a time. A ``.npz`` member written uncompressed (``np.savez``) is memory-mapped too,
+from its offset inside the zip; a compressed one (``np.savez_compressed``) is read whole.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from embedstore.errors import InvalidDataError
+from embedstore.interop._base import FileRows, bad_key, need_file, read_ids_file, sha256_file
+
+
+class NpyRows(FileRows):
+    """An (n, dim) ``.npy`` array; ids from ``ids`` (a file: one per line, or a CSV column)."""
+
+    format = "npy"
+
+    def __init__(self, path: Path, *, ids=None, id_column: str | None = None) -> None:
+        need_file(path, ".npy file")
+        where = f".npy file '{path}'"
+        if ids is None:
+            raise InvalidDataError(
+                f"{where} holds no sample ids; pass --ids FILE (one id per line, in row order, "
+                "or a CSV with an 'id' column)"
+            )
+        if isinstance(ids, (str, Path)):
+            ids = read_ids_file(ids, id_column)
+        try:
+            self._X = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InvalidDataError(f"{where} is not a plain numeric .npy array ({exc})") from None
+        super().__init__(path, ids, self._X.shape, self._X.dtype, sha256_file(path), where)
+
+    def _read(self, index: np.ndarray) -> np.ndarray:
+        return np.asarray(self._X[index])
+
+
+def _npz_member(path: Path, key: str):
+    """Member ``key`` of an .npz: a memory map when stored uncompressed, else loaded whole."""
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(key + ".npy")
+        with zf.open(info) as f:
+            read_header = readers.get(np.lib.format.read_magic(f))
+            if read_header is not None:
+                shape, fortran, dtype = read_header(f)
+                header = f.tell()
+    if info.compress_type != zipfile.ZIP_STORED or read_header is None or dtype.hasobject:
+        return np.load(path, allow_pickle=False)[key]
+    # the member's data starts after its local file header (30 bytes + name + extra field)
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset + 26)
+        n_name, n_extra = np.frombuffer(raw.read(4), dtype="<u2")
+    offset = info.header_offset + 30 + int(n_name) + int(n_extra) + header
+    order = "F" if fortran else "C"
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+
+
+class NpzRows(FileRows):
+    """An ``.npz`` with an (n, dim) array ``key`` (default ``embeddings``) and ids ``ids_key``
+    (default ``ids``; or a separate ``ids`` file)."""
+
+    format = "npz"
+
+    def __init__(
+        self, path: Path, *, key: str | None = None, ids_key: str | None = None, ids=None,
+        id_column: str | None = None,
+    ) -> None:  # fmt: skip
+        need_file(path, ".npz file")
+        where = f".npz file '{path}'"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.files)
+        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+            raise InvalidDataError(f"{where} is not a readable .npz ({exc})") from None
+        key = key or "embeddings"
+        if key not in names:
+            raise bad_key(where, key, names, "--key")
+        if ids is not None:
+            ids = read_ids_file(ids, id_column) if isinstance(ids, (str, Path)) else ids
+        else:
+            ids_key = ids_key or "ids"
+            if ids_key not in names:
+                raise bad_key(where, ids_key, names, "--ids-key (or --ids FILE)")
+            try:
+                ids = np.load(path, allow_pickle=False)[ids_key]
+            except ValueError:
+                raise InvalidDataError(
+                    f"{where}: '{ids_key}' holds Python objects; save ids as a str array "
+                    "(np.asarray(ids, dtype=str))"
+                ) from None
+        self._X = _npz_member(path, key)
+        super().__init__(path, ids, self._X.shape, self._X.dtype, sha256_file(path), where)
+        self.key = key
+
+    def _read(self, index: np.ndarray) -> np.ndarray:
+        return np.asarray(self._X[index])
