@@ -93,13 +93,26 @@ class FileRows:
     format = ""
 
     def __init__(
-        self, path: Path, ids, shape: tuple[int, ...], dtype, sha256: str, where: str
+        self,
+        path: Path,
+        ids,
+        shape: tuple[int, ...],
+        dtype,
+        sha256: str,
+        where: str,
+        missing: np.ndarray | None = None,
     ) -> None:
         check_matrix(tuple(int(s) for s in shape), np.dtype(dtype), where)
         self.path, self.description, self.sha256 = path, where, sha256
         self.ids = as_ids(ids, where)
         check_count(len(self.ids), int(shape[0]), where)
         self.n_rows, self.dim, self.dtype = int(shape[0]), int(shape[1]), np.dtype(dtype)
+        # rows an exported file marks missing (its ``missing`` mask) are not in it
+        self._rowmap = None
+        if missing is not None and np.asarray(missing, dtype=bool).any():
+            keep = ~np.asarray(missing, dtype=bool).reshape(-1)
+            check_count(len(keep), self.n_rows, f"{where}: its missing-rows mask")
+            self._rowmap, self.ids = np.flatnonzero(keep), self.ids[keep]
 
     def _read(self, index: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -107,6 +120,8 @@ class FileRows:
     def rows(self, index: np.ndarray) -> np.ndarray:
         """Rows ``index`` in the given order, array of shape (len(index), dim)."""
         index = np.asarray(index, dtype=np.int64)
+        if self._rowmap is not None:
+            index = self._rowmap[index]
         uniq, inverse = np.unique(index, return_inverse=True)  # readers want sorted indices
         return np.asarray(self._read(uniq))[inverse.reshape(-1)]
 

@@ -5,7 +5,8 @@ What each file holds (also in ``docs/bring-your-own-embeddings.md``):
 - Parquet: one row per sample; columns ``id``, ``label`` (class index; for multilabel a
   fixed-size list of 0/1), ``label_name`` (single-label tasks), ``split`` (train / val / test),
   ``group`` (when the dataset has one), and one fixed-size list column per backbone, named after
-  it, in the stored dtype (float16 or float32); a missing row is null. The schema's metadata
+  it, in the stored dtype (float16 or float32), and ``<backbone>:missing`` (bool) when the
+  array has missing rows (their values are the stored zeros). The schema's metadata
   ``embedstore`` holds the dataset's task, class names and each array's provenance (JSON).
 - ``.npz``: ``ids``, ``labels``, ``split``, ``group``, ``class_names``, and ``embeddings`` (one
   backbone) or ``embeddings/<backbone>`` (several), with ``missing`` / ``missing/<backbone>``
@@ -141,9 +142,12 @@ def _parquet(tmp, s, dataset, names, infos, table, meta) -> None:
     types = {
         b: pa.list_(pa.from_numpy_dtype(np.dtype(infos[b].dtype)), infos[b].shape[1]) for b in names
     }
-    fields += [pa.field(b, types[b]) for b in names]
-    schema = pa.schema(fields, metadata={"embedstore": json.dumps(meta, default=str)})
     missing = {b: _missing(s, dataset, b) for b in names}
+    for b in names:
+        fields.append(pa.field(b, types[b]))
+        if missing[b].any():
+            fields.append(pa.field(f"{b}:missing", pa.bool_()))
+    schema = pa.schema(fields, metadata={"embedstore": json.dumps(meta, default=str)})
     streams = {b: _blocks(s, dataset, b, infos[b].dtype, n) for b in names}
     with pq.ParquetWriter(tmp, schema) as w:
         for a in range(0, n, _BLOCK_ROWS):
@@ -163,9 +167,10 @@ def _parquet(tmp, s, dataset, names, infos, table, meta) -> None:
                 cols.append(pa.array(table["group"][sl].tolist(), pa.string()))
             for b in names:
                 _, X = next(streams[b])
-                mask = pa.array(missing[b][sl]) if missing[b][sl].any() else None
                 flat = pa.array(X.reshape(-1))
-                cols.append(pa.FixedSizeListArray.from_arrays(flat, X.shape[1], mask=mask))
+                cols.append(pa.FixedSizeListArray.from_arrays(flat, X.shape[1]))
+                if missing[b].any():
+                    cols.append(pa.array(missing[b][sl], pa.bool_()))
             w.write_batch(pa.record_batch(cols, schema=schema))
 
 

@@ -80,7 +80,9 @@ class H5Rows(FileRows):
                 ids = _text(self._f[ids_key][()])
         if isinstance(ids, (str, Path)):
             ids = read_ids_file(ids, id_column)
-        super().__init__(path, ids, shape, dtype, sha256_file(path), where)
+        mask = None if key is None else key.replace("features", "missing", 1)
+        missing = self._f[mask][()] if mask and mask != key and mask in self._f else None
+        super().__init__(path, ids, shape, dtype, sha256_file(path), where, missing)
 
     def _read(self, index: np.ndarray) -> np.ndarray:
         if self._per_key is not None:

@@ -99,7 +99,10 @@ class NpzRows(FileRows):
                     "(np.asarray(ids, dtype=str))"
                 ) from None
         self._X = _npz_member(path, key)
-        super().__init__(path, ids, self._X.shape, self._X.dtype, sha256_file(path), where)
+        mask = key.replace("embeddings", "missing", 1)  # written by export-features
+        missing = np.load(path)[mask] if mask != key and mask in names else None
+        sha = sha256_file(path)
+        super().__init__(path, ids, self._X.shape, self._X.dtype, sha, where, missing)
         self.key = key
 
     def _read(self, index: np.ndarray) -> np.ndarray:

@@ -68,9 +68,14 @@ class ParquetRows(FileRows):
         else:
             value_type, dim = field.type, len(self.columns)
         dtype = np.dtype(value_type.to_pandas_dtype()) if _numeric(pa, value_type) else object
+        mask = f"{self.columns[0]}:missing"  # written by export-features
+        missing = None
+        if self._list and mask in names:
+            missing = self._pf.read(columns=[mask]).column(0).to_numpy(zero_copy_only=False)
         self._copy: np.ndarray | None = None
         self._cursor, self._stream = 0, None
-        super().__init__(path, ids, (len(ids), dim), dtype, sha256_file(path), where)
+        sha = sha256_file(path)
+        super().__init__(path, ids, (len(ids), dim), dtype, sha, where, missing)
 
     def _list_width(self, pa) -> int:
         """The width of a variable-size list column: every row must have the same."""
