@@ -169,7 +169,7 @@ def scan(src: RowSource, dtype: str) -> str:
         if len(bad):
             rows = (start + bad).tolist()
             raise InvalidDataError(
-                f"{src.description}: NaN or Inf in {len(bad)} row(s) of this block, e.g. ids "
+                f"{src.description}: NaN or Inf in the rows of ids "
                 f"{_first(src.ids[rows].tolist())} (rows {_first(rows)}); nothing was written"
             )
         big = np.flatnonzero((np.abs(values) > limit).any(axis=1))
