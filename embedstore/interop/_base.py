@@ -13,6 +13,7 @@ import csv
 import hashlib
 import importlib
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,33 @@ def read_ids_file(path: str | Path, column: str | None = None) -> np.ndarray:
         while values and not values[-1]:
             values.pop()
     return as_ids(values, f"ids file '{path}'")
+
+
+class RawRows:
+    """Rows of a C-order (n, dim) array stored raw at ``offset`` in a file, read with ``pread``
+    (no memory map: pages of a mapped file would count in the process's resident memory)."""
+
+    def __init__(self, path: Path, offset: int, dtype: np.dtype, shape: tuple[int, int]) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset, self.dtype, self.shape = int(offset), np.dtype(dtype), shape
+        self.row_bytes = self.dtype.itemsize * int(shape[1])
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        """Rows ``index`` (sorted), array of shape (len(index), dim); runs read at once."""
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
+        view = memoryview(out).cast("B")
+        starts = np.flatnonzero(np.diff(index, prepend=-2) != 1)  # runs of consecutive rows
+        for j, k in zip(starts, [*starts[1:], len(index)], strict=True):
+            want = (k - j) * self.row_bytes
+            got = os.preadv(self.fd, [view[j * self.row_bytes : k * self.row_bytes]],
+                            self.offset + int(index[j]) * self.row_bytes)  # fmt: skip
+            if got != want:
+                raise InvalidDataError(f"file ended early: {got} of {want} bytes at row {index[j]}")
+        return out
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class FileRows:

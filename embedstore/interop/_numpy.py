@@ -1,8 +1,9 @@
 """numpy files: ``.npy`` (ids from a separate file) and ``.npz`` (``embeddings`` and ``ids``).
 
-A ``.npy`` is memory-mapped (``np.load(mmap_mode="r")``), so a file larger than memory is read
-a block at a time. A ``.npz`` member written uncompressed (``np.savez``) is memory-mapped too,
-from its offset inside the zip; a compressed one (``np.savez_compressed``) is read whole.
+A ``.npy`` is read with ``pread`` a block of rows at a time (no memory map: mapped pages would
+count as resident memory), so a file larger than memory is fine. A ``.npz`` member written
+uncompressed (``np.savez``) is read the same way from its offset inside the zip; a
+compressed one (``np.savez_compressed``) is read whole.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from embedstore.errors import InvalidDataError
-from embedstore.interop._base import FileRows, bad_key, need_file, read_ids_file, sha256_file
+from embedstore.interop._base import (
+    FileRows,
+    RawRows,
+    bad_key,
+    check_matrix,
+    need_file,
+    read_ids_file,
+    sha256_file,
+)
 
 
 class NpyRows(FileRows):
@@ -31,38 +40,56 @@ class NpyRows(FileRows):
             )
         if isinstance(ids, (str, Path)):
             ids = read_ids_file(ids, id_column)
-        try:
-            self._X = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise InvalidDataError(f"{where} is not a plain numeric .npy array ({exc})") from None
-        super().__init__(path, ids, self._X.shape, self._X.dtype, sha256_file(path), where)
+        with open(path, "rb") as f:
+            try:
+                shape, fortran, dtype = _header(f)
+            except ValueError as exc:
+                raise InvalidDataError(f"{where} is not a readable .npy file ({exc})") from None
+            offset = f.tell()
+        check_matrix(shape, dtype, where)  # a 3-D or text array is refused here
+        if fortran:  # column-major: rows are not contiguous; numpy's memory map reads them
+            self._X = np.load(path, mmap_mode="r")
+        else:
+            self._X = RawRows(path, offset, dtype, shape)
+        super().__init__(path, ids, shape, dtype, sha256_file(path), where)
 
     def _read(self, index: np.ndarray) -> np.ndarray:
         return np.asarray(self._X[index])
 
+    def close(self) -> None:
+        if isinstance(self._X, RawRows):
+            self._X.close()
+
+
+def _header(f):
+    """(shape, fortran_order, dtype) of the .npy whose file object ``f`` is at its start."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f"npy format version {version} (embedstore reads 1.0 and 2.0)")
+
 
 def _npz_member(path: Path, key: str):
     """Member ``key`` of an .npz: a memory map when stored uncompressed, else loaded whole."""
-    readers = {
-        (1, 0): np.lib.format.read_array_header_1_0,
-        (2, 0): np.lib.format.read_array_header_2_0,
-    }
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(key + ".npy")
         with zf.open(info) as f:
-            read_header = readers.get(np.lib.format.read_magic(f))
-            if read_header is not None:
-                shape, fortran, dtype = read_header(f)
-                header = f.tell()
-    if info.compress_type != zipfile.ZIP_STORED or read_header is None or dtype.hasobject:
+            try:
+                shape, fortran, dtype = _header(f)
+            except ValueError:
+                return np.load(path, allow_pickle=False)[key]
+            header = f.tell()
+    plain = not fortran and len(shape) == 2 and not dtype.hasobject
+    if info.compress_type != zipfile.ZIP_STORED or not plain:
         return np.load(path, allow_pickle=False)[key]
     # the member's data starts after its local file header (30 bytes + name + extra field)
     with open(path, "rb") as raw:
         raw.seek(info.header_offset + 26)
         n_name, n_extra = np.frombuffer(raw.read(4), dtype="<u2")
     offset = info.header_offset + 30 + int(n_name) + int(n_extra) + header
-    order = "F" if fortran else "C"
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+    return RawRows(path, offset, dtype, shape)
 
 
 class NpzRows(FileRows):
@@ -107,3 +134,7 @@ class NpzRows(FileRows):
 
     def _read(self, index: np.ndarray) -> np.ndarray:
         return np.asarray(self._X[index])
+
+    def close(self) -> None:
+        if isinstance(self._X, RawRows):
+            self._X.close()

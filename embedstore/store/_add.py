@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from embedstore.store._store import Store
 
 NOT_IN_FILE = "not in the imported file"
-_SCAN_BYTES = 64 << 20  # rows per block of the scan: about 64 MiB of float32
+_SCAN_BYTES = 8 << 20  # rows per block read: about 8 MiB of float32 (bounded memory)
 _SHOWN = 5
 
 
@@ -172,7 +172,7 @@ def scan(src: RowSource, dtype: str) -> str:
                 f"{src.description}: NaN or Inf in the rows of ids "
                 f"{_first(src.ids[rows].tolist())} (rows {_first(rows)}); nothing was written"
             )
-        big = np.flatnonzero((np.abs(values) > limit).any(axis=1))
+        big = np.flatnonzero(((values > limit) | (values < -limit)).any(axis=1))
         if len(big):
             rows = (start + big).tolist()
             raise InvalidDataError(
