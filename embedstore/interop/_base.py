@@ -89,7 +89,7 @@ class RawRows:
     (no memory map: pages of a mapped file would count in the process's resident memory)."""
 
     def __init__(self, path: Path, offset: int, dtype: np.dtype, shape: tuple[int, int]) -> None:
-        self.fd = os.open(path, os.O_RDONLY)
+        self.path, self.fd = Path(path), os.open(path, os.O_RDONLY)
         self.offset, self.dtype, self.shape = int(offset), np.dtype(dtype), shape
         self.row_bytes = self.dtype.itemsize * int(shape[1])
 

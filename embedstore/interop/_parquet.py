@@ -1,7 +1,7 @@
 """Parquet: an id column and the embeddings as one fixed-size (or plain) list column, or as one
 numeric column per dimension. Read with pyarrow in row batches: the id column first (small), then
 the values once in file order; rows asked for out of order come from a temporary memory-mapped
-copy in file order, made on first use, so that peak memory stays bounded."""
+copy in file order (read with ``pread``), made on first use, so that peak memory stays bounded."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from embedstore.errors import InvalidDataError
-from embedstore.interop._base import FileRows, bad_key, need_file, require, sha256_file
+from embedstore.interop._base import FileRows, RawRows, bad_key, need_file, require, sha256_file
 
 _BATCH_ROWS = 16384
 
@@ -72,7 +72,7 @@ class ParquetRows(FileRows):
         missing = None
         if self._list and mask in names:
             missing = self._pf.read(columns=[mask]).column(0).to_numpy(zero_copy_only=False)
-        self._copy: np.ndarray | None = None
+        self._copy: RawRows | None = None
         self._cursor, self._stream = 0, None
         sha = sha256_file(path)
         super().__init__(path, ids, (len(ids), dim), dtype, sha, where, missing)
@@ -117,16 +117,12 @@ class ParquetRows(FileRows):
             and index[-1] == self._cursor + k - 1
         ):
             return self._next(k)  # in file order: straight from the stream
-        if self._copy is None:  # out of order: one pass in file order into a memory map
-            fd, name = tempfile.mkstemp(suffix=".npy")
-            os.close(fd)
-            self._copy = np.lib.format.open_memmap(
-                name, mode="w+", dtype=self.dtype, shape=(self.n_rows, self.dim)
-            )
-            a = 0
-            for block in self.blocks():
-                self._copy[a : a + len(block)] = block
-                a += len(block)
+        if self._copy is None:  # out of order: one pass in file order into a temporary file
+            fd, name = tempfile.mkstemp(suffix=".raw")
+            with os.fdopen(fd, "wb") as f:
+                for block in self.blocks():
+                    f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+            self._copy = RawRows(Path(name), 0, self.dtype, (self.n_rows, self.dim))
         return np.asarray(self._copy[index])
 
     def _next(self, k: int) -> np.ndarray:
@@ -141,9 +137,9 @@ class ParquetRows(FileRows):
 
     def close(self) -> None:
         if self._copy is not None:
-            name = self._copy.filename
+            self._copy.close()
+            self._copy.path.unlink(missing_ok=True)
             self._copy = None
-            Path(name).unlink(missing_ok=True)
 
 
 def _fixed(pa, t) -> bool:
