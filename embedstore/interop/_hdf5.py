@@ -6,8 +6,10 @@ Layouts, as the tools write them (read from their code):
 - mahmoodlab/TRIDENT ``trident/wsi_objects/WSI.py`` (``extract_slide_features``, commit
   a91fa84) writes ``<job_dir>/.../<slide name>.h5`` per slide through ``trident/IO.py``
   ``save_h5``: a dataset ``features`` of shape (dim,) (the slide embedding, squeezed) and a
-  dataset ``coords``. Patho-Bench reads such a folder. Patch-level files hold ``features`` of
-  shape (n_patches, dim): those are not one embedding per sample and are refused here.
+  dataset ``coords``. mahmoodlab/Patho-Bench ``patho_bench/Pooler.py`` (commit 65c8300) writes
+  ``<save_path>/<sample id>.h5`` with ``features`` of shape (1, dim) (a batch of one), beside a
+  ``_model.txt``. Patch-level files hold ``features`` of shape (n_patches, dim): those are not
+  one embedding per sample and are refused here.
 - A single file (the "TRIDENT-style features dataset" of a whole cohort, or any h5py script):
   ``features`` or ``embeddings`` of shape (n, dim) and the ids in ``ids`` or ``names`` (bytes or
   str), or from ``--ids FILE``.
