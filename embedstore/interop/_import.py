@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from embedstore._version import __version__
+from embedstore.errors import InvalidDataError
 from embedstore.interop import guess_format, open_embeddings
 
 
@@ -97,7 +98,16 @@ def add_file(
             fields = table_fields(
                 rows.manifest, **{**rows.table_options(), **(table_options or {})}
             )
-        if s is None:
+        checked = None
+        if s is None:  # a new store: every check first, so that a refusal leaves nothing behind
+            from embedstore.store._add import check
+
+            if fields is None:
+                raise InvalidDataError(
+                    f"store '{store}' does not exist, and a new store needs the dataset's table: "
+                    "pass --labels TABLE.csv (ids, labels[, split, group]) or an eva folder"
+                )
+            checked = check(rows, fields["ids"], dataset, allow_missing, dtype)
             s = create_store(store)
         provenance = {
             "imported": {
@@ -122,4 +132,5 @@ def add_file(
             overwrite=overwrite,
             dataset_fields=fields,
             progress=progress,
+            checked=checked,
         )

@@ -187,6 +187,15 @@ def scan(src: RowSource, dtype: str) -> str:
     return digest.hexdigest()
 
 
+def check(
+    src: RowSource, dataset_ids: np.ndarray, dataset: str, allow_missing: bool, dtype: str | None
+) -> str:
+    """Every check of :func:`add_embeddings` without a store (to validate before creating one):
+    returns the ``data_sha256`` to pass on as ``checked``."""
+    match_rows(np.asarray(dataset_ids).astype(str), src, allow_missing, dataset)
+    return scan(src, dtype or ("float16" if src.dtype == np.float16 else "float32"))
+
+
 def add_embeddings(
     store: Store,
     dataset: str,
@@ -200,8 +209,10 @@ def add_embeddings(
     overwrite: bool = False,
     dataset_fields: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    checked: str | None = None,
 ) -> ArrayInfo:
-    """See :meth:`Store.add_embeddings`."""
+    """See :meth:`Store.add_embeddings`. ``checked``: the ``data_sha256`` that :func:`check`
+    already returned for this source and dataset (the scan is not repeated)."""
     store._check_writable()
     dtype = dtype or ("float16" if src.dtype == np.float16 else "float32")
     exists = dataset in store.datasets()
@@ -210,7 +221,7 @@ def add_embeddings(
     else:
         dataset_ids = store.ids(dataset)  # raises DatasetNotFoundError naming the datasets
     order = match_rows(dataset_ids, src, allow_missing, dataset)
-    data_sha256 = scan(src, dtype)
+    data_sha256 = checked or scan(src, dtype)
     prov = {
         "backbone": name,
         **(provenance or {}),

@@ -157,3 +157,17 @@ def test_complete_array_not_replaced_without_overwrite(store, tmp_path):
     assert tree_digest(tmp_path / "s.zarr") == before
     s.add_embeddings("toy", "a", X + 1, ids=ids, overwrite=True)
     assert np.array_equal(s.embeddings("toy", "a"), X + 1)
+
+
+def test_refused_import_into_new_store_creates_nothing(tmp_path):
+    ids = np.array([f"p{i}.png" for i in range(12)])
+    X = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+    X[11, 1] = np.nan
+    folder = write_eva(tmp_path / "eva", ids, X, np.arange(12) % 2, ["train"] * 6 + ["test"] * 6)
+    with pytest.raises(EmbedstoreError, match="NaN or Inf"):
+        add_file(tmp_path / "new.zarr", "d", "b", folder)
+    assert not (tmp_path / "new.zarr").exists()
+    np.save(tmp_path / "x.npy", X)
+    with pytest.raises(EmbedstoreError, match="--labels"):
+        add_file(tmp_path / "new.zarr", "d", "b", tmp_path / "x.npy", ids=list(ids))
+    assert not (tmp_path / "new.zarr").exists()
