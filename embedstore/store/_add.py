@@ -252,12 +252,12 @@ def add_embeddings(
         bg = store._backbone_group(dataset, name)
         pending = dict(bg.attrs.get("provenance") or {})
         if w.rows_written and pending.get("data_sha256") != data_sha256:
+            begun = (pending.get("imported") or {}).get("file") or "an extraction or other data"
             raise ConflictError(
-                f"'{dataset}/{name}' is an incomplete array begun from other data "
-                f"({pending.get('imported', {}).get('file', 'an extraction') if pending else 'an extraction'}); "
-                "pass --overwrite (overwrite=True) to discard it and import this file"
+                f"'{dataset}/{name}' is an incomplete array begun from {begun}, not from this "
+                "data; pass --overwrite (overwrite=True) to discard it and import this file"
             )
-        if not pending:  # named before the first row: a resumed import checks it is the same
+        if not w.rows_written:  # named before the first row: a resumed import checks it
             with writing(store.location, f"the provenance of '{dataset}/{name}'"):
                 bg.update_attributes({"provenance": prov})
         _write_rows(w, src, order, dataset_ids, progress)

@@ -171,3 +171,14 @@ def test_refused_import_into_new_store_creates_nothing(tmp_path):
     with pytest.raises(EmbedstoreError, match="--labels"):
         add_file(tmp_path / "new.zarr", "d", "b", tmp_path / "x.npy", ids=list(ids))
     assert not (tmp_path / "new.zarr").exists()
+
+
+def test_incomplete_array_of_other_data_not_resumed(store, tmp_path):
+    """An interrupted extraction (rows written, no import named) is not completed with a file."""
+    s, ids, X = store
+    w = s.writer("toy", "half", dim=X.shape[1], dtype="float32", chunk_rows=8)
+    w.write(X[:16])
+    before = tree_digest(tmp_path / "s.zarr")
+    with pytest.raises(EmbedstoreError, match="begun from an extraction or other data"):
+        s.add_embeddings("toy", "half", X, ids=ids)
+    assert tree_digest(tmp_path / "s.zarr") == before
