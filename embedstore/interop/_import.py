@@ -98,6 +98,13 @@ def add_file(
             fields = table_fields(
                 rows.manifest, **{**rows.table_options(), **(table_options or {})}
             )
+        if s is not None and not known and fields is None:
+            names = ", ".join(s.datasets()) or "none"
+            raise InvalidDataError(
+                f"dataset '{dataset}' is not in store '{s.location}' (datasets: {names}); "
+                "create it from a table of ids and labels with --labels TABLE.csv, or name an "
+                "existing dataset with -d"
+            )
         checked = None
         if s is None:  # a new store: every check first, so that a refusal leaves nothing behind
             from embedstore.store._add import check

@@ -182,3 +182,10 @@ def test_incomplete_array_of_other_data_not_resumed(store, tmp_path):
     with pytest.raises(EmbedstoreError, match="begun from an extraction or other data"):
         s.add_embeddings("toy", "half", X, ids=ids)
     assert tree_digest(tmp_path / "s.zarr") == before
+
+
+def test_unknown_dataset_asks_for_a_table(store, tmp_path):
+    s, ids, X = store
+    spec = _npy(tmp_path, X, ids)
+    with pytest.raises(EmbedstoreError, match="not in store .* --labels TABLE.csv"):
+        add_file(s, "other", "b", spec["path"], ids=spec["ids"])
