@@ -15,7 +15,7 @@ import numpy as np
 from embedstore.errors import InvalidDataError
 from embedstore.interop._base import FileRows, RawRows, bad_key, need_file, require, sha256_file
 
-_BATCH_ROWS = 16384
+_BATCH_ROWS = 2048
 
 
 class ParquetRows(FileRows):
@@ -30,7 +30,8 @@ class ParquetRows(FileRows):
         need_file(path, "Parquet file")
         where = f"Parquet file '{path}'"
         try:
-            self._pf = pq.ParquetFile(path)
+            # pages streamed 8 MiB at a time: a row group may be as large as the whole file
+            self._pf = pq.ParquetFile(path, buffer_size=8 << 20, pre_buffer=False)
         except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
             raise InvalidDataError(f"{where} is not a readable Parquet file ({exc})") from None
         schema = self._pf.schema_arrow
