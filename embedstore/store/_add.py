@@ -26,6 +26,7 @@ import numpy as np
 from embedstore.errors import ConflictError, InvalidDataError
 from embedstore.store._guard import writing
 from embedstore.store._lock import writer_lock
+from embedstore.store._validate import EMBEDDING_DTYPES
 
 if TYPE_CHECKING:
     from embedstore.store._info import ArrayInfo
@@ -187,13 +188,25 @@ def scan(src: RowSource, dtype: str) -> str:
     return digest.hexdigest()
 
 
+def stored_dtype(src: RowSource, dtype: str | None) -> str:
+    """``dtype`` if it is one the store keeps; default float16 for float16 input, else float32."""
+    if dtype is None:
+        return "float16" if src.dtype == np.float16 else "float32"
+    if dtype not in EMBEDDING_DTYPES:
+        raise InvalidDataError(
+            f"--dtype must be one of {', '.join(EMBEDDING_DTYPES)} (dtype=), got '{dtype}'"
+        )
+    return dtype
+
+
 def check(
     src: RowSource, dataset_ids: np.ndarray, dataset: str, allow_missing: bool, dtype: str | None
 ) -> str:
     """Every check of :func:`add_embeddings` without a store (to validate before creating one):
     returns the ``data_sha256`` to pass on as ``checked``."""
+    dtype = stored_dtype(src, dtype)
     match_rows(np.asarray(dataset_ids).astype(str), src, allow_missing, dataset)
-    return scan(src, dtype or ("float16" if src.dtype == np.float16 else "float32"))
+    return scan(src, dtype)
 
 
 def add_embeddings(
@@ -214,7 +227,7 @@ def add_embeddings(
     """See :meth:`Store.add_embeddings`. ``checked``: the ``data_sha256`` that :func:`check`
     already returned for this source and dataset (the scan is not repeated)."""
     store._check_writable()
-    dtype = dtype or ("float16" if src.dtype == np.float16 else "float32")
+    dtype = stored_dtype(src, dtype)
     exists = dataset in store.datasets()
     if dataset_fields is not None and not exists:
         dataset_ids = np.asarray(dataset_fields["ids"]).astype(str)
