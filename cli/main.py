@@ -93,6 +93,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.archive_cmds",
         "Verify an archive, then add its datasets and backbones to a local store.",
     ),
+    "add": (
+        "cli.add_cmds",
+        "Import embeddings computed elsewhere into a dataset, rows matched by sample id.",
+    ),
+    "export-features": (
+        "cli.add_cmds",
+        "Write ids, labels, splits, groups and embeddings as Parquet, .npz or HDF5 for other tools.",
+    ),
     "merge": (
         "cli.archive_cmds",
         "Combine two stores whose common datasets agree (ids, labels, splits) into a new store.",

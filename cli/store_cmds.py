@@ -153,7 +153,8 @@ def info(
             table.add_row(
                 a["backbone"],
                 f"{a['shape'][0]}×{a['shape'][1]} {a['dtype']}, {human_bytes(a['nbytes_stored'])}, "
-                f"{'complete' if a['complete'] else 'INCOMPLETE'}",
+                f"{'complete' if a['complete'] else 'INCOMPLETE'}"
+                + (", imported" if a["provenance"].get("computed_by") == "external" else ""),
             )
         console.print(table)
     else:
@@ -165,6 +166,13 @@ def info(
         table.add_row("chunk rows", str(payload["chunk_rows"]))
         table.add_row("on disk", human_bytes(payload["nbytes_stored"]))
         table.add_row("status", _status_dict(payload))
+        if payload["provenance"].get("computed_by") == "external":  # `embedstore add`
+            imp = payload["provenance"].get("imported", {})
+            table.add_row(
+                "origin",
+                f"imported, not computed by embedstore: {imp.get('format', '?')} "
+                f"{imp.get('file', '?')} (sha256 {imp.get('sha256', '?')})",
+            )
         table.add_row("missing rows", str(payload["n_missing"]))
         table.add_row(
             "chunk checksums",

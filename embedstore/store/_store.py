@@ -352,6 +352,21 @@ class Store(PerRowReads):
             )
             return EmbeddingWriter(bg, dim=dim, location=self.location, **block(rows))
 
+    def add_embeddings(
+        self, dataset: str, name: str, X, ids=None, provenance=None, **options
+    ) -> ArrayInfo:
+        """Import embeddings computed elsewhere: ``X`` of shape (n, dim) (or a reader of
+        :mod:`embedstore.interop`), rows matched to the dataset's ``ids`` in any order, written
+        chunked, checksummed and resumable, with provenance ``computed_by: "external"``.
+
+        Options (see :func:`embedstore.store._add.add_embeddings`): ``allow_missing``, ``dtype``,
+        ``chunk_rows``, ``overwrite``, ``dataset_fields`` (create the dataset), ``progress``.
+        """
+        from embedstore.store._add import ArrayRows, add_embeddings
+
+        src = X if hasattr(X, "blocks") else ArrayRows(X, ids)
+        return add_embeddings(self, dataset, name, src, provenance=provenance, **options)
+
     def delete_embeddings(self, dataset: str, backbone: str) -> None:
         """Remove one backbone's embeddings for a dataset."""
         self._check_writable()
