@@ -35,13 +35,14 @@ from embedstore.probes.logistic import GRIDS  # noqa: E402
 from embedstore.sweep import KNN_K_GRID, cv_folds, run_sweep  # noqa: E402
 
 
-def make_store(path: Path, n: int, dim: int, seed: int = 0):
+def make_store(path: Path, n: int, dim: int, seed: int = 0, dataset: str = "demo"):
+    """A demo-shaped binary dataset (about 70/15/15) with two float16 backbones."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, size=n)
     split = rng.choice(3, size=n, p=[0.7, 0.15, 0.15]).astype(np.uint8)
     store = create_store(path)
     store.add_dataset(
-        "demo",
+        dataset,
         ids=[f"img_{i:05d}.jpg" for i in range(n)],
         labels=y,
         split=split,
@@ -52,7 +53,7 @@ def make_store(path: Path, n: int, dim: int, seed: int = 0):
         basis = rng.normal(size=(32, dim))
         z = rng.normal(size=(n, 32)) + strength * np.outer(2 * y - 1, rng.normal(size=32))
         X = np.abs(z @ basis + 3.0 * rng.normal(size=(n, dim))).astype(np.float16)  # ReLU-like
-        w = store.writer("demo", b, dim=dim, dtype="float16")
+        w = store.writer(dataset, b, dim=dim, dtype="float16")
         w.write(X)
         w.finish({"name": b})
     return store

@@ -104,4 +104,5 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
 def backbone_provenance(info_provenance: dict[str, Any]) -> dict[str, Any]:
     """The parts of a stored array's provenance that identify the backbone that made it."""
     keep = ("backbone", "weights_sha256", "weights_path", "extracted_at", "source", "dtype")
+    keep += ("computed_by", "imported")  # embeddings brought in with `embedstore add`
     return {k: info_provenance[k] for k in keep if k in info_provenance}
