@@ -1,4 +1,4 @@
-"""Peak memory of `probe` and `sweep` against the size of the float32 feature matrix.
+"""Peak memory of `probe`, `sweep` and `study` against the size of the float32 feature matrix.
 
 Builds (once, in --work) a store per row count: one dataset of N × D float16 embeddings (5 classes,
 60/20/20 split), then runs each command in its own process through the CLI and reads that
@@ -12,6 +12,10 @@ per fold or per cell).
 
 --code runs another checkout's code on the same stores (its repository root goes first on
 PYTHONPATH), so before/after figures come from one machine and one data set.
+
+``study`` runs the ``sweep`` settings as a study over two datasets (this row count's store and
+the small baseline store): a study holds one (dataset, feature set) at a time, so its peak must
+equal the sweep's on the larger store, not the sum over datasets.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ COMMANDS = {
         "--seeds",
         "2",
     ],
+    "study": [],  # the sweep's settings as a study over two datasets (see _study_file)
 }
 
 
@@ -138,8 +143,42 @@ def main() -> None:
 
 
 def _argv(name: str, path: Path) -> list[str]:
+    if name == "study":
+        return ["study", "run", str(_study_file(path))]
     cmd = COMMANDS[name]
     return [cmd[0], str(path), "-d", "d", "-b", "bb", "--device", "cpu", *cmd[1:]]
+
+
+def _study_file(path: Path) -> Path:
+    """The sweep's settings as a study over ``path`` and a second, small copy of its dataset;
+    a fresh results file each time (a study resumes from its results file)."""
+    small = path.parent / f"mem-{BASE_ROWS}-study.zarr"
+    if not (small / "zarr.json").exists():
+        make_store(small, BASE_ROWS, 64)
+        from embedstore import open_store
+
+        store = open_store(small, mode="r+")
+        store.add_dataset(
+            "e",
+            ids=store.ids("d"),
+            labels=store.labels("d"),
+            split=store.split("d"),
+            task="multiclass",
+            class_names=list(store.dataset_info("d").class_names),
+        )
+        w = store.writer("e", "bb", dim=64, dtype="float16")
+        w.write(store.embeddings("d", "bb"))
+        w.finish({"name": "bb"})
+    out = path.parent / f"study-{time.time_ns()}.jsonl"
+    toml = path.parent / "study.toml"
+    toml.write_text(
+        f'[study]\nname = "memory"\nseeds = 2\nout = "{out}"\n[options]\nn_bootstrap = 0\n'
+        f'device = "cpu"\n[[datasets]]\nstore = "{path}"\ndataset = "d"\n'
+        f'[[datasets]]\nstore = "{small}"\ndataset = "e"\n'
+        '[features]\nbackbones = ["bb"]\n[[protocols]]\nmethods = ["knn", "logreg"]\n'
+        "fractions = [0.1, 1.0]\n"
+    )
+    return toml
 
 
 if __name__ == "__main__":

@@ -93,8 +93,9 @@ def run_plan(
     prepared = prepare_plan(plan, on_skip)
     all_units = plan_units(prepared)
     if out is None:
-        return _collect(prepared, _execute(prepared, all_units, set(), workers, progress, None))
-    from embedstore.store._lock import writer_lock
+        new = _execute(prepared, all_units, set(), workers, progress, on_record)
+        return _collect(prepared, new)
+    from embedstore.store import writer_lock
 
     with writer_lock(
         os.fspath(out),

@@ -13,7 +13,7 @@ from embedstore import open_store
 from embedstore.errors import InvalidDataError, StoreBusyError
 from embedstore.probes.registry import ProbeOptions
 from embedstore.report import read_jsonl
-from embedstore.store._lock import writer_lock
+from embedstore.store import writer_lock
 from embedstore.study import read_study, run_study, study_status
 from embedstore.sweep import run_sweep
 from tests.engine.conftest import make_study_store, same_records
