@@ -152,3 +152,15 @@ def test_one_shot_logistic_does_not_depend_on_c():
     preds = [LogisticProbe(C=C, task="binary").fit(X[S], y[S]).predict(X) for C in GRID[::11]]
     for p in preds[1:]:
         np.testing.assert_array_equal(p, preds[0])
+
+
+def test_a_class_absent_from_test_is_a_caveat():
+    from embedstore.caveats import absent_classes
+
+    assert absent_classes(np.array([0, 0, 2]), ["nv", "mel", "bcc"]) == ["mel"]
+    assert absent_classes(np.array([[1, 0], [1, 0]]), ["effusion", "mass"]) == ["mass"]
+    assert absent_classes(np.array([0, 1]), ["a", "b"]) == []
+    c = _find(absent=["mel"])
+    assert c["absent_classes"] == ["mel"]
+    assert describe("absent_classes", c["absent_classes"]).startswith("no test image of mel")
+    assert "absent_classes" not in _find()
