@@ -16,6 +16,7 @@ __all__ = [
     "n_labelled_text",
     "render",
     "test_n_text",
+    "tex",
     "to_csv",
     "to_latex",
     "to_markdown",
@@ -125,9 +126,12 @@ _TEX_ESCAPES = {
 }
 
 
-def _tex(text: str) -> str:
+def tex(text: str) -> str:
     """Escape LaTeX specials in names and notes; footnote markers become superscripts."""
     return "".join(_LATEX_MARK.get(ch, _TEX_ESCAPES.get(ch, ch)) for ch in text)
+
+
+_tex = tex
 
 
 def to_latex(tables: Sequence[ResultTable]) -> str:
