@@ -44,8 +44,41 @@ def report(
     out: Annotated[
         str | None, typer.Option("--out", "-o", help="Write the tables here instead of stdout.")
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            help="Write one self-contained HTML report here (study table, ranks and CD diagram, "
+            "curves, paired tests, caveats, provenance; opens offline)."
+        ),
+    ] = None,
+    latex: Annotated[
+        str | None, typer.Option(help="Write the study table (backbones × datasets) as LaTeX.")
+    ] = None,
+    markdown: Annotated[
+        str | None, typer.Option(help="Write the study table (backbones × datasets) as Markdown.")
+    ] = None,
+    figures: Annotated[
+        str | None,
+        typer.Option(help="Write the CD diagrams and label-efficiency curves (PDF and SVG) here."),
+    ] = None,
+    predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-image predictions folder for paired tests; default: the one beside each "
+            "results file (RESULTS.predictions/), where it exists."
+        ),
+    ] = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare", help="A pair to test besides all against the best, e.g. dino:swav."
+        ),
+    ] = None,
 ) -> None:
-    """Tables for a paper from result records: mean ± spread per feature set × setting, n shown."""
+    """Tables for a paper from result records: mean ± spread per feature set × setting, n shown.
+
+    With --html, --latex, --markdown or --figures: the study report across datasets instead.
+    """
     from embedstore.errors import InvalidDataError
     from embedstore.report import METRICS, check_metric, read_jsonl
     from embedstore.table_formats import FORMATS, render
@@ -74,6 +107,16 @@ def report(
                 + (" for the --dataset/--method given" if dataset or method else "")
             )
         check_metric(records, metric)
+        if html or latex or markdown or figures:
+            from embedstore.results.outputs import write_report_files
+
+            written = write_report_files(
+                results, html=html, latex=latex, markdown=markdown, figures=figures,
+                predictions=predictions, metric=metric, pairs=compare or (), records=records,
+            )  # fmt: skip
+            for path in written:
+                err_console.print(f"wrote {path}", highlight=False)
+            return
         tables = build_tables(records, metric=metric)
         if fmt == "table":
             render_tables(tables)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 from embedstore.plot import _format, _matplotlib
@@ -49,7 +50,7 @@ def cd_figure(ranking: Ranking, *, title: str | None = None):
     lo, hi = 1, max(k, 2)
     top = 0.0
     ax.set_xlim(lo - 1.6, hi + 1.6)
-    ax.set_ylim(-(max(half, k - half) + 1.5) * 0.3, 0.95)
+    ax.set_ylim(-(max(half, k - half) + 1.5) * 0.3, 0.95)  # the title sits top left
     ax.plot([lo, hi], [top, top], color="black", linewidth=1)
     for t in range(lo, hi + 1):
         ax.plot([t, t], [top, top + 0.06], color="black", linewidth=1)
@@ -78,7 +79,7 @@ def cd_figure(ranking: Ranking, *, title: str | None = None):
         ax.plot([min(xs) - 0.03, max(xs) + 0.03], [y, y], color="black", linewidth=3.5,
                 solid_capstyle="round")  # fmt: skip
     if title:
-        fig.suptitle(title, fontsize=9, y=0.995)
+        ax.text(lo - 1.5, 0.93, title, ha="left", va="top", fontsize=9, fontweight="bold")
     return fig
 
 
@@ -92,8 +93,10 @@ def plot_cd(ranking: Ranking, path: str | os.PathLike[str], *, title: str | None
 
 
 def figure_svg(fig) -> str:
-    """A Figure as inline SVG text (no XML header), for the HTML report."""
+    """A Figure as inline SVG text for the HTML report: no XML header, no RDF metadata block
+    (its namespace URLs are names, never fetched, but a page with no URL at all is easier to
+    check as offline)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg") :], flags=re.S)
