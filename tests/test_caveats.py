@@ -125,7 +125,12 @@ def test_data_interval_is_wider_than_the_episode_interval_on_a_small_pool():
     assert (ci.high - ci.low) / 2 > 3 * published.ci95  # 60 images: the data dominate
     X, y = _clusters(30, 2, sep=50.0)  # perfectly separable: no uncertainty at all
     sure = data_interval(X, y, n_way=2, k_shot=5, n_query=10, n_resamples=20)
-    assert sure.low == sure.high == 1.0
+    # every resample scores 100%: not a zero-width interval but the exact one over 60 images
+    from scipy.stats import binomtest
+
+    assert sure.exact and sure.high == 1.0
+    assert sure.low == pytest.approx(binomtest(60, 60).proportion_ci(method="exact").low)
+    assert "exact Clopper-Pearson" in sure.describe()
 
 
 def test_probe_prints_both_few_shot_intervals_and_caveats(grouped_store):

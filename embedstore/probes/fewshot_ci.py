@@ -11,7 +11,9 @@ that second interval, labelled as such beside the published one:
    resample holds duplicates; a copy in both would leak the answer; an episode that cannot
    avoid it, possible only for classes barely larger than K + Q, is dropped);
 3. score the episodes; the 2.5 and 97.5 percentiles of the per-resample mean accuracies over
-   ``n_resamples`` resamples are the interval.
+   ``n_resamples`` resamples are the interval. Where every resample scores the same (perfectly
+   separated classes), the exact Clopper-Pearson interval over the test units replaces the
+   zero-width one.
 
 Where the test split records patients (``groups``), step 1 resamples patients instead, with all
 their images (a cluster bootstrap: images of one patient are not independent); class sizes then
@@ -46,8 +48,15 @@ class DataInterval:
     n_episodes: int
     ci_unit: str = "image"  # what was resampled: "image" or "patient"
     n_units: int | None = None
+    exact: bool = False  # every resample gave one value: Clopper-Pearson over the units instead
 
     def describe(self) -> str:
+        if self.exact:
+            return (
+                f"exact Clopper-Pearson 95% interval over the {self.n_units} test "
+                f"{self.ci_unit}s (every one of {self.n_resamples} resamples of the test "
+                f"{self.ci_unit}s scored the same: the bootstrap has no spread to show)"
+            )
         what = (
             "class-stratified resamples of the test pool"
             if self.ci_unit == "image"
@@ -141,7 +150,11 @@ def data_interval(
             means.append(evaluate_episodes(X, eps, device=device).mean)
     if len(means) < n_resamples / 2:
         return None
-    low, high = np.quantile(means, [0.025, 0.975])
-    if u is None:
-        return DataInterval(float(low), float(high), len(means), n_episodes, "image", y.shape[0])
-    return DataInterval(float(low), float(high), len(means), n_episodes, "patient", u.n_units)
+    low, high = (float(q) for q in np.quantile(means, [0.025, 0.975]))
+    unit, n_units = ("image", y.shape[0]) if u is None else ("patient", u.n_units)
+    if low == high:  # no zero-width interval for a proportion: the exact one over the units
+        from embedstore.results.intervals import clopper_pearson
+
+        low, high = clopper_pearson(low * n_units, n_units)
+        return DataInterval(low, high, len(means), n_episodes, unit, n_units, exact=True)
+    return DataInterval(low, high, len(means), n_episodes, unit, n_units)

@@ -136,13 +136,18 @@ def study_tables(results: Iterable[ProbeResult], *, metric: str = "accuracy") ->
 
 
 def cell_text(c: StudyCell | None, scale: float) -> tuple[str, str]:
-    """('72.3 ± 1.2', '†') for a cell; ('—', '') when absent."""
+    """('72.3 ± 1.2', '†') for a cell; ('—', '') when absent. An interval that is not symmetric
+    about the mean (an exact interval near 0 or 100%) prints as its ends: '100.0 (79.4–100.0)'."""
     if c is None:
         return "—", ""
     d = 1 if scale == 100.0 else 3
     text = f"{c.mean * scale:.{d}f}"
     if c.low is not None and c.high is not None:
-        text += f" ± {(c.high - c.low) * scale / 2:.{d}f}"
+        half = (c.high - c.low) / 2
+        if abs((c.high - c.mean) - (c.mean - c.low)) > 0.2 * half:
+            text += f" ({c.low * scale:.{d}f}–{c.high * scale:.{d}f})"
+        else:
+            text += f" ± {half * scale:.{d}f}"
     return text, "".join(FLAGS[f][0] for f in c.flags)
 
 

@@ -133,3 +133,12 @@ def test_cd_diagram_cliques_and_files(tmp_path):
         assert out.stat().st_size > 1000
     assert (tmp_path / "cd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "cd.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_an_asymmetric_exact_interval_prints_its_ends():
+    from embedstore.results.study_table import StudyCell, cell_text
+
+    exact = StudyCell(1.0, 0.794, 1.0, 1, 16, "Clopper-Pearson exact over images")
+    assert cell_text(exact, 100.0) == ("100.0 (79.4–100.0)", "")
+    sym = StudyCell(0.8, 0.75, 0.85, 3, 200, "t-interval over 3 seeds")
+    assert cell_text(sym, 100.0) == ("80.0 ± 5.0", "")
