@@ -65,7 +65,7 @@ def report(
         str | None,
         typer.Option(
             help="Per-image predictions folder for paired tests; default: the one beside each "
-            "results file (RESULTS.predictions/), where it exists."
+            "results file (runs/a.jsonl -> runs/a.predictions/), where it exists."
         ),
     ] = None,
     study: Annotated[

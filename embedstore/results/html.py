@@ -68,6 +68,15 @@ def _p(p: float | None) -> str:
     return "—" if p is None else f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
+def _diff(m) -> str:
+    """'+3.1 (+1.0 to +5.2)' points for a paired difference; '—' where there is none."""
+    if m is None or m.diff is None:
+        return "—"
+    if m.ci_low is None or m.ci_high is None:
+        return f"{m.diff * 100:+.1f}"
+    return f"{m.diff * 100:+.1f} ({m.ci_low * 100:+.1f} to {m.ci_high * 100:+.1f})"
+
+
 def _study_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
     from embedstore.results.cd_diagram import cd_figure, figure_svg
     from embedstore.results.ranking import rank_feature_sets
@@ -166,11 +175,7 @@ def _paired_section(
         task = next(iter(preds.values())).task
         for c in compare_to_best(preds, metric="auc" if task == "binary" else "accuracy",
                                  pairs=named, n_bootstrap=1000, seed=seed):  # fmt: skip
-            cells = []
-            for key in ("accuracy", "auc"):
-                m = c.metrics.get(key)
-                cells.append("—" if m is None or m.diff is None else
-                             f"{m.diff * 100:+.1f} ({m.ci_low * 100:+.1f} to {m.ci_high * 100:+.1f})")  # fmt: skip
+            cells = [_diff(c.metrics.get(key)) for key in ("accuracy", "auc")]
             rows.append([escape(f"{d} / {method} / {setting_label(setting)} / seed {seed}"),
                          escape(f"{c.a} − {c.b}"), *cells,
                          _p(c.delong.p_value) if c.delong else "—",
