@@ -102,6 +102,10 @@ def _study_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
         )
         rk = rank_feature_sets(t)
         label = f"{t.method} at {setting_label(t.setting)}"
+        if len(t.datasets) < 2:  # one dataset: no ranks, tests or diagram across datasets
+            out.append('<p class="note">One dataset: ranks, the Friedman test and the '
+                       "critical-difference diagram need two or more.</p></section>")  # fmt: skip
+            continue
         out.append(f"<h3>Ranks across datasets: {escape(label)}</h3>")
         rank_rows = [[escape(f), f"{rk.mean_rank[f]:.2f}"] + [
             f"{rk.ranks[d][f]:g}" for d in rk.datasets] for f in rk.features]  # fmt: skip
@@ -115,7 +119,7 @@ def _study_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
                 f"(alpha = {rk.alpha})</p>"
             )
         out.append(_notes(rk.notes))
-        if len(rk.datasets) < 2:  # one dataset: no diagram or tests across datasets to show
+        if len(rk.datasets) < 2:  # datasets left out of the ranks: nothing across to draw
             out.append("</section>")
             continue
         out.append(
@@ -143,7 +147,7 @@ def _curves_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
         rs = [r for r in records if r.dataset == d and setting_key(r.labels) is not None]
         if len({setting_key(r.labels) for r in rs}) < 2:
             continue
-        fig = sweep_figure(rs, metric=metric, title=d)
+        fig = sweep_figure(rs, metric=metric)  # the caption names the dataset
         out.append(f'<figure class="curve">{figure_svg(fig)}<figcaption>{escape(d)}: '
                    f"label-efficiency curves</figcaption></figure>")  # fmt: skip
     if not out:

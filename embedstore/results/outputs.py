@@ -138,7 +138,9 @@ def _figures(records: Sequence[ProbeResult], folder: Path, metric: str) -> list[
     for t in study_tables(records, metric=metric):
         label = f"{t.method} at {setting_label(t.setting)}"
         name = f"cd_{_slug(t.method)}_{_slug(setting_label(t.setting))}"
-        figs.append((name, cd_figure(rank_feature_sets(t), title=label)))
+        ranking = rank_feature_sets(t)
+        if len(ranking.datasets) >= 2:  # one dataset: no ranks across datasets to draw
+            figs.append((name, cd_figure(ranking, title=label)))
     for d in dict.fromkeys(r.dataset for r in records):
         rs = [r for r in records if r.dataset == d and setting_key(r.labels) is not None]
         if len({setting_key(r.labels) for r in rs}) >= 2:

@@ -96,6 +96,10 @@ def _cell(records: list[ProbeResult], metric: str) -> StudyCell | None:
         return StudyCell(mean, mean - half, mean + half, len(xs), n_test,
                          f"t-interval over {len(xs)} seeds", flags)  # fmt: skip
     m = ms[0][1]
+    if m.get("ci_low") is None or m.get("ci_high") is None:
+        why = "one labelled subset, " if "one_subset" in flags else ""
+        return StudyCell(mean, None, None, len(xs), n_test, f"no interval ({why}none recorded)",
+                         flags)  # fmt: skip
     how = m.get("ci_method") or "95% CI of the record"
     if m.get("ci_unit"):
         how = f"{how.split(' over ')[0].split(',')[0]} over {m['ci_unit']}s"

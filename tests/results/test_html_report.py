@@ -124,9 +124,9 @@ def test_report_of_a_real_probe_run_renders(chromium, tmp_path):
     res = CliRunner().invoke(app, ["report", str(out), "--html", str(page)])
     assert res.exit_code == 0, res.output
     dom, text, shot = _render(chromium, page, tmp_path)
-    assert dom.tags["table"] >= 3  # one dataset, one setting: no curve or CD diagram to draw
+    assert dom.tags["table"] == 2  # study table, provenance (one dataset: no ranks, no CD diagram)
     assert "knn at all labels" in text and "only 16 test rows" in text
-    assert "Friedman/Nemenyi: not tested - 1 dataset(s)" in text
+    assert "One dataset: ranks, the Friedman test and the critical-difference diagram" in text
     assert "cdcdcdcdcdcdcdcd" in text and "run with --predictions" in text
     _not_blank(shot)
 
