@@ -1,8 +1,14 @@
-"""Study records made in memory: feature sets x datasets x seeds, real ProbeResult objects."""
+"""Study records made in memory (feature sets x datasets x seeds, real ProbeResult objects), and
+the headless chromium the report tests render with."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from embedstore.report import ProbeResult
 
@@ -40,12 +46,6 @@ def study_records(
                 )  # fmt: skip
     return out
 
-
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
