@@ -44,8 +44,49 @@ def report(
     out: Annotated[
         str | None, typer.Option("--out", "-o", help="Write the tables here instead of stdout.")
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            help="Write one self-contained HTML report here (study table, ranks and CD diagram, "
+            "curves, paired tests, caveats, provenance; opens offline)."
+        ),
+    ] = None,
+    latex: Annotated[
+        str | None, typer.Option(help="Write the study table (backbones × datasets) as LaTeX.")
+    ] = None,
+    markdown: Annotated[
+        str | None, typer.Option(help="Write the study table (backbones × datasets) as Markdown.")
+    ] = None,
+    figures: Annotated[
+        str | None,
+        typer.Option(help="Write the CD diagrams and label-efficiency curves (PDF and SVG) here."),
+    ] = None,
+    predictions: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-image predictions folder for paired tests; default: the one beside each "
+            "results file (runs/a.jsonl -> runs/a.predictions/), where it exists."
+        ),
+    ] = None,
+    study: Annotated[
+        bool,
+        typer.Option(
+            "--study",
+            help="The study table instead (feature sets × datasets per method and setting, "
+            "with ranks and the Friedman test on the terminal); --format/--out apply to it.",
+        ),
+    ] = False,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare", help="A pair to test besides all against the best, e.g. dino:swav."
+        ),
+    ] = None,
 ) -> None:
-    """Tables for a paper from result records: mean ± spread per feature set × setting, n shown."""
+    """Tables for a paper from result records: mean ± spread per feature set × setting, n shown.
+
+    With --html, --latex, --markdown or --figures: the study report across datasets instead.
+    """
     from embedstore.errors import InvalidDataError
     from embedstore.report import METRICS, check_metric, read_jsonl
     from embedstore.table_formats import FORMATS, render
@@ -74,17 +115,69 @@ def report(
                 + (" for the --dataset/--method given" if dataset or method else "")
             )
         check_metric(records, metric)
-        tables = build_tables(records, metric=metric)
-        if fmt == "table":
-            render_tables(tables)
+        if html or latex or markdown or figures:
+            from embedstore.results.outputs import write_report_files
+
+            written = write_report_files(
+                results, html=html, latex=latex, markdown=markdown, figures=figures,
+                predictions=predictions, metric=metric, pairs=compare or (), records=records,
+            )  # fmt: skip
+            for path in written:
+                err_console.print(f"wrote {path}", highlight=False)
             return
-        text = render(tables, fmt)
+        if study:
+            from embedstore.results.study_table import render_study, study_tables
+
+            s_tables = study_tables(records, metric=metric)
+            if fmt == "table":
+                render_study_tables(s_tables)
+                return
+            text = render_study(s_tables, fmt)
+        else:
+            tables = build_tables(records, metric=metric)
+            if fmt == "table":
+                render_tables(tables)
+                return
+            text = render(tables, fmt)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")
         err_console.print(f"wrote {out} ({fmt}, {len(records)} records)", highlight=False)
     else:
         console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def render_study_tables(tables) -> None:
+    """Study tables (:func:`embedstore.results.study_table.study_tables`) on the terminal, each
+    with its ranks and tests across datasets."""
+    from embedstore.results.ranking import rank_feature_sets
+    from embedstore.results.study_table import cell_text
+
+    for t in tables:
+        table = Table(title=t.caption(), title_justify="left")
+        table.add_column("features")
+        for d in t.datasets:
+            table.add_column(d, justify="right")
+        table.add_column("avg rank", justify="right")
+        rk = rank_feature_sets(t)
+        for f in t.features:
+            row = [f]
+            for d in t.datasets:
+                c = t.cells.get((f, d))
+                text, marks = cell_text(c, t.scale)
+                row.append((f"[bold]{text}[/]" if c is not None and c.best else text) + marks)
+            row.append(f"{rk.mean_rank[f]:.2f}" if rk.datasets else "—")
+            table.add_row(*row)
+        table.add_row("test n", *[t.n_test[d] for d in t.datasets], "", end_section=True)
+        console.print(table)
+        lines = list(t.footnotes())
+        if rk.friedman_p is not None:
+            lines.append(
+                f"Friedman chi² = {rk.friedman_stat:.3f}, p = {rk.friedman_p:.3g}; Nemenyi CD = "
+                f"{rk.cd:.2f} (average ranks further apart differ at alpha {rk.alpha})"
+            )
+        for note in lines + rk.notes:
+            console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 def render_tables(tables) -> None:

@@ -13,7 +13,10 @@ say, with these keys (machine-readable; tables turn them into markers and footno
   the grid that the optimum may lie beyond (C at either end; k at the top);
 - ``k_capped``: {"asked": k, "used": n, "n_labelled": n}: kNN asked for more neighbours than there
   are labelled rows;
-- ``small_test``: the number of test rows, when under ``SMALL_TEST``.
+- ``small_test``: the number of test rows, when under ``SMALL_TEST``;
+- ``absent_classes``: [class, ...]: classes (multilabel: labels) with no positive image in the
+  test split: no metric says anything about them, and their AUC is not estimable
+  (:func:`absent_classes` finds them).
 """
 
 from __future__ import annotations
@@ -21,9 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["CAVEATS", "SMALL_TEST", "describe", "find_caveats"]
+__all__ = ["CAVEATS", "SMALL_TEST", "absent_classes", "describe", "find_caveats"]
 
-CAVEATS = ("capped_classes", "uneven_classes", "fallback", "grid_edge", "k_capped", "small_test")
+CAVEATS = (
+    "capped_classes",
+    "uneven_classes",
+    "fallback",
+    "grid_edge",
+    "k_capped",
+    "small_test",
+    "absent_classes",
+)
 # Under this many test rows one row is over a point of accuracy, and the binomial 95% interval of
 # an accuracy near 80% is wider than ±8 points.
 SMALL_TEST = 100
@@ -45,6 +56,7 @@ def find_caveats(
     n_test: int,
     grid: Sequence[float] = (),
     k_asked: int | None = None,
+    absent: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The caveats of one record (see the module docstring); ``{}`` when there are none.
 
@@ -52,6 +64,7 @@ def find_caveats(
         labels: the record's ``labels`` (per_class, capped_classes, shots or fraction).
         grid: the values the method chose its hyper-parameter from (``Method.grid``).
         k_asked: the kNN ``k`` asked for when it was not chosen by validation.
+        absent: classes with no test image (:func:`absent_classes` of the test labels).
     """
     out: dict[str, Any] = {}
     per_class = dict(labels.get("per_class", {}))
@@ -83,7 +96,25 @@ def find_caveats(
         out["k_capped"] = {"asked": int(k_asked), "used": int(k), "n_labelled": int(n_train)}
     if 0 < n_test < SMALL_TEST:
         out["small_test"] = int(n_test)
+    if len(absent):
+        out["absent_classes"] = [str(c) for c in absent]
     return out
+
+
+def absent_classes(y_test: Any, class_names: Sequence[str]) -> list[str]:
+    """The classes of ``class_names`` without a test image (multilabel: without a positive).
+
+    Args:
+        y_test: (n,) class indices into ``class_names``, or (n, L) 0/1 indicators.
+    """
+    import numpy as np
+
+    y = np.asarray(y_test)
+    if y.ndim == 2:
+        present = y.sum(axis=0) > 0
+    else:
+        present = np.bincount(y.astype(np.int64), minlength=len(class_names)) > 0
+    return [str(c) for c, p in zip(class_names, present, strict=False) if not p]
 
 
 def describe(name: str, detail: Any) -> str:
@@ -106,6 +137,8 @@ def describe(name: str, detail: Any) -> str:
         return f"drawn per class: {drawn} ({what})"
     if name == "fallback":
         return str(detail)
+    if name == "absent_classes":
+        return f"no test image of {', '.join(detail)}: no score here speaks for it"
     if name == "small_test":
         return f"only {detail} test rows: one row is {100 / detail:.1f} points"
     return f"{name}: {detail}"

@@ -16,6 +16,7 @@ __all__ = [
     "n_labelled_text",
     "render",
     "test_n_text",
+    "tex",
     "to_csv",
     "to_latex",
     "to_markdown",
@@ -40,14 +41,29 @@ def caption(t: ResultTable) -> str:
     if "sd" in kinds:
         spread.append(f"± s.d. over {span_text((seeds[0], seeds[-1]))} seeds")
     if "ci95" in kinds:
-        spread.append("± half-width of the 95% CI (single run)")
+        spread.append(f"± half-width of the 95% CI (single run{_ci_text(t)})")
     metric = t.metric.replace("_", " ")
     unit = " (%)" if t.scale == 100.0 else ""
     return f"{t.dataset}, {t.method}: {metric}{unit}, mean {'; '.join(spread)}".rstrip()
 
 
+def _ci_text(t: ResultTable) -> str:
+    """'; percentile bootstrap over patients', from the cells' own interval descriptions."""
+    pairs = sorted(
+        {(c.ci_method, c.ci_unit) for c in t.cells.values() if c.spread_kind == "ci95"} - {("", "")}
+    )
+    if not pairs:
+        return ""
+    methods = sorted({m.split(",")[0].split(" over ")[0] for m, _ in pairs if m})
+    unit = sorted({u for _, u in pairs if u})
+    text = "; " + " / ".join(methods) if methods else ""
+    return text + (f"; unit: {' / '.join(unit)}" if unit else "")
+
+
 def n_labelled_text(t: ResultTable, s: Setting) -> str:
     column = [c for (_, st), c in t.cells.items() if st == s]
+    if not column:
+        return "—"
     lo = min(c.n_labelled[0] for c in column)
     hi = max(c.n_labelled[1] for c in column)
     return span_text((lo, hi))
@@ -55,6 +71,8 @@ def n_labelled_text(t: ResultTable, s: Setting) -> str:
 
 def test_n_text(t: ResultTable, features: str) -> str:
     cells = [c for (f, _), c in t.cells.items() if f == features]
+    if not cells:
+        return "—"
     return span_text((min(c.n_test[0] for c in cells), max(c.n_test[1] for c in cells)))
 
 
@@ -90,6 +108,7 @@ _LATEX_MARK = {
     "¶": r"\textsuperscript{\P}",
     "‖": r"\textsuperscript{$\|$}",
     "#": r"\textsuperscript{\#}",
+    "∅": r"\textsuperscript{$\emptyset$}",
 }
 _TEX_ESCAPES = {
     "\\": r"\textbackslash{}",
@@ -107,9 +126,12 @@ _TEX_ESCAPES = {
 }
 
 
-def _tex(text: str) -> str:
+def tex(text: str) -> str:
     """Escape LaTeX specials in names and notes; footnote markers become superscripts."""
     return "".join(_LATEX_MARK.get(ch, _TEX_ESCAPES.get(ch, ch)) for ch in text)
+
+
+_tex = tex
 
 
 def to_latex(tables: Sequence[ResultTable]) -> str:

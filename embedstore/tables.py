@@ -11,7 +11,12 @@ column) and marks, with a footnote, what a reader must know to trust a cell:
 - labelled sets that differ from the setting (classes capped at what train holds, whole patient
   groups over- or undershooting), with what was drawn per class;
 - hyperparameters not chosen by validation (too few labels for CV: the fallback value was used);
-- a test split too small for the interval to mean much.
+- a test split too small for the interval to mean much;
+- a class absent from the test split; a metric that is not estimable (e.g. AUC on fewer than 2
+  positives), with the reason, where the cell would otherwise be an empty dash.
+
+A single record's interval says what it resampled (images or patients) and how (percentile
+bootstrap, or the exact Clopper-Pearson interval at small n); the caption carries it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ FLAGS: dict[str, tuple[str, str]] = {
         "the chosen hyperparameter is at the edge of its grid: the optimum may lie beyond it",
     ),
     "k_capped": ("#", "kNN asked for more neighbours than there are labelled samples: k = all"),
+    "absent_classes": (
+        "∅",
+        "a class has no image in the test split: no score speaks for it, and its AUC is not "
+        "estimable",
+    ),
 }
 
 Setting = tuple[str, float | int] | None
@@ -85,6 +95,8 @@ class Cell:
     per_class: dict[str, tuple[int, int]]  # class -> (min, max) drawn over seeds
     flags: tuple[str, ...]
     best: bool = False
+    ci_unit: str = ""  # a single record's interval: "image" | "patient" ("" unknown / none)
+    ci_method: str = ""  # and how it was made ("percentile bootstrap", "Clopper-Pearson ...")
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,7 @@ def _cell(features: str, method: str, setting: Setting, records, metric: str) ->
     xs = [v for _, (v, _) in values]
     mean = sum(xs) / len(xs)
     flags = _flags(records)
+    ci_info: dict[str, str] = {}
     if "one_subset" in flags:
         spread, kind = None, "one subset"
     elif len(xs) > 1:
@@ -154,6 +167,8 @@ def _cell(features: str, method: str, setting: Setting, records, metric: str) ->
         kind = "sd"
     elif values[0][1][1] is not None:
         spread, kind = values[0][1][1], "ci95"
+        m = records[0].metrics[metric]
+        ci_info = {"ci_unit": m.get("ci_unit") or "", "ci_method": m.get("ci_method") or ""}
     else:
         spread, kind = None, "none"
     per_class: dict[str, list[int]] = {}
@@ -174,7 +189,26 @@ def _cell(features: str, method: str, setting: Setting, records, metric: str) ->
         n_test=(min(n_test), max(n_test)),
         per_class={c: (min(v), max(v)) for c, v in per_class.items()},
         flags=flags,
+        **ci_info,
     )
+
+
+def _not_estimable(by_cell, metric: str) -> list[str]:
+    """Notes naming the classes absent from test, and the metrics not estimable (with why)."""
+    notes = []
+    absent = sorted(
+        {c for rs in by_cell.values() for r in rs for c in _caveats(r).get("absent_classes", [])}
+    )
+    if absent:
+        notes.append(f"{FLAGS['absent_classes'][0]} no test image of: {', '.join(absent)}")
+    for (features, setting), records in by_cell.items():
+        reasons = {r.metrics.get(metric, {}).get("reason") for r in records} - {None}
+        for reason in sorted(reasons):
+            notes.append(
+                f"— {features} at {setting_label(setting)}: "
+                f"{metric.replace('_', ' ')} not estimable ({reason})"
+            )
+    return notes
 
 
 def _setting_order(s: Setting) -> tuple:
@@ -203,12 +237,14 @@ def build_tables(results: Iterable[ProbeResult], *, metric: str = "accuracy") ->
             c = _cell(features, method, setting, records, metric)
             if c is not None:
                 cells[(features, setting)] = c
-        if not cells:
+        if not cells and not _not_estimable(by_cell, metric):
             continue
-        settings = sorted({s for _, s in cells}, key=_setting_order)
-        features = list(dict.fromkeys(f for f, _ in cells))
+        settings = sorted({s for _, s in by_cell}, key=_setting_order)
+        features = list(dict.fromkeys(f for f, _ in by_cell))
         for s in settings:  # the best mean per column, at the printed precision
             column = [c for (f, st), c in cells.items() if st == s]
+            if not column:
+                continue
             top = max(round(c.mean * scale, _DIGITS[scale]) for c in column)
             for c in column:
                 if round(c.mean * scale, _DIGITS[scale]) == top and len(column) > 1:
@@ -221,7 +257,7 @@ def build_tables(results: Iterable[ProbeResult], *, metric: str = "accuracy") ->
                 features=features,
                 settings=settings,
                 cells=cells,
-                notes=_notes(cells, settings, scale),
+                notes=_notes(cells, settings, scale) + _not_estimable(by_cell, metric),
                 scale=scale,
             )
         )

@@ -125,7 +125,12 @@ def test_data_interval_is_wider_than_the_episode_interval_on_a_small_pool():
     assert (ci.high - ci.low) / 2 > 3 * published.ci95  # 60 images: the data dominate
     X, y = _clusters(30, 2, sep=50.0)  # perfectly separable: no uncertainty at all
     sure = data_interval(X, y, n_way=2, k_shot=5, n_query=10, n_resamples=20)
-    assert sure.low == sure.high == 1.0
+    # every resample scores 100%: not a zero-width interval but the exact one over 60 images
+    from scipy.stats import binomtest
+
+    assert sure.exact and sure.high == 1.0
+    assert sure.low == pytest.approx(binomtest(60, 60).proportion_ci(method="exact").low)
+    assert "exact Clopper-Pearson" in sure.describe()
 
 
 def test_probe_prints_both_few_shot_intervals_and_caveats(grouped_store):
@@ -152,3 +157,15 @@ def test_one_shot_logistic_does_not_depend_on_c():
     preds = [LogisticProbe(C=C, task="binary").fit(X[S], y[S]).predict(X) for C in GRID[::11]]
     for p in preds[1:]:
         np.testing.assert_array_equal(p, preds[0])
+
+
+def test_a_class_absent_from_test_is_a_caveat():
+    from embedstore.caveats import absent_classes
+
+    assert absent_classes(np.array([0, 0, 2]), ["nv", "mel", "bcc"]) == ["mel"]
+    assert absent_classes(np.array([[1, 0], [1, 0]]), ["effusion", "mass"]) == ["mass"]
+    assert absent_classes(np.array([0, 1]), ["a", "b"]) == []
+    c = _find(absent=["mel"])
+    assert c["absent_classes"] == ["mel"]
+    assert describe("absent_classes", c["absent_classes"]).startswith("no test image of mel")
+    assert "absent_classes" not in _find()

@@ -127,3 +127,33 @@ def test_latex_is_booktabs_with_escaped_text():
 def test_unknown_metric_is_refused():
     with pytest.raises(InvalidDataError, match="accuracy, balanced_accuracy"):
         build_tables(_sweep(), metric="roc_auc")
+
+
+def test_interval_unit_and_method_in_the_caption():
+    r = _rec("a", 0.9, 0, method="knn")
+    r.metrics["accuracy"].update(
+        ci_low=0.8, ci_high=0.95, ci_unit="patient", ci_method="percentile bootstrap over patients"
+    )
+    (t,) = build_tables([r])
+    md = to_markdown([t])
+    assert "percentile bootstrap; unit: patient" in md
+
+
+def test_absent_class_and_not_estimable_auc_are_footnoted_in_every_format():
+    from dataclasses import replace
+
+    from embedstore.table_formats import to_csv
+
+    r = _rec("a", 0.9, 0, method="knn", ci=(0.8, 0.95))
+    auc = {"value": None, "ci_low": None, "ci_high": None, "reason": "class 2: 0 test images"}
+    r = replace(r, metrics={**r.metrics, "auc": auc}, caveats={"absent_classes": ["mel"]})
+    (t,) = build_tables([r])
+    assert "absent_classes" in t.cells[("a", None)].flags
+    md, tex = to_markdown([t]), to_latex([t])
+    assert "90.0 ± 7.5∅" in md and "∅ no test image of: mel" in md
+    assert r"\textsuperscript{$\emptyset$}" in tex
+    (t_auc,) = build_tables([r], metric="auc")  # every cell is a dash, and the note says why
+    md = to_markdown([t_auc])
+    assert "| a | — | — |" in md
+    assert "auc not estimable (class 2: 0 test images)" in md
+    assert to_csv([t_auc]).count("\n") == 1  # only the header: no number was made up

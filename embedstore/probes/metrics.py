@@ -20,6 +20,7 @@ from embedstore.probes.validation import TASK_KINDS, check_features, check_label
 
 __all__ = [
     "METRIC_TASKS",
+    "auc_estimable",
     "Metric",
     "classification_metrics",
     "mean_ci",
@@ -33,19 +34,34 @@ _MAX_BOOTSTRAP_CELLS = 4_000_000  # rows x replicates held at once (float64: 32 
 
 @dataclass(frozen=True)
 class Metric:
-    """A point estimate with an optional confidence interval (``None`` where none was computed)."""
+    """A point estimate with an optional confidence interval (``None`` where none was computed).
+
+    ``ci_unit`` says what the interval resampled ("image", or "patient" for a cluster bootstrap),
+    ``n_units`` how many of them the test split holds, ``ci_method`` how the interval was made
+    ("percentile bootstrap", "Clopper-Pearson exact (...)", or why there is none); ``reason``
+    says why a metric is not estimable (its value is then NaN, ``None`` in JSON).
+    """
 
     value: float
     ci_low: float | None = None
     ci_high: float | None = None
+    ci_unit: str | None = None
+    n_units: int | None = None
+    ci_method: str | None = None
+    reason: str | None = None
 
-    def to_dict(self) -> dict[str, float | None]:
-        """``{"value", "ci_low", "ci_high"}``; NaN (undefined metric) becomes ``None`` for JSON."""
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        """``{"value", "ci_low", "ci_high"}`` (NaN becomes ``None`` for JSON), plus ``ci_unit``,
+        ``n_units``, ``ci_method`` and ``reason`` where they are set."""
+        out: dict[str, Any] = {
             "value": _none_if_nan(self.value),
             "ci_low": _none_if_nan(self.ci_low),
             "ci_high": _none_if_nan(self.ci_high),
         }
+        for key in ("ci_unit", "n_units", "ci_method", "reason"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
 
 def _none_if_nan(x: float | None) -> float | None:
@@ -123,9 +139,17 @@ def _quadratic_kappa(cm: np.ndarray) -> np.ndarray:
 
 
 def _all_metrics(
-    W: np.ndarray, y: np.ndarray, proba: np.ndarray, pred: np.ndarray, task: str
+    W: np.ndarray,
+    y: np.ndarray,
+    proba: np.ndarray,
+    pred: np.ndarray,
+    task: str,
+    auc_labels: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every metric of ``task`` for each weight row of W; dict of (B,) arrays."""
+    """Every metric of ``task`` for each weight row of W; dict of (B,) arrays.
+
+    ``auc_labels``: (L,) bool, the multilabel columns whose AUC enters the mean (default all).
+    """
     if task == "multilabel":
         L = y.shape[1]
         per_label = [_from_confusion(_confusion(W, y[:, j], pred[:, j], 2)) for j in range(L)]
@@ -139,7 +163,8 @@ def _all_metrics(
             tp, denom = cm[:, 1, 1], cm[:, 1, :].sum(axis=1) + cm[:, :, 1].sum(axis=1)
             f1s.append(np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0))
         out["macro_f1"] = np.mean(f1s, axis=0)
-        out["auc"] = _mean_auc(W, y, proba)
+        keep = np.ones(L, dtype=bool) if auc_labels is None else auc_labels
+        out["auc"] = _mean_auc(W, y[:, keep], proba[:, keep])
         return out
     C = proba.shape[1]
     cm = _confusion(W, y, pred, C)
@@ -164,8 +189,9 @@ def classification_metrics(
     n_bootstrap: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    groups: Any = None,
 ) -> dict[str, Metric]:
-    """Test-set metrics with percentile-bootstrap confidence intervals over test rows.
+    """Test-set metrics with confidence intervals over test images, or over patients.
 
     Args:
         y_true: (n,) int class labels in [0, C) for binary / multiclass / ordinal, or (n, L) 0/1
@@ -173,9 +199,12 @@ def classification_metrics(
         proba: (n, C) class probabilities (binary: C = 2, column 1 is the positive class), or
             (n, L) per-label probabilities for multilabel.
         task: "binary", "multiclass", "multilabel" or "ordinal".
-        n_bootstrap: bootstrap replicates (rows resampled with replacement); 0 for no CIs.
+        n_bootstrap: bootstrap replicates (units resampled with replacement); 0 for no CIs.
         seed: seed of the bootstrap resampling.
-        ci: coverage of the percentile interval.
+        ci: coverage of the interval.
+        groups: (n,) patient id of each test row, or None. With groups the bootstrap draws
+            patients (all their images come along: a cluster bootstrap) and ``ci_unit`` is
+            "patient"; without, it draws images exactly as it always did.
 
     Returns:
         ``{"accuracy", "balanced_accuracy", "macro_f1", "auc"}`` plus ``"kappa"`` for ordinal tasks,
@@ -184,14 +213,27 @@ def classification_metrics(
         classes present in ``y_true``; macro-F1 averages over classes present in ``y_true`` or in
         the predictions (multilabel: over all labels, 0 where undefined); AUC is the positive-class
         AUC (binary), the one-vs-rest macro AUC (multiclass, ordinal) or the mean over labels
-        (multilabel), in both cases over the classes / labels that have positives and negatives;
-        kappa is quadratic-weighted Cohen's kappa over the full grade range 0..C-1 (as
-        ``cohen_kappa_score(weights="quadratic", labels=range(C))``).
+        (multilabel); kappa is quadratic-weighted Cohen's kappa over the full grade range 0..C-1
+        (as ``cohen_kappa_score(weights="quadratic", labels=range(C))``).
         For multilabel tasks "accuracy" is the **mean per-label accuracy** (not subset accuracy)
         and "balanced_accuracy" the mean per-label balanced accuracy.
-        A metric undefined on the test set (AUC with one class) has value NaN; bootstrap replicates
-        where a metric is undefined are skipped for that metric.
+
+        Intervals: the percentile bootstrap, except that accuracy and balanced accuracy get an
+        exact Clopper-Pearson interval where the bootstrap degenerates (fewer than 30 units, or
+        a zero-width interval); other metrics then get no interval (``ci_method`` says why).
+        AUC is *not estimable* (value NaN, ``reason`` set) when a class has fewer than 2 test
+        positives or negatives (multilabel: such labels leave the mean; none left: not
+        estimable). Bootstrap replicates where a metric is undefined are skipped.
     """
+    from embedstore.results.intervals import (
+        MIN_BOOTSTRAP_UNITS,
+        clopper_pearson,
+        draw_units,
+        effective_n,
+        row_weights,
+        units,
+    )
+
     check_task(task)
     proba = check_features(proba, name="proba").astype(np.float64)
     y = check_labels(y_true, n_samples=proba.shape[0], name="y_true")
@@ -223,33 +265,79 @@ def classification_metrics(
         raise InvalidDataError(f"ci must lie strictly between 0 and 1; got {ci}")
     if n_bootstrap < 0:
         raise InvalidDataError(f"n_bootstrap must be >= 0; got {n_bootstrap}")
+    u = units(groups, n)
+    auc_labels, auc_reason = auc_estimable(y, C, task)
 
-    point = _all_metrics(np.ones((1, n)), y, proba, pred, task)
+    point = _all_metrics(np.ones((1, n)), y, proba, pred, task, auc_labels)
+    if auc_reason is not None:
+        point["auc"] = np.array([np.nan])
     if n_bootstrap == 0:
-        return {key: Metric(float(v[0])) for key, v in point.items()}
+        return {
+            key: Metric(float(v[0]), reason=auc_reason if key == "auc" else None)
+            for key, v in point.items()
+        }
 
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_bootstrap, n))  # (B, n), drawn once for every metric
+    idx = draw_units(rng, u.n_units, n_bootstrap)  # (B, units), drawn once for every metric
     chunk = max(1, _MAX_BOOTSTRAP_CELLS // n)
     reps: dict[str, list[np.ndarray]] = {key: [] for key in point}
     for start in range(0, n_bootstrap, chunk):
-        block = idx[start : start + chunk]  # (b, n)
-        b = block.shape[0]
-        flat = (block + n * np.arange(b)[:, None]).ravel()
-        W = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)  # row counts
-        for key, values in _all_metrics(W, y, proba, pred, task).items():
+        W = row_weights(idx[start : start + chunk], u)  # (b, n) row counts
+        for key, values in _all_metrics(W, y, proba, pred, task, auc_labels).items():
             reps[key].append(values)
     alpha = (1.0 - ci) / 2.0
+    unit = {"ci_unit": u.kind, "n_units": u.n_units}
+    boot = "percentile bootstrap" + (" over patients (cluster)" if u.kind == "patient" else "")
     result = {}
     for key, v in point.items():
+        value = float(v[0])
         values = np.concatenate(reps[key])
         values = values[~np.isnan(values)]
-        if values.size == 0:
-            result[key] = Metric(float(v[0]))
+        if key == "auc" and auc_reason is not None:
+            result[key] = Metric(value, ci_method="not estimable", reason=auc_reason, **unit)
+            continue
+        low = high = None
+        if values.size:
+            low, high = (float(q) for q in np.quantile(values, [alpha, 1.0 - alpha]))
+        degenerate = low is None or low == high or u.n_units < MIN_BOOTSTRAP_UNITS
+        if degenerate and key in ("accuracy", "balanced_accuracy") and np.isfinite(value):
+            n_eff = effective_n(key, y, u, task)
+            low, high = clopper_pearson(value * n_eff, n_eff, ci)
+            method = f"Clopper-Pearson exact, n_eff={n_eff:.4g} {u.kind}s"
+        elif low is None or low == high:
+            low = high = None
+            method = "none: " + (
+                "no bootstrap replicate defines it"
+                if not values.size
+                else "the same value in every bootstrap replicate"
+            )
         else:
-            low, high = np.quantile(values, [alpha, 1.0 - alpha])
-            result[key] = Metric(float(v[0]), float(low), float(high))
+            method = boot
+        result[key] = Metric(value, low, high, ci_method=method, **unit)
     return result
+
+
+def auc_estimable(y: np.ndarray, n_columns: int, task: str) -> tuple[np.ndarray | None, str | None]:
+    """Which AUC columns enter the mean, and why the AUC is not estimable (None: it is).
+
+    Binary / multiclass / ordinal: every class needs at least 2 test positives and 2 negatives.
+    Multilabel: labels short of that leave the mean (returned as a (L,) bool mask).
+    """
+    if task == "multilabel":
+        pos = y.sum(axis=0)
+        ok = (pos >= 2) & (y.shape[0] - pos >= 2)
+        if not ok.any():
+            return ok, "no label has 2 or more test positives and negatives"
+        return ok, None
+    counts = np.bincount(y, minlength=n_columns)
+    classes = range(1, 2) if task == "binary" else range(n_columns)
+    short = [c for c in classes if counts[c] < 2 or y.shape[0] - counts[c] < 2]
+    if not short:
+        return None, None
+    if task == "binary":
+        return None, f"{counts[1]} positives and {counts[0]} negatives in test (2 of each needed)"
+    which = ", ".join(f"class {c}: {counts[c]}" for c in short)
+    return None, f"fewer than 2 test images (or non-images) of a class ({which})"
 
 
 def mean_ci(values: Any) -> Metric:

@@ -102,7 +102,8 @@ def test_probe_json_passes_options_through(tmp_path):
     assert result.exit_code == 0, result.output
     rec = json.loads(result.stdout.splitlines()[0])
     assert rec["protocol"]["k"] == 7 and rec["seed"] == 3 and rec["features"] == ["a"]
-    assert set(rec["metrics"]["accuracy"]) == {"value", "ci_low", "ci_high"}
+    acc = rec["metrics"]["accuracy"]  # issue 21: each interval also says its unit and method
+    assert {"value", "ci_low", "ci_high", "ci_unit", "n_units", "ci_method"} <= set(acc)
 
 
 def test_probe_bad_input_is_one_line_exit_1(tmp_path):

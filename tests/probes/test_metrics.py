@@ -133,14 +133,21 @@ def test_bootstrap_ci_contains_point_narrows_with_n_and_is_seeded():
     )
 
 
-def test_undefined_auc_is_nan_and_skipped_in_bootstrap():
+def test_auc_with_under_two_positives_is_not_estimable_and_replicates_skip_undefined():
+    # issue 21: an AUC on fewer than 2 positives (or negatives) is "not estimable", not a number
     y = np.zeros(10, dtype=int)
     p1 = np.linspace(0, 1, 10)
-    m = classification_metrics(y, np.c_[1 - p1, p1], task="binary", n_bootstrap=50)
-    assert np.isnan(m["auc"].value) and m["auc"].ci_low is None
-    assert m["auc"].to_dict() == {"value": None, "ci_low": None, "ci_high": None}
-    # a rare positive: replicates that miss it are skipped, the rest give a finite interval
-    y[0] = 1
+    for n_pos in (0, 1):
+        y[:n_pos] = 1
+        m = classification_metrics(y, np.c_[1 - p1, p1], task="binary", n_bootstrap=50)
+        assert np.isnan(m["auc"].value) and m["auc"].ci_low is None
+        d = m["auc"].to_dict()
+        assert d["value"] is None and d["ci_low"] is None and d["ci_high"] is None
+        assert d["reason"].startswith(f"{n_pos} positives")
+    # rare positives (3 of 40): replicates that miss them are skipped, the rest give an interval
+    y = np.zeros(40, dtype=int)
+    y[:3] = 1
+    p1 = np.random.default_rng(0).random(40)
     m = classification_metrics(y, np.c_[1 - p1, p1], task="binary", n_bootstrap=200)
     assert 0.0 <= m["auc"].ci_low <= m["auc"].ci_high <= 1.0
 
