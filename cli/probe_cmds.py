@@ -65,6 +65,15 @@ def probe(
     ] = None,
     protocol: ProtocolOpt = None,
     class_weight: ClassWeightOpt = "none",
+    predictions: Annotated[
+        bool,
+        typer.Option(
+            "--predictions",
+            help="Keep every record's per-image test predictions (Parquet, one file per record) "
+            "in the folder beside --out (results.jsonl -> results.predictions/), for paired "
+            "tests and `embedstore report`.",
+        ),
+    ] = False,
 ) -> None:
     """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
     from embedstore import open_store
@@ -88,6 +97,12 @@ def probe(
         )
         s = open_store(store)
         skipped: list[tuple[str, str]] = []
+        scratch = None
+        if out is None and not as_json and len(sets) > 1:  # paired tests need the predictions
+            import tempfile
+
+            scratch = tempfile.TemporaryDirectory(prefix="embedstore-probe-")
+        results_file = out or (None if scratch is None else f"{scratch.name}/probe.jsonl")
         with console.status("probing…") as status:
             results = evaluate_probes(
                 s,
@@ -98,7 +113,8 @@ def probe(
                 progress=lambda name, m: status.update(f"{m} on {name} done"),
                 on_skip=lambda m, why: skipped.append((m, why)),
                 protocol=protocol,
-                out=out,
+                out=results_file,
+                predictions=predictions or scratch is not None,
             )
     for m, why in skipped:  # `--method all`: the feasible methods ran; say why these did not
         err_console.print(f"[yellow]skipped {m}:[/] {why}", highlight=False, soft_wrap=True)
@@ -108,6 +124,14 @@ def probe(
         return
     if results:
         render(results, store)
+    if results_file and (predictions or scratch is not None):
+        from cli.report_cmds import render_paired
+        from embedstore.results.predictions import predictions_folder
+
+        with user_errors():
+            render_paired(results, predictions_folder(results_file))
+    if scratch is not None:
+        scratch.cleanup()
     if out:
         err_console.print(f"wrote {len(results)} records to {out}")
 

@@ -209,3 +209,48 @@ def render_tables(tables) -> None:
             console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
     if tables:
         console.print("bold: best mean in its column", highlight=False)
+
+
+def render_paired(records, folder) -> None:
+    """Paired tests on the same test images from the predictions saved in ``folder``: the best
+    feature set against each other one per (dataset, method, labels, seed)."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from embedstore.results.paired import compare_records
+    from embedstore.results.predictions import read_predictions
+    from embedstore.tables import setting_label
+
+    if folder is None or not Path(folder).is_dir():
+        return
+    comparisons = compare_records(records, read_predictions(folder))
+    if not comparisons:
+        return
+    table = Table(title="paired on the same test images (points; best − other)")
+    for col in ("test split", "a − b", "accuracy diff (95% CI)", "AUC diff (95% CI)",
+                "DeLong p", "McNemar p", "unit"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("test split", "a − b") else "right")
+
+    def diff(d) -> str:
+        if d is None or d.diff is None:
+            return "—"
+        ci = "" if d.ci_low is None else f" ({d.ci_low * 100:+.1f} to {d.ci_high * 100:+.1f})"
+        return f"{d.diff * 100:+.1f}{ci}"
+
+    for (dataset, method, setting, seed), c in comparisons:
+        table.add_row(
+            f"{dataset} / {method} / {setting_label(setting)} / seed {seed}",
+            f"{c.a} − {c.b}",
+            diff(c.metrics.get("accuracy")),
+            diff(c.metrics.get("auc")),
+            "—" if c.delong is None else f"{c.delong.p_value:.3g}",
+            "—" if c.mcnemar is None else f"{c.mcnemar.p_value:.3g}",
+            f"{c.unit} ({c.n_units})",
+        )
+    console.print(table)
+    console.print(
+        "CI: paired percentile bootstrap over the unit; DeLong (binary AUC) and McNemar's exact "
+        "test (accuracy) treat images as independent. See docs/reading-the-numbers.md.",
+        highlight=False,
+    )

@@ -36,6 +36,15 @@ def run(
         str, typer.Option(help="Metric of the summary tables (accuracy, auc, ...).")
     ] = "accuracy",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no tables.")] = False,
+    predictions: Annotated[
+        bool,
+        typer.Option(
+            "--predictions",
+            help="Keep every record's per-image test predictions (Parquet, one file per record) "
+            "in the folder beside the study's out file (results.jsonl -> results.predictions/), for paired "
+            "tests and `embedstore report`.",
+        ),
+    ] = False,
 ) -> None:
     """Run a study, or resume it: cells already in its results file are not run again.
 
@@ -99,6 +108,7 @@ def run(
                 ),
                 on_skip=lambda m, why: skipped.append((m, why)),
                 on_record=failed,
+                predictions=predictions,
             )
         computed = [r for r in results if r.computed]
         if computed:
@@ -109,12 +119,15 @@ def run(
         return
     for m, why in dict.fromkeys(skipped):
         err_console.print(f"[yellow]skipped {m}:[/] {why}", highlight=False, soft_wrap=True)
-    from cli.report_cmds import render_tables
-    from embedstore.tables import build_tables
+    from cli.report_cmds import render_paired, render_study_tables
+    from embedstore.results.study_table import study_tables
 
-    for dataset in dict.fromkeys(r.dataset for r in computed):
-        console.print(f"{spec.name} :: {dataset}", highlight=False)
-        render_tables(build_tables([r for r in computed if r.dataset == dataset], metric=metric))
+    with user_errors():
+        render_study_tables(study_tables(computed, metric=metric))
+        if predictions:
+            from embedstore.results.predictions import predictions_folder
+
+            render_paired(computed, predictions_folder(spec.out))
     for r in results:
         if r.status == "skipped":
             console.print(f"skipped {r.feature_name} on {r.dataset}: {r.reason}", highlight=False)

@@ -98,6 +98,15 @@ def sweep(
             "at most N-fold)."
         ),
     ] = 1,
+    predictions: Annotated[
+        bool,
+        typer.Option(
+            "--predictions",
+            help="Keep every record's per-image test predictions (Parquet, one file per record) "
+            "in the folder beside --out (results.jsonl -> results.predictions/), for paired "
+            "tests and `embedstore report`.",
+        ),
+    ] = False,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     from embedstore import open_store
@@ -177,6 +186,7 @@ def sweep(
                 progress=progress,
                 protocol=protocol,
                 workers=workers,
+                predictions=predictions,
             )
         check_metric([r for r in results if r.computed], metric)
         comparisons = compare_feature_sets(results, metric=metric)
@@ -192,6 +202,12 @@ def sweep(
     if preset is not None:
         render_preset(preset, results)
     render_comparisons(comparisons, metric)
+    if predictions and out:
+        from cli.report_cmds import render_paired
+        from embedstore.results.predictions import predictions_folder
+
+        with user_errors():
+            render_paired(results, predictions_folder(out))
     if out:
         err_console.print(f"{len(results)} records in {out}")
     if plot:

@@ -57,6 +57,7 @@ def find_caveats(
     grid: Sequence[float] = (),
     k_asked: int | None = None,
     absent: Sequence[str] = (),
+    tuned: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The caveats of one record (see the module docstring); ``{}`` when there are none.
 
@@ -80,7 +81,7 @@ def find_caveats(
         out["fallback"] = str(selected_on)
     values = sorted(float(v) for v in grid) if grid is not None and len(grid) else []
     if values and _validated(selected_on):
-        for name, sides in _EXTENDABLE.items():
+        for name, sides in (_EXTENDABLE if tuned is None else tuned).items():
             v = hyperparameters.get(name)
             if v is None:
                 continue

@@ -60,6 +60,7 @@ def run_sweep(
     progress: Progress | None = None,
     protocol: str | None = None,
     workers: int = 1,
+    predictions: bool = False,
 ) -> list[ProbeResult]:
     """Every (feature set, method, label setting, seed) cell as one probe record.
 
@@ -78,6 +79,7 @@ def run_sweep(
         out: a JSON-lines file: cells already in it are skipped, new records appended.
         progress: called as ``progress(done, total, description)`` after each cell.
         workers: processes to run cells in (see :func:`embedstore.engine.run_plan`).
+        predictions: keep per-image test predictions beside ``out``.
 
     Returns:
         One record per cell, in the order feature set, method, setting, seed (records read back
@@ -97,4 +99,6 @@ def run_sweep(
         options=options,
         protocol=protocol,
     )
-    return run_plan(Plan((part,)), out=out, progress=progress, workers=workers)
+    return run_plan(
+        Plan((part,)), out=out, progress=progress, workers=workers, predictions=predictions
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from embedstore.probes.registry import (
     cell_cache_key,
     parse_methods,
     run_cell,
+    test_proba,
 )
 from embedstore.probes.selection import pool_and_val, selection_split
 from embedstore.report import ProbeResult
@@ -222,12 +224,15 @@ def run_unit(
     *,
     done: set[str],
     emit: Callable[[ProbeResult], None],
+    predictions: Path | None = None,
 ) -> None:
     """Run the cells of ``unit`` not in ``done`` and hand each record to ``emit`` as it finishes.
 
     Identical labelled subsets (100% under every seed) are computed once. A cell that cannot be
     computed (:class:`CellFailedError`) becomes a record with ``status="not computed"`` and its
-    reason; the other cells go on.
+    reason; the other cells go on. With ``predictions`` (a folder), every record's per-image
+    test predictions are written there (:mod:`embedstore.results.predictions`) before the
+    record is handed on.
     """
     from embedstore.probes.registry import get_method
 
@@ -245,15 +250,34 @@ def run_unit(
         cell = _cell(prep, features, method, i, seed, shared)
         try:
             if prep.settings[i] is None:
-                record = run_cell(method, cell)
+                outcome = method.run(cell)
             else:
                 rk = cell_cache_key(method, cell)
                 if rk not in reuse:
                     reuse[rk] = method.run(cell)
-                record = run_cell(method, cell, reuse[rk])
+                outcome = reuse[rk]
+            record = run_cell(method, cell, outcome)
         except CellFailedError as exc:
-            record = not_computed(prep, fs, method.name, i, seed, str(exc))
+            record, outcome = not_computed(prep, fs, method.name, i, seed, str(exc)), None
+        if predictions is not None and outcome is not None and outcome.proba is not None:
+            _save_predictions(predictions, rid, cell, outcome)
         emit(_finish(record, prep, rid, time.perf_counter() - t0))
+
+
+def _save_predictions(folder: Path, rid: str, cell: Cell, outcome) -> None:
+    from embedstore.results.predictions import write_predictions
+
+    data = cell.data
+    write_predictions(
+        folder,
+        rid,
+        ids=data.ids[cell.test],
+        groups=None if data.group is None else data.group[cell.test],
+        y_true=data.labels[cell.test],
+        proba=test_proba(outcome, data),
+        class_names=data.class_names,
+        task=data.task,
+    )
 
 
 def _finish(record: ProbeResult, prep: Prepared, rid: str, seconds: float) -> ProbeResult:

@@ -67,6 +67,7 @@ def run_plan(
     progress: Progress | None = None,
     on_skip: Callable[[str, str], None] | None = None,
     on_record: Callable[[ProbeResult], None] | None = None,
+    predictions: bool = False,
 ) -> list[ProbeResult]:
     """Run every cell of ``plan``; return its records in plan order (part, feature set, method,
     label setting, seed), records already in ``out`` included.
@@ -80,6 +81,9 @@ def run_plan(
         on_skip: under ``methods='all'``, called with (method, reason) for a method that cannot
             run on a dataset (default: a warning).
         on_record: called with each new record (e.g. a line naming a cell not computed).
+        predictions: also keep every record's per-image test predictions, one Parquet file per
+            record in the folder beside ``out`` (:func:`embedstore.results.predictions.
+            predictions_folder`); needs ``out``.
     """
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise InvalidDataError(f"workers must be a whole number >= 1; got {workers!r}")
@@ -88,12 +92,22 @@ def run_plan(
         raise InvalidDataError(
             "under torchrun the ranks share their records through the results file: give --out"
         )
+    if predictions and out is None:
+        raise InvalidDataError(
+            "per-image predictions are kept beside the results file: give --out (or out=) "
+            "with --predictions"
+        )
+    folder = None
+    if predictions:
+        from embedstore.results.predictions import predictions_folder
+
+        folder = predictions_folder(out)
     if on_skip is None:
         on_skip = _warn_skip
     prepared = prepare_plan(plan, on_skip)
     all_units = plan_units(prepared)
     if out is None:
-        new = _execute(prepared, all_units, set(), workers, progress, on_record)
+        new = _execute(prepared, all_units, set(), workers, progress, on_record, None)
         return _collect(prepared, new)
     from embedstore.store import writer_lock
 
@@ -120,7 +134,7 @@ def run_plan(
                 on_record(r)
 
         mine = all_units[rank::world] if world > 1 else all_units
-        records = _execute(prepared, mine, set(have), workers, progress, emit)
+        records = _execute(prepared, mine, set(have), workers, progress, emit, folder)
         if world > 1:
             _barrier()
             records = {r.record_id: r for r in read_jsonl(out) if r.record_id}
@@ -152,6 +166,7 @@ def _execute(
     workers: int,
     progress: Progress | None,
     emit: Callable[[ProbeResult], None] | None,
+    folder: Any = None,
 ) -> dict[str, ProbeResult]:
     """Run the cells of ``todo`` not in ``done``, here or in ``workers`` processes; the new
     records by record id."""
@@ -176,11 +191,11 @@ def _execute(
         loaded: dict = {}
         for u in pending:
             features, shared = _features(prepared[u.part], u.fs, loaded)
-            run_unit(prepared[u.part], u, features, shared, done=done, emit=got)
+            run_unit(prepared[u.part], u, features, shared, done=done, emit=got, predictions=folder)
         return results
     from embedstore.engine.workers import run_in_processes
 
-    run_in_processes(prepared, pending, done, workers, got)
+    run_in_processes(prepared, pending, done, workers, got, folder)
     return results
 
 

@@ -26,6 +26,7 @@ def run_in_processes(
     done: set[str],
     workers: int,
     got: Callable[[Any], None],
+    predictions: Any = None,
 ) -> None:
     """Run ``pending`` units in ``workers`` processes; ``got`` receives each record."""
     import multiprocessing as mp
@@ -40,7 +41,9 @@ def run_in_processes(
         tasks.put(None)
     threads = max(1, (os.cpu_count() or 1) // n)
     procs = [
-        ctx.Process(target=_worker, args=(parts, done, tasks, results, threads), daemon=True)
+        ctx.Process(
+            target=_worker, args=(parts, done, tasks, results, threads, predictions), daemon=True
+        )
         for _ in range(n)
     ]
     for p in procs:
@@ -72,7 +75,7 @@ def run_in_processes(
             p.join(timeout=30)
 
 
-def _worker(parts, done, tasks, results, threads: int) -> None:
+def _worker(parts, done, tasks, results, threads: int, predictions) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from threadpoolctl import threadpool_limits
 
@@ -101,7 +104,8 @@ def _worker(parts, done, tasks, results, threads: int) -> None:
                 features,
                 shared,
                 done=done,
-                emit=lambda r: results.put(("record", replace(r, store=parts[unit.part].store))),
+                emit=lambda r: results.put(("record", r)),
+                predictions=predictions,
             )
         except BaseException as exc:  # sent to the parent, which raises it
             try:

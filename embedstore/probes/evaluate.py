@@ -34,6 +34,7 @@ def evaluate_probes(
     on_skip: Callable[[str, str], None] | None = None,
     protocol: str | None = None,
     out: str | None = None,
+    predictions: bool = False,
 ) -> list[ProbeResult]:
     """Run each method on each feature set; one record per (feature set, method).
 
@@ -50,6 +51,8 @@ def evaluate_probes(
             dinov2-linear, dino-knn): its methods and options; records name it.
         out: a JSON-lines results file: records appended as they finish, cells already there
             not run again.
+        predictions: keep per-image test predictions beside ``out`` (see
+            :func:`embedstore.engine.run_plan`).
     """
     from embedstore.engine import Plan, probe_part, run_plan
 
@@ -61,4 +64,6 @@ def evaluate_probes(
             method, _, rest = text.partition(" on ")
             progress(rest.split(" (")[0], method)
 
-    return run_plan(Plan((part,)), out=out, progress=report, on_skip=on_skip)
+    return run_plan(
+        Plan((part,)), out=out, progress=report, on_skip=on_skip, predictions=predictions
+    )

@@ -97,6 +97,7 @@ class FewShot(Method):
             n_query=eps.n_query,
             seed=cell.options.seed,
             device=cell.options.device,
+            groups=None if cell.data.group is None else cell.data.group[cell.test],
         )
         if data_ci is not None:
             acc["data_ci_low"], acc["data_ci_high"] = data_ci.low, data_ci.high
@@ -118,6 +119,7 @@ class KNN(Method):
     """DINO's weighted kNN; k from ``KNN_K_GRID`` under the cell's rule ("none": ``options.k``)."""
 
     name = "knn"
+    tuned = {"k": ("upper",)}  # k = 1 is a floor, not an edge to search beyond
     title = "weighted kNN (Caron et al. 2021)"
     class_weighted = True
 
@@ -180,6 +182,7 @@ class Logistic(Method):
     """L2 logistic regression over a 45-value C grid (Ericsson et al. 2021; DINOv2's grid)."""
 
     name = "logreg"
+    tuned = {"C": ("lower", "upper")}
     title = "L2 logistic regression (Ericsson et al. 2021)"
     class_weighted = True
     probe_selection = "val"

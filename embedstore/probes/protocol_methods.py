@@ -27,6 +27,7 @@ class SVM(Method):
     """RBF SVM with scikit-learn's SVC semantics; C over ``SVM_C_GRID``."""
 
     name = "svm"
+    tuned = {"C": ("lower", "upper")}
     title = "RBF SVM (scikit-learn SVC semantics: libsvm, gamma='scale')"
     multilabel = False
     probe_selection = "val"

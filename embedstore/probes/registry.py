@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from embedstore.caveats import find_caveats
+from embedstore.caveats import absent_classes, find_caveats
 from embedstore.data.subsets import LabelSubset
 from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError, ProtocolError
@@ -145,6 +145,9 @@ class Method:
     refit_on_val: ClassVar[bool] = False  # `probe`: refit on train+val after choosing on val
     class_weighted: ClassVar[bool] = False  # honours ``ProbeOptions.class_weight``
     in_all: ClassVar[bool] = True  # part of `--method all` (presets' methods run when named)
+    # the hyper-parameter ``grid`` is searched for, and the ends of the grid its optimum may lie
+    # beyond (the grid-edge caveat): e.g. {"C": ("lower", "upper")}; {} when nothing is tuned
+    tuned: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def grid(self, options: ProbeOptions) -> Sequence[Any]:
         """The hyper-parameter values selection chooses from; () when there is nothing to choose."""
@@ -244,6 +247,13 @@ def _digest(ids: np.ndarray) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
 
 
+def test_proba(outcome: Outcome, data: LabelledData) -> np.ndarray:
+    """An outcome's test scores with one column per class of the dataset (or per label)."""
+    if data.labels.ndim == 1:
+        return _expand(outcome.proba, outcome.classes, data.n_classes)
+    return outcome.proba
+
+
 def cell_cache_key(method: Method, cell: Cell) -> Hashable:
     """Cells with the same key give the same record body (identical subsets: computed once)."""
     key = (method.name, cell.labelled.tobytes())
@@ -259,15 +269,14 @@ def run_cell(method: Method, cell: Cell, outcome: Outcome | None = None) -> Prob
     if out.metrics is not None:
         metrics = out.metrics
     else:
-        proba = out.proba
-        if data.labels.ndim == 1:
-            proba = _expand(proba, out.classes, data.n_classes)
+        proba = test_proba(out, data)
         m = classification_metrics(
             data.labels[cell.test],
             proba,
             task=data.task,
             n_bootstrap=opts.n_bootstrap,
             seed=cell.seed,
+            groups=None if data.group is None else data.group[cell.test],
         )
         metrics = {k: v.to_dict() for k, v in m.items()}
     protocol = {
@@ -295,6 +304,8 @@ def run_cell(method: Method, cell: Cell, outcome: Outcome | None = None) -> Prob
         n_test=len(cell.test),
         grid=method.grid(opts),
         k_asked=opts.k,
+        absent=absent_classes(data.labels[cell.test], data.class_names),
+        tuned=method.tuned,
     )
     return ProbeResult(
         dataset=data.dataset,

@@ -162,31 +162,21 @@ def _paired_section(
     metric: str,
 ) -> list[str]:
     from embedstore.data.subsets import setting_key
-    from embedstore.results.paired import compare_to_best
+    from embedstore.results.paired import compare_records
     from embedstore.stats import compare_feature_sets
     from embedstore.tables import setting_label
 
     out = ["<h2>Paired comparisons</h2>"]
-    groups: dict[tuple, dict[str, Predictions]] = {}
-    for r in records:
-        rid = record_id(r)
-        if rid is not None and rid in predictions:
-            key = (r.dataset, r.method, setting_key(r.labels), r.seed)
-            groups.setdefault(key, {})[r.feature_name] = predictions[rid]
     rows = []
-    for (d, method, setting, seed), preds in groups.items():
-        named = [p for p in pairs if p[0] in preds and p[1] in preds]
-        task = next(iter(preds.values())).task
-        for c in compare_to_best(preds, metric="auc" if task == "binary" else "accuracy",
-                                 pairs=named, n_bootstrap=1000, seed=seed):  # fmt: skip
-            cells = [_diff(c.metrics.get(key)) for key in ("accuracy", "auc")]
-            rows.append([escape(f"{d} / {method} / {setting_label(setting)} / seed {seed}"),
-                         escape(f"{c.a} − {c.b}"), *cells,
-                         _p(c.delong.p_value) if c.delong else "—",
-                         _p(c.p_holm.get("delong")),
-                         _p(c.mcnemar.p_value) if c.mcnemar else "—",
-                         _p(c.p_holm.get("mcnemar")),
-                         escape(f"{c.unit} ({c.n_units})")])  # fmt: skip
+    for (d, method, setting, seed), c in compare_records(records, predictions, pairs=pairs):
+        cells = [_diff(c.metrics.get(key)) for key in ("accuracy", "auc")]
+        rows.append([escape(f"{d} / {method} / {setting_label(setting)} / seed {seed}"),
+                     escape(f"{c.a} − {c.b}"), *cells,
+                     _p(c.delong.p_value) if c.delong else "—",
+                     _p(c.p_holm.get("delong")),
+                     _p(c.mcnemar.p_value) if c.mcnemar else "—",
+                     _p(c.p_holm.get("mcnemar")),
+                     escape(f"{c.unit} ({c.n_units})")])  # fmt: skip
     if rows:
         out.append(_table(
             ["test split", "a − b", "accuracy diff (95% CI)", "AUC diff (95% CI)", "DeLong p",

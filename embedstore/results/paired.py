@@ -301,3 +301,38 @@ def compare_to_best(
         for i, p in zip(have, adjusted, strict=True):
             out[i].p_holm[test] = p
     return out
+
+
+def compare_records(
+    records: Sequence[Any],
+    predictions: Mapping[str, Predictions],
+    *,
+    pairs: Sequence[tuple[str, str]] = (),
+    n_bootstrap: int = 1000,
+) -> list[tuple[tuple, PairedComparison]]:
+    """Paired tests within every test split of ``records``: the records of one (dataset, method,
+    label setting, seed) scored the same test images, so their saved ``predictions`` (by
+    ``record_id``) are compared, best against each other feature set (:func:`compare_to_best`,
+    by AUC on binary tasks, else accuracy) and any named ``pairs``.
+
+    Returns:
+        ((dataset, method, label setting, seed), comparison) in the order the records come.
+    """
+    from embedstore.data.subsets import setting_key
+
+    groups: dict[tuple, dict[str, Predictions]] = {}
+    for r in records:
+        rid = getattr(r, "record_id", None) or r.extra.get("record_id")
+        if rid and str(rid) in predictions:
+            key = (r.dataset, r.method, setting_key(r.labels), r.seed)
+            groups.setdefault(key, {})[r.feature_name] = predictions[str(rid)]
+    out = []
+    for key, preds in groups.items():
+        named = [p for p in pairs if p[0] in preds and p[1] in preds]
+        task = next(iter(preds.values())).task
+        metric = "auc" if task == "binary" else "accuracy"
+        for c in compare_to_best(
+            preds, metric=metric, pairs=named, n_bootstrap=n_bootstrap, seed=key[3]
+        ):
+            out.append((key, c))
+    return out

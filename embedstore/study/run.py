@@ -101,8 +101,10 @@ def run_study(
     progress: Callable[[int, int, str], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
     on_record: Callable[[ProbeResult], None] | None = None,
+    predictions: bool = False,
 ) -> list[ProbeResult]:
-    """Run (or resume) a study; its records, in plan order, are also in the study's ``out``."""
+    """Run (or resume) a study; its records, in plan order, are also in the study's ``out``
+    (and, with ``predictions``, every record's per-image predictions beside it)."""
     spec = study if isinstance(study, StudySpec) else read_study(study)
     plan = plan_study(spec)
     return run_plan(
@@ -112,6 +114,7 @@ def run_study(
         progress=progress,
         on_skip=on_skip,
         on_record=on_record,
+        predictions=predictions,
     )
 
 

@@ -132,7 +132,7 @@ def test_study_cli_runs_and_shows(study_dir):
     assert json.loads(shown.output)["total"] == 72 and json.loads(shown.output)["done"] == 0
     ran = runner.invoke(app, ["study", "run", str(path)])
     assert ran.exit_code == 0, ran.output
-    assert "toy :: one" in ran.output and "72 records" in ran.output
+    assert "one" in ran.output and "three" in ran.output and "72 records" in ran.output
     status = json.loads(runner.invoke(app, ["study", "show", str(path), "--json"]).output)
     assert (status["done"], status["todo"]) == (72, 0)
     assert read_study(path).seeds == (0, 1)
