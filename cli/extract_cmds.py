@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
     app.command("extract")(extract_cmd)
 
 
-def _parse_weights(items: list[str]) -> dict[str, str]:
+def parse_weights(items: list[str]) -> dict[str, str]:
+    """`--weights NAME=PATH` items -> {NAME: PATH} (extract and analyze)."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
@@ -137,7 +138,7 @@ def extract_cmd(
     from embedstore.extract import ExtractProgress, extract, is_main_process
 
     with user_errors():
-        weight_map = _parse_weights(weights or [])
+        weight_map = parse_weights(weights or [])
         src = open_source(
             source,
             path_column=path_column,
@@ -162,6 +163,8 @@ def extract_cmd(
         tasks: dict[str, int] = {}
 
         def on_progress(p: ExtractProgress) -> None:
+            if not progress.live.is_started:  # on the first batch: an early error prints alone
+                progress.start()
             if p.backbone not in tasks:
                 tasks[p.backbone] = progress.add_task(
                     f"[{p.index + 1}/{p.n_backbones}] {p.backbone}", total=p.total, rate=0.0
@@ -169,7 +172,7 @@ def extract_cmd(
             progress.update(tasks[p.backbone], completed=p.done, rate=p.images_per_s, refresh=False)
 
         try:
-            with progress:
+            try:
                 summaries = extract(
                     store,
                     dataset=dataset,
@@ -187,6 +190,9 @@ def extract_cmd(
                     unverified_weights=unverified_weights,
                     backbones_file=backbones_file,
                 )
+            finally:
+                if progress.live.is_started:
+                    progress.stop()
         except KeyboardInterrupt:
             err_console.print(
                 "[yellow]interrupted[/]: complete chunks are kept; run the same command again "
