@@ -24,6 +24,8 @@ timm = pytest.importorskip("timm")
 from timm.data import create_transform, resolve_model_data_config  # noqa: E402
 from timm.models import save_for_hf  # noqa: E402
 
+pytestmark = pytest.mark.slow  # runs the CLI in real processes
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
