@@ -6,9 +6,11 @@ only rank 0 shows progress and the summary (both count every rank's rows)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,6 +34,13 @@ def parse_weights(items: list[str]) -> dict[str, str]:
             )
         out[name] = path
     return out
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning (a class missing from a split) as one yellow line, as it happens."""
+    err_console.print(
+        f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+    )
 
 
 def extract_cmd(
@@ -135,6 +144,7 @@ def extract_cmd(
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     from embedstore.data import open_source
+    from embedstore.data.splits import SmallClassWarning
     from embedstore.extract import ExtractProgress, extract, is_main_process
 
     with user_errors():
@@ -172,27 +182,30 @@ def extract_cmd(
             progress.update(tasks[p.backbone], completed=p.done, rate=p.images_per_s, refresh=False)
 
         try:
-            try:
-                summaries = extract(
-                    store,
-                    dataset=dataset,
-                    source=src,
-                    backbones=backbone,
-                    weights=weight_map,
-                    batch_size=batch_size,
-                    workers="auto" if workers is None else workers,
-                    device=device,
-                    dtype=dtype,
-                    overwrite=overwrite,
-                    skip_bad=skip_bad,
-                    progress=on_progress,
-                    chunk_rows=chunk_rows,
-                    unverified_weights=unverified_weights,
-                    backbones_file=backbones_file,
-                )
-            finally:
-                if progress.live.is_started:
-                    progress.stop()
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", SmallClassWarning)
+                warnings.showwarning = _show_warning
+                try:
+                    summaries = extract(
+                        store,
+                        dataset=dataset,
+                        source=src,
+                        backbones=backbone,
+                        weights=weight_map,
+                        batch_size=batch_size,
+                        workers="auto" if workers is None else workers,
+                        device=device,
+                        dtype=dtype,
+                        overwrite=overwrite,
+                        skip_bad=skip_bad,
+                        progress=on_progress,
+                        chunk_rows=chunk_rows,
+                        unverified_weights=unverified_weights,
+                        backbones_file=backbones_file,
+                    )
+                finally:
+                    if progress.live.is_started:
+                        progress.stop()
         except KeyboardInterrupt:
             err_console.print(
                 "[yellow]interrupted[/]: complete chunks are kept; run the same command again "

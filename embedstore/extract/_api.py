@@ -5,11 +5,13 @@ models and writes the store."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from embedstore.data import Source, open_source
+from embedstore.data.splits import SmallClassWarning
 from embedstore.extract._check import check_backbone_names, check_options
 from embedstore.extract._records import ExtractProgress, ExtractSummary
 
@@ -94,6 +96,7 @@ def extract(
     )
     check_backbone_names(backbones, weights, backbones_file)
     src = open_source(source, task=task, class_names=class_names, skip_bad=skip_bad)
+    _warn_split_gaps(src)
     from embedstore.extract._run import run_extract  # heavy: torch, torchvision, timm
 
     return run_extract(
@@ -105,4 +108,20 @@ def extract(
         unverified_weights=unverified_weights,
         progress=progress,
         storage_options=storage_options,
+    )
+
+
+def _warn_split_gaps(src: Source) -> None:
+    """A SmallClassWarning naming each class missing from a split, before any model loads."""
+    gaps = src.split_gaps()
+    if not gaps:
+        return
+    how = "the source's own splits" if src.split_origin == "source" else src.split_origin
+    warnings.warn(
+        SmallClassWarning(
+            f"{'; '.join(gaps)} (splits: {how}): a split without a class has no sample of it to "
+            "learn or score, and per-class protocols leave it out there; add images to the "
+            "class, or give the splits (a CSV --split-column, or train/val/test folders)"
+        ),
+        stacklevel=3,
     )

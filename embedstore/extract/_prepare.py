@@ -100,7 +100,7 @@ def prepare_backbones(
         nbytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         prepared.append(
             Prepared(
-                spec=spec,
+                spec=loaded.spec,  # what was loaded: own weights drop timm's weights' description
                 loaded=loaded,
                 transform=ImageTransform(spec.preprocess),
                 shape=(3, crop, crop),

@@ -36,6 +36,11 @@ def world(tmp_path_factory):
             (tmp / folder / cls).mkdir(parents=True)
             for i in range(n):
                 Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp / folder / cls / f"{i}.png")
+    for i in range(1, 12):  # class 'b' of one image: train 1, val 0, test 0
+        (tmp / "small" / ("a" if i > 1 else "b")).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(
+            tmp / "small" / ("a" if i > 1 else "b") / f"{i}.png"
+        )
     (tmp / "no_path.csv").write_text("file,label\nimgs/a/0.png,a\nimgs/b/0.png,b\n")
     store = create_store(tmp / "s.zarr")
     n = 12
@@ -139,3 +144,13 @@ def test_the_fake_torch_is_what_a_real_run_would_meet(world):
     result = _run(world, "extract", str(world / "t.zarr"), "-d", "x", "--source",
                   str(world / "imgs"), "-b", "resnet50.dino")  # fmt: skip
     assert result.returncode != 0 and "torch imported" in result.stderr
+
+
+def test_a_class_too_small_for_the_splits_is_told_before_the_models_load(world):
+    """Class 'b' has one image: the stratified 70/10/20 split puts it in train, none in val or
+    test; the warning says so before torch is imported (here: before the fake torch fails)."""
+    result = _run(world, "extract", str(world / "t2.zarr"), "-d", "x", "--source",
+                  str(world / "small"), "-b", "resnet50.dino")  # fmt: skip
+    warning, rest = result.stderr.split("\n", 1)
+    assert warning.startswith("warning: class 'b' (1 image): train 1, val 0, test 0"), warning
+    assert "torch imported" in rest  # the warning came first
