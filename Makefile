@@ -38,8 +38,8 @@ test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"
 
 docs: $(VENV)/.installed
-	$(BIN)/python -m embedstore.cli_docs --check
-	$(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/python -m cli.docs_tables --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(VENV)/.installed
 	$(BIN)/embedstore extract $(DEMO_STORE) --dataset br35h --source demo \

@@ -331,15 +331,17 @@ def list_backbones() -> list[BackboneSpec]:
     return _entries(listing=False)
 
 
-def list_entries() -> list[BackboneSpec]:
+def list_entries(*, cached: bool = True) -> list[BackboneSpec]:
     """Every registered entry as `embedstore backbones` lists it, sorted by name, without
     importing torch or timm where the entry states its facts as plain data: a lazy entry with a
     ``listing`` (dim, preprocessing, recipe, licence, hub id; ``zoo.timm_entry``) gives that;
-    the others are as in ``list_backbones``. ``get_backbone`` resolves an entry to build it."""
-    return _entries(listing=True)
+    the others are as in ``list_backbones``. ``get_backbone`` resolves an entry to build it.
+    ``cached=False``: a hub entry is listed as its ``stub`` even where its config is cached, so
+    that the listing is the same on every machine (the generated docs table)."""
+    return _entries(listing=True, cached=cached)
 
 
-def _entries(listing: bool) -> list[BackboneSpec]:
+def _entries(listing: bool, cached: bool = True) -> list[BackboneSpec]:
     from embedstore.errors import EmbedstoreError
 
     _load_plugins()
@@ -350,7 +352,8 @@ def _entries(listing: bool) -> list[BackboneSpec]:
             if k not in _REGISTRY and listing and hasattr(factory, "listing"):
                 out.append(factory.listing)
                 continue
-            if k not in _REGISTRY and not getattr(factory, "cached", lambda: True)():
+            is_cached = getattr(factory, "cached", lambda: True)
+            if k not in _REGISTRY and hasattr(factory, "stub") and not (cached and is_cached()):
                 out.append(factory.stub)  # a listing never goes online for a hub config
                 continue
             try:
