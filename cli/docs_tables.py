@@ -38,8 +38,9 @@ def backbones_table() -> str:
     """The built-in registry (plugins and backbones files aside)."""
     from cli.backbones_cmds import NOT_RECORDED, backbone_rows
     from embedstore.backbones import list_entries
+    from embedstore.backbones.zoo import BUILTIN_NAMES
 
-    rows = backbone_rows(list_entries(cached=False))
+    rows = backbone_rows([s for s in list_entries(cached=False) if s.name in BUILTIN_NAMES])
     body = _table(
         ["name", "arch", "dim", "preprocessing", "recipe", "licence", "published hash"],
         [

@@ -37,7 +37,12 @@ def parse_weights(items: list[str]) -> dict[str, str]:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A library warning (a class missing from a split) as one yellow line, as it happens."""
+    """A library warning (a class missing from a split) as one yellow line, as it happens; under
+    torchrun only rank 0 prints it (every rank checks the same source)."""
+    from embedstore.extract import is_main_process
+
+    if not is_main_process():
+        return
     err_console.print(
         f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
     )
