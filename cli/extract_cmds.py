@@ -79,7 +79,13 @@ def extract_cmd(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Loader worker processes (default: auto).")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu, cuda, cuda:N, or auto (cuda when torch sees a GPU, else cpu).",
+        ),
+    ] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="Stored dtype: float16 or float32.")] = (
         "float16"
     ),
@@ -96,7 +102,8 @@ def extract_cmd(
     label_column: Annotated[
         list[str] | None,
         typer.Option(
-            "--label-column", help="CSV: label column; repeat for multilabel 0/1 columns."
+            "--label-column",
+            help="CSV: label column (default: label); repeat for multilabel 0/1 columns.",
         ),
     ] = None,
     split_column: Annotated[
@@ -105,7 +112,14 @@ def extract_cmd(
     group_column: Annotated[
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="Seed of the stratified 70/10/20 train/val/test split made when the source "
+            "has none.",
+        ),
+    ] = 0,
     chunk_rows: Annotated[
         int | None,
         typer.Option(
