@@ -20,6 +20,8 @@ def test_the_pages_hold_what_the_code_says():
     presets = presets_table()
     assert all(f"`{name}`" in presets for name in PROTOCOLS)
     reference = cli_reference()
-    assert "## `embedstore extract`" in reference and "## `embedstore analyze saliency`" in reference
+    assert (
+        "## `embedstore extract`" in reference and "## `embedstore analyze saliency`" in reference
+    )
     assert "| `--seed` |  | `0` |" in reference  # a default, read from the command
     assert set(PAGES) == {"backbones-table.md", "presets-table.md", "cli-reference.md"}
