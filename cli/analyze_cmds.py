@@ -102,19 +102,27 @@ def _fmt(v: float) -> str:
     return "—" if v != v else f"{v:.2f}"
 
 
-def _weights(items: list[str] | None) -> dict[str, str]:
-    from embedstore.errors import InvalidDataError
+def _open_checked(store: str, dataset: str, backbone: list[str] | None, device: str, weights):
+    """The store, the backbone names and the weights map, after the checks that need no model
+    (dataset, backbones, --device, --weights paths): a mistake is answered before torch loads."""
+    import os
 
-    out = {}
-    for item in items or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise InvalidDataError(
-                f"--weights expects NAME=PATH (e.g. resnet50.dino=./dino_resnet50.pth), "
-                f"got '{item}'"
-            )
-        out[name] = path
-    return out
+    from embedstore import open_store
+    from embedstore.devices import resolve_device
+    from embedstore.errors import WeightsNotFoundError
+
+    s = open_store(store)
+    names = backbone or s.backbones(dataset)
+    for name in names:
+        s.array_info(dataset, name)
+    resolve_device(device)
+    from cli.extract_cmds import parse_weights
+
+    paths = parse_weights(weights or [])
+    for name, path in paths.items():
+        if not os.path.isfile(path):
+            raise WeightsNotFoundError(f"--weights {name}={path}: no such file")
+    return s, names, paths
 
 
 def _progress_bar(label: str, disable: bool):
@@ -180,17 +188,15 @@ def invariance(
 ) -> None:
     """Invariance to transformations: mean cosine of Mahalanobis-whitened features (Anton §4.4.3)."""
     with user_errors():
-        from embedstore import open_store
-        from embedstore.analyze.invariance import evaluate_invariance
+        s, names, paths = _open_checked(store, dataset, backbone, device, weights)
+        from embedstore.analyze.invariance import evaluate_invariance  # heavy: torch
 
-        s = open_store(store)
-        names = backbone or s.backbones(dataset)
         results = _run_resumable(
             "invariance", out, as_json,
             lambda done, progress: evaluate_invariance(
                 s, dataset, names, transforms=transform, source=source, n_images=images,
                 steps=steps, seed=seed, eps=eps, batch_size=batch_size, device=device,
-                weights=_weights(weights), done=done, progress=progress,
+                weights=paths, done=done, progress=progress,
             ),
         )  # fmt: skip
         if plot:
@@ -284,17 +290,15 @@ def saliency(
 ) -> None:
     """Occlusion saliency maps and their attentive diffusion per backbone (Anton §4.4.1)."""
     with user_errors():
-        from embedstore import open_store
-        from embedstore.analyze.saliency import evaluate_saliency
+        s, names, paths = _open_checked(store, dataset, backbone, device, weights)
+        from embedstore.analyze.saliency import evaluate_saliency  # heavy: torch
 
-        s = open_store(store)
-        names = backbone or s.backbones(dataset)
         results = _run_resumable(
             "saliency", out, as_json,
             lambda done, progress: evaluate_saliency(
                 s, dataset, names, source=source, n_images=images, image_size=image_size,
                 size=mask, stride=stride, seed=seed, batch_size=batch_size, device=device,
-                weights=_weights(weights), done=done, progress=progress,
+                weights=paths, done=done, progress=progress,
             ),
         )  # fmt: skip
         if plot:

@@ -33,6 +33,48 @@ def preprocess_summary(p: Preprocess) -> str:
     return f"{p.resize}→{p.crop}, {norm}{mode}{interp}"
 
 
+UNKNOWN = "unknown until downloaded"
+NOT_RECORDED = "not recorded"
+
+
+def backbone_rows(specs: list, weights_available=None) -> list[dict]:
+    """One JSON-able row per entry, as `embedstore backbones` shows it (and docs/backbones-table.md).
+
+    An entry whose facts come from a hub repo's config files that are not on this machine (RAD-DINO,
+    BiomedCLIP before `huggingface-cli download`) has dim None and preprocessing "unknown until
+    downloaded", never a made-up 0. ``weights_available``: the function saying whether an entry's
+    weights are on this machine (None: leave the column out, as the docs do).
+    """
+    rows = []
+    for s in specs:
+        known = s.dim > 0 and s.preprocess.crop is not None
+        row = {
+            "name": s.name,
+            "arch": s.arch,
+            "source": s.source,
+            "dim": s.dim if known else None,
+            "preprocess": preprocess_summary(s.preprocess)
+            if known
+            else f"{UNKNOWN} (huggingface-cli download {s.hub_id})",
+            "recipe": s.recipe,
+            "method": s.method,
+            "layer": s.layer,
+            "licence": s.licence,
+            "gated": s.gated,
+            "hub_id": s.hub_id,
+            "hash": _hash_status(s),
+            "filename": s.weights.filename if s.weights else None,
+            "url": (s.weights.url or s.weights.page) if s.weights else None,
+            "sha256": (s.weights.sha256 or s.weights.sha256_prefix) if s.weights else None,
+            "description": s.description,
+            "reference": s.reference,
+        }
+        if weights_available is not None:
+            row["weights_local"] = weights_available(s)
+        rows.append(row)
+    return rows
+
+
 def _hash_status(s) -> str:
     if s.weights is None:
         return "hub (no published hash)" if s.hub_id else "none"
@@ -58,29 +100,7 @@ def backbones(
     with user_errors():
         if backbones_file:
             load_backbones_file(backbones_file)
-        rows = [
-            {
-                "name": s.name,
-                "arch": s.arch,
-                "source": s.source,
-                "dim": s.dim,
-                "preprocess": preprocess_summary(s.preprocess),
-                "recipe": s.recipe,
-                "method": s.method,
-                "layer": s.layer,
-                "licence": s.licence,
-                "gated": s.gated,
-                "hub_id": s.hub_id,
-                "hash": _hash_status(s),
-                "weights_local": weights_available(s),
-                "filename": s.weights.filename if s.weights else None,
-                "url": (s.weights.url or s.weights.page) if s.weights else None,
-                "sha256": (s.weights.sha256 or s.weights.sha256_prefix) if s.weights else None,
-                "description": s.description,
-                "reference": s.reference,
-            }
-            for s in list_entries()
-        ]
+        rows = backbone_rows(list_entries(), weights_available)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -91,11 +111,11 @@ def backbones(
             col, justify="right" if col == "dim" else "left", no_wrap=col in ("name", "dim")
         )
     for r in rows:
-        licence = (r["licence"] or "?") + (" [red]gated[/]" if r["gated"] else "")
+        licence = (r["licence"] or NOT_RECORDED) + (" [red]gated[/]" if r["gated"] else "")
         table.add_row(
             r["name"],
             r["arch"],
-            str(r["dim"]),
+            "—" if r["dim"] is None else str(r["dim"]),
             r["preprocess"],
             r["recipe"],
             licence,

@@ -6,9 +6,11 @@ only rank 0 shows progress and the summary (both count every rank's rows)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,7 +22,8 @@ def register(app: typer.Typer) -> None:
     app.command("extract")(extract_cmd)
 
 
-def _parse_weights(items: list[str]) -> dict[str, str]:
+def parse_weights(items: list[str]) -> dict[str, str]:
+    """`--weights NAME=PATH` items -> {NAME: PATH} (extract and analyze)."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
@@ -31,6 +34,18 @@ def _parse_weights(items: list[str]) -> dict[str, str]:
             )
         out[name] = path
     return out
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning (a class missing from a split) as one yellow line, as it happens; under
+    torchrun only rank 0 prints it (every rank checks the same source)."""
+    from embedstore.extract import is_main_process
+
+    if not is_main_process():
+        return
+    err_console.print(
+        f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+    )
 
 
 def extract_cmd(
@@ -64,7 +79,13 @@ def extract_cmd(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Loader worker processes (default: auto).")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu, cuda, cuda:N, or auto (cuda when torch sees a GPU, else cpu).",
+        ),
+    ] = "auto",
     dtype: Annotated[str, typer.Option("--dtype", help="Stored dtype: float16 or float32.")] = (
         "float16"
     ),
@@ -81,7 +102,8 @@ def extract_cmd(
     label_column: Annotated[
         list[str] | None,
         typer.Option(
-            "--label-column", help="CSV: label column; repeat for multilabel 0/1 columns."
+            "--label-column",
+            help="CSV: label column (default: label); repeat for multilabel 0/1 columns.",
         ),
     ] = None,
     split_column: Annotated[
@@ -90,7 +112,14 @@ def extract_cmd(
     group_column: Annotated[
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for splits made here.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="Seed of the stratified 70/10/20 train/val/test split made when the source "
+            "has none.",
+        ),
+    ] = 0,
     chunk_rows: Annotated[
         int | None,
         typer.Option(
@@ -134,10 +163,11 @@ def extract_cmd(
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     from embedstore.data import open_source
+    from embedstore.data.splits import SmallClassWarning
     from embedstore.extract import ExtractProgress, extract, is_main_process
 
     with user_errors():
-        weight_map = _parse_weights(weights or [])
+        weight_map = parse_weights(weights or [])
         src = open_source(
             source,
             path_column=path_column,
@@ -162,6 +192,8 @@ def extract_cmd(
         tasks: dict[str, int] = {}
 
         def on_progress(p: ExtractProgress) -> None:
+            if not progress.live.is_started:  # on the first batch: an early error prints alone
+                progress.start()
             if p.backbone not in tasks:
                 tasks[p.backbone] = progress.add_task(
                     f"[{p.index + 1}/{p.n_backbones}] {p.backbone}", total=p.total, rate=0.0
@@ -169,24 +201,30 @@ def extract_cmd(
             progress.update(tasks[p.backbone], completed=p.done, rate=p.images_per_s, refresh=False)
 
         try:
-            with progress:
-                summaries = extract(
-                    store,
-                    dataset=dataset,
-                    source=src,
-                    backbones=backbone,
-                    weights=weight_map,
-                    batch_size=batch_size,
-                    workers="auto" if workers is None else workers,
-                    device=device,
-                    dtype=dtype,
-                    overwrite=overwrite,
-                    skip_bad=skip_bad,
-                    progress=on_progress,
-                    chunk_rows=chunk_rows,
-                    unverified_weights=unverified_weights,
-                    backbones_file=backbones_file,
-                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", SmallClassWarning)
+                warnings.showwarning = _show_warning
+                try:
+                    summaries = extract(
+                        store,
+                        dataset=dataset,
+                        source=src,
+                        backbones=backbone,
+                        weights=weight_map,
+                        batch_size=batch_size,
+                        workers="auto" if workers is None else workers,
+                        device=device,
+                        dtype=dtype,
+                        overwrite=overwrite,
+                        skip_bad=skip_bad,
+                        progress=on_progress,
+                        chunk_rows=chunk_rows,
+                        unverified_weights=unverified_weights,
+                        backbones_file=backbones_file,
+                    )
+                finally:
+                    if progress.live.is_started:
+                        progress.stop()
         except KeyboardInterrupt:
             err_console.print(
                 "[yellow]interrupted[/]: complete chunks are kept; run the same command again "

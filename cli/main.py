@@ -28,9 +28,12 @@ one imports no heavy library. How to add or change a command group:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
@@ -133,6 +136,14 @@ class LazyGroup(TyperGroup):
             self.commands[name] = command
         return self.commands.get(cmd_name)
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_errors_on_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors_on_one_line():  # a command's own options are parsed in here
+            return super().invoke(ctx)
+
     def format_help(self, ctx: typer.Context, formatter: object) -> None:
         _no_flag_metavar(self, ctx)
         self._listing = True
@@ -140,6 +151,35 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+def _usage_error_classes() -> tuple[type[Exception], ...]:
+    """click's UsageError, and typer's own copy where typer vendors click (typer >= 0.26)."""
+    classes = {click.UsageError}
+    try:
+        classes.add(importlib.import_module("typer._click.exceptions").UsageError)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
+_USAGE_ERRORS = _usage_error_classes()
+
+
+@contextlib.contextmanager
+def _usage_errors_on_one_line() -> Iterator[None]:
+    """A usage mistake (a missing or unknown option, a bad value) as one line on stderr, exit 1,
+    like every other mistake (cli._common.user_errors); `--help` and a bare group still show
+    their help."""
+    try:
+        yield
+    except _USAGE_ERRORS as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        message = exc.format_message().rstrip(".")
+        typer.echo(f"error: {message}{where}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _no_flag_metavar(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:

@@ -49,7 +49,10 @@ def probe(
     k: Annotated[int, typer.Option(help="kNN neighbours.")] = 20,
     shots: Annotated[int, typer.Option(help="Few-shot: support samples per class.")] = 20,
     ways: Annotated[
-        int | None, typer.Option(help="Few-shot: classes per episode (default 2, or 5 if >2).")
+        int | None,
+        typer.Option(
+            help="Few-shot: classes per episode (default: 2 for two classes, 5 for five or more, else all)."
+        ),
     ] = None,
     n_query: Annotated[
         int, typer.Option("--n-query", help="Few-shot: query samples per class per episode.")

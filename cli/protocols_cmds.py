@@ -26,6 +26,12 @@ def _settings(hyper: dict) -> str:
     return "\n".join(parts)
 
 
+def subsets_text(p) -> str:
+    """'fractions 0.01, 0.1, 1.0 × 5 seeds' (a sweep preset), '' for a probe preset."""
+    subsets = ", ".join(f"{k} {', '.join(map(str, v))}" for k, v in p.subsets.items())
+    return subsets + (f" × {p.seeds} seeds" if p.command == "sweep" else "")
+
+
 def protocols(
     name: Annotated[
         str | None, typer.Argument(help="Show one preset in full (default: list them all).")
@@ -45,7 +51,6 @@ def protocols(
                 "paper"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for p in chosen:
-        subsets = ", ".join(f"{k} {', '.join(map(str, v))}" for k, v in p.subsets.items())
         table.add_row(
             p.name,
             p.command,
@@ -53,7 +58,7 @@ def protocols(
             _settings(p.hyperparameters),
             p.selection,
             p.metric,
-            subsets + (f"\n× {p.seeds} seeds" if p.command == "sweep" else "") or "-",
+            subsets_text(p).replace(" × ", "\n× ") or "-",
             f"{p.paper}\n[dim]{p.source}[/]",
         )
     console.print(table)

@@ -5,7 +5,10 @@ torch is imported only when a device is resolved, so importing this module is fr
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 
 from embedstore.errors import InvalidDataError
 
@@ -33,6 +36,10 @@ def resolve_device(device: str, *, local_rank: int | None = None) -> str:
     if name != "auto" and not _CUDA.match(name):
         hint = " (for a GPU: cuda)" if name in ("gpu", "nvidia") or name.startswith("gpu") else ""
         raise InvalidDataError(f"device must be one of {', '.join(DEVICES)}; got '{device}'{hint}")
+    if no_gpu_here():  # known without importing torch
+        if name == "auto":
+            return "cpu"
+        raise _no_cuda(device)
     import torch
 
     available = torch.cuda.is_available()
@@ -44,11 +51,7 @@ def resolve_device(device: str, *, local_rank: int | None = None) -> str:
     elif name == "auto":
         return "cuda"
     if not available:
-        raise InvalidDataError(
-            f"device '{device}' was asked for but torch sees no CUDA GPU on this machine "
-            "(torch.cuda.is_available() is False); use --device cpu, or --device auto to take a "
-            "GPU when there is one"
-        )
+        raise _no_cuda(device)
     index = int(name.split(":")[1]) if ":" in name else 0
     count = torch.cuda.device_count()
     if index >= count:
@@ -57,3 +60,25 @@ def resolve_device(device: str, *, local_rank: int | None = None) -> str:
             f"(cuda:0 to cuda:{count - 1})"
         )
     return name
+
+
+def no_gpu_here() -> bool:
+    """True when this machine surely has no GPU torch could use, known without importing torch:
+    ``CUDA_VISIBLE_DEVICES`` hides every device, or (Linux) there is no NVIDIA driver
+    (``/proc/driver/nvidia``), no ROCm device (``/dev/kfd``) and no WSL GPU (``/dev/dxg``), or
+    macOS (no CUDA). False means "ask torch"."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
+    if sys.platform == "darwin":
+        return True
+    if sys.platform.startswith("linux"):
+        return not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
+    return False
+
+
+def _no_cuda(device: str) -> InvalidDataError:
+    return InvalidDataError(
+        f"device '{device}' was asked for but there is no CUDA GPU on this machine "
+        "(torch.cuda.is_available() is False); use --device cpu, or --device auto to take a "
+        "GPU when there is one"
+    )

@@ -82,7 +82,9 @@ PROTOCOLS: dict[str, Protocol] = {
             command="probe",
             methods=("fewshot",),
             options={"k_shot": 20, "n_query": 15, "n_episodes": 600},
-            hyperparameters={"n_way": "2, or 5 when the task has more classes", "k_shot": 20,
+            # n_way: probes.prototypes.WAYS_RULE (a test checks that the two say the same)
+            hyperparameters={"n_way": "2-way for two classes, 5-way for five or more, and "
+                             "every class (3- or 4-way) in between", "k_shot": 20,
                              "n_query": 15, "n_episodes": 600,
                              "distance": "squared Euclidean to the class mean"},
             selection="none",
@@ -144,8 +146,9 @@ PROTOCOLS: dict[str, Protocol] = {
             title="label fractions 1%, 10%, 100% of train, stratified, several seeds",
             paper="Truong et al., How Transferable Are Self-supervised Features in Medical Image "
             "Classification Tasks? ML4H 2021",
-            source="the paper's label-fraction protocol (DESIGN.md); fractions and classifier "
-            "not re-read from code offline",
+            source="the paper's label-fraction protocol (fractions 1%, 10%, 100% of train); "
+            "the classifiers and the number of seeds are this project's choice, not the authors' "
+            "code",
             command="sweep",
             methods=("logreg", "knn"),
             options={"grid": "ericsson", "temperature": 0.07},
@@ -157,7 +160,7 @@ PROTOCOLS: dict[str, Protocol] = {
             notes=("C and k chosen by cross-validation inside each labelled subset (this "
                    "project's honest default at low labels; --selection val for the full "
                    "validation split)",
-                   "seeds: this project's default; the paper's count was not verified offline"),
+                   "seeds: 5, this project's default, not a number taken from the paper"),
         ),
         Protocol(
             name="nielsen",

@@ -28,6 +28,8 @@ from tests.extract_helpers import (
     write_images,
 )
 
+pytestmark = pytest.mark.slow  # mounts a small tmpfs and fills it
+
 
 def _mount_tmpfs(where: Path, size: str) -> bool:
     where.mkdir(parents=True, exist_ok=True)

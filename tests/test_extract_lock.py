@@ -113,6 +113,7 @@ def setting(tmp_path_factory):
     return images, reference
 
 
+@pytest.mark.slow  # real extract processes
 def test_a_second_process_on_the_same_array_is_refused(tmp_path, setting):
     images, reference = setting
     store = tmp_path / "s.zarr"
@@ -132,6 +133,7 @@ def test_a_second_process_on_the_same_array_is_refused(tmp_path, setting):
     assert open_store(store).array_info("ds", SLOW).complete
 
 
+@pytest.mark.slow  # real extract processes
 def test_a_killed_writer_leaves_a_stale_lock_that_the_next_run_takes_over(tmp_path, setting):
     images, reference = setting
     store = tmp_path / "s.zarr"
@@ -147,6 +149,7 @@ def test_a_killed_writer_leaves_a_stale_lock_that_the_next_run_takes_over(tmp_pa
     assert not Path(f"{store}.locks").exists()
 
 
+@pytest.mark.slow  # real extract processes
 def test_two_processes_on_different_backbones_both_succeed(tmp_path, setting):
     images, reference = setting
     store = tmp_path / "s.zarr"

@@ -34,6 +34,8 @@ from tests.extract_helpers import (
 )
 from tests.servers import moto_s3
 
+pytestmark = pytest.mark.slow  # torchrun ranks, kills, a moto S3 server
+
 pytest.importorskip("torch.distributed")
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -29,6 +29,8 @@ from .faults_harness import ROOT, env
 from .hostile import HOSTILE, make_hostile
 from .test_archive import _snapshot
 
+pytestmark = pytest.mark.slow  # imports killed mid-way in real processes
+
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> dict[str, Path]:

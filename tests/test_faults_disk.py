@@ -22,6 +22,8 @@ from embedstore.errors import StorageError
 
 from .conftest import make_dataset
 
+pytestmark = pytest.mark.slow  # mounts a small tmpfs and fills it
+
 ROOT = Path(__file__).resolve().parents[1]
 N, DIM, CHUNK = 1280, 256, 64
 

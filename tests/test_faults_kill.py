@@ -41,6 +41,8 @@ from .faults_harness import (
 )
 from .servers import moto_s3
 
+pytestmark = pytest.mark.slow  # kills real processes; a moto S3 server
+
 N_IMAGES = 384  # 6 chunks of 64 rows
 
 

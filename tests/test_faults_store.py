@@ -262,6 +262,7 @@ def test_damaged_archive_member_is_one_line_naming_it(tmp_path, args):
     assert not target.exists()  # import changed nothing
 
 
+@pytest.mark.slow  # the CLI in real processes
 def test_extract_of_a_backbone_overflowing_float16_is_one_line_and_float32_works(tmp_path):
     """The real `embedstore extract` in a child process, with a backbone whose outputs reach 1e7."""
     from .faults_harness import ROOT, env, write_images

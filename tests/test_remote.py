@@ -21,6 +21,8 @@ from embedstore.errors import ReadOnlyError, StoreNotFoundError
 from tests.conftest import make_dataset, write_embeddings
 from tests.servers import moto_s3, serve_folder
 
+pytestmark = pytest.mark.slow  # moto S3 and HTTP servers
+
 pytest.importorskip("fsspec")
 pytest.importorskip("aiohttp")
 runner = CliRunner()

@@ -115,3 +115,20 @@ def test_bad_settings_raise_clear_errors():
         labelled_subsets(labels, pool, seed=0)
     with pytest.raises(ProtocolError, match="empty"):
         labelled_subsets(labels, pool[:0], seed=0, fractions=[0.1])
+
+
+def test_a_fraction_label_says_the_share_really_drawn_on_tiny_sets():
+    """--fractions 0.1 on 8 training rows of 2 classes: every class gets at least one row, so 2
+    rows are drawn, 25% of train; the label says so instead of '10%' (issue 23, item 3)."""
+    from embedstore.data.subsets import LabelSetting
+
+    labels = np.array([0, 1] * 4)
+    (sub,) = labelled_subsets(labels, np.arange(8), seed=0, fractions=[0.1])
+    assert sub.n_labelled == 2 and sub.n_pool == 8 and sub.share == 0.25
+    assert sub.record()["share"] == 0.25 and sub.record()["n_pool"] == 8
+    assert sub.setting.display(sub.share) == "25% (10% asked)"
+    assert sub.setting.display() == "10%"
+    big = np.arange(1000) % 2  # 10% of 1,000 is 100 rows: the asked fraction is the share
+    (sub,) = labelled_subsets(big, np.arange(1000), seed=0, fractions=[0.1])
+    assert sub.share == 0.1 and sub.setting.display(sub.share) == "10%"
+    assert LabelSetting("shots", 5).display(0.3) == "5-shot"

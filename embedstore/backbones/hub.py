@@ -6,12 +6,20 @@ way it fails: offline with nothing cached, a gated repo without access, an unkno
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from embedstore.errors import WeightsNotFoundError
 
-__all__ = ["hub_errors", "hub_file", "hub_cached", "hub_cache_dir", "WEIGHT_FILES"]
+__all__ = [
+    "hub_errors",
+    "hub_file",
+    "hub_cached",
+    "hub_cache_dir",
+    "hub_unreachable",
+    "WEIGHT_FILES",
+]
 
 # The files timm tries, in its order (timm/models/_hub.py load_state_dict_from_hf and
 # _get_safe_alternatives): safetensors first, then the pickled file.
@@ -65,11 +73,48 @@ def hub_errors(repo_id: str | None, filename: str, name: str) -> Iterator[None]:
                 f"the Hugging Face hub refused '{repo_id}/{filename}': {str(exc).splitlines()[0]}"
             ) from None
         why = "HF_HUB_OFFLINE is set" if _offline() else "the hub cannot be reached"
-        raise WeightsNotFoundError(
-            f"'{repo_id}/{filename}' is needed for '{name}' but is not in the Hugging Face cache "
-            f"({hub_cache_dir()}) and {why}. On a machine online run `huggingface-cli download "
-            f"{repo_id}` (set HF_HOME to choose the cache; copy it here), or pass {flag}"
-        ) from None
+        raise _not_cached(repo_id, filename, name, why) from None
+
+
+def _not_cached(repo_id: str, filename: str, name: str, why: str) -> WeightsNotFoundError:
+    return WeightsNotFoundError(
+        f"'{repo_id}/{filename}' is needed for '{name}' but is not in the Hugging Face cache "
+        f"({hub_cache_dir()}) and {why}. On a machine online run `huggingface-cli download "
+        f"{repo_id}` (set HF_HOME to choose the cache; copy it here), or pass "
+        f"--weights {name}=PATH"
+    )
+
+
+_PROBE_TIMEOUT_S = 3.0
+_reachable: dict[str, str | None] = {}  # endpoint -> None (reachable) or why not, per process
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub's endpoint cannot be reached (one TCP connection, at most 3 s), or None.
+
+    Asked once per process before a download, so that a machine without network says so at once
+    instead of after huggingface_hub's five retries (about a minute of "Retrying in Ns" lines).
+    With a proxy configured (``HTTPS_PROXY`` / ``HTTP_PROXY``) the direct connection says
+    nothing about the route the download takes: None, and huggingface_hub decides.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    endpoint = str(constants.ENDPOINT)
+    if endpoint not in _reachable:
+        url = urlparse(endpoint)
+        host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+        proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                                   "http_proxy", "ALL_PROXY", "all_proxy"))  # fmt: skip
+        why = None
+        if not proxied:
+            try:
+                socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+            except OSError as exc:
+                why = f"the hub cannot be reached (no connection to {host}:{port}: {exc})"
+        _reachable[endpoint] = why
+    return _reachable[endpoint]
 
 
 def hub_file(
@@ -79,7 +124,17 @@ def hub_file(
     from huggingface_hub import errors as hf
     from huggingface_hub import hf_hub_download
 
-    last = filenames[-1]
+    repo, last = repo_id, filenames[-1]
+    if not _offline():  # cached files answer without the network; else is there a network?
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in filenames:
+            found = try_to_load_from_cache(repo, filename, revision=revision)
+            if isinstance(found, str):
+                return found
+        why = hub_unreachable()
+        if why is not None:
+            raise _not_cached(repo_id, filenames[0], name, why)
     for filename in filenames:
         with hub_errors(repo_id, filename, name):
             try:

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,26 @@ class LoadedBackbone:
             out["timm_version"] = timm.__version__
             out["timm_pretrained_cfg_used"] = _jsonable(self.timm_pretrained_cfg)
         return out
+
+
+# Fields of timm's PretrainedCfg (timm/models/_pretrained.py) that describe timm's published
+# weights (where they are, what they were trained on, their licence and paper) rather than the
+# architecture and its preprocessing: dropped when the user's own checkpoint was loaded instead.
+_TIMM_WEIGHTS_FIELDS = (
+    "url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "tag", "custom_load",
+    "num_classes", "label_offset", "label_names", "label_descriptions", "license",
+    "description", "origin_url", "paper_name", "paper_ids", "notes",
+)  # fmt: skip
+
+
+def own_weights_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """timm's pretrained config without what describes timm's own weights; says that the
+    weights were the user's, and which of timm's tags the preprocessing defaults came from."""
+    out = {k: v for k, v in dict(cfg).items() if k not in _TIMM_WEIGHTS_FIELDS}
+    out["weights"] = "own checkpoint (see weights_path, weights_sha256)"
+    if cfg.get("tag"):
+        out["preprocessing_defaults_from_tag"] = cfg["tag"]
+    return out
 
 
 def _few(keys: list[str]) -> str:
@@ -176,6 +197,14 @@ def _load_timm(spec, weights, unverified: bool) -> LoadedBackbone:
         sd.pop(f"{head}.weight", None)  # the embedding never reads the classifier (timm drops
         sd.pop(f"{head}.bias", None)  # it too whenever num_classes differs)
     model, cfg = create(spec, sd)
+    if own:  # the architecture's config, not the description of timm's weights that were not used
+        cfg = own_weights_cfg(cfg)
+        spec = replace(
+            spec,
+            pretrained_cfg=own_weights_cfg(spec.pretrained_cfg or {}),
+            hub_id=None if spec.weights is None else spec.hub_id,
+            licence=None if spec.weights is None else spec.licence,
+        )
     return LoadedBackbone(
         spec, model, resolved.path, resolved.sha256, resolved.verified, resolved.origin, cfg
     )

@@ -34,6 +34,7 @@ __all__ = [
     "register",
     "register_lazy",
     "unregister",
+    "check_name",
     "get_backbone",
     "list_backbones",
     "list_entries",
@@ -286,15 +287,42 @@ def get_backbone(name: str) -> BackboneSpec:
             _load_plugins()
             if name in _REGISTRY or name in _LAZY:
                 return get_backbone(name)
-            close = difflib.get_close_matches(name, _known_names(), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise UnknownBackboneError(
-                f"backbone '{name}' is not registered{hint} (see `embedstore backbones`; any timm "
-                "model is available as 'timm/<timm name>')"
-            )
+            raise _unknown(name)
         _DYNAMIC[name] = spec
         _DYNAMIC.setdefault(spec.name, spec)
         return spec
+
+
+def _unknown(name: str) -> UnknownBackboneError:
+    close = difflib.get_close_matches(name, _known_names(), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return UnknownBackboneError(
+        f"backbone '{name}' is not registered{hint} (see `embedstore backbones`; any timm "
+        "model is available as 'timm/<timm name>')"
+    )
+
+
+def check_name(name: str) -> None:
+    """Raise what :func:`get_backbone` raises for a name no entry can make, without building the
+    spec (no torch, no timm): a mistake is answered before the heavy libraries load.
+
+    A ``timm/<name>`` passes here; whether timm has that model is known once timm is imported.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnknownBackboneError(f"a backbone name must be a non-empty string, got {name!r}")
+    from embedstore.backbones.recipes import parse_recipe, split_recipe
+
+    base, recipe = split_recipe(name)
+    if recipe is not None:
+        parse_recipe(recipe)
+    if base.startswith(TIMM_PREFIX) or base.startswith(store_name(TIMM_PREFIX)):
+        return
+    with _LOCK:
+        if base in _REGISTRY or base in _LAZY or base in _DYNAMIC:
+            return
+        _load_plugins()
+        if base not in _REGISTRY and base not in _LAZY:
+            raise _unknown(base)
 
 
 def list_backbones() -> list[BackboneSpec]:
@@ -303,15 +331,17 @@ def list_backbones() -> list[BackboneSpec]:
     return _entries(listing=False)
 
 
-def list_entries() -> list[BackboneSpec]:
+def list_entries(*, cached: bool = True) -> list[BackboneSpec]:
     """Every registered entry as `embedstore backbones` lists it, sorted by name, without
     importing torch or timm where the entry states its facts as plain data: a lazy entry with a
     ``listing`` (dim, preprocessing, recipe, licence, hub id; ``zoo.timm_entry``) gives that;
-    the others are as in ``list_backbones``. ``get_backbone`` resolves an entry to build it."""
-    return _entries(listing=True)
+    the others are as in ``list_backbones``. ``get_backbone`` resolves an entry to build it.
+    ``cached=False``: a hub entry is listed as its ``stub`` even where its config is cached, so
+    that the listing is the same on every machine (the generated docs table)."""
+    return _entries(listing=True, cached=cached)
 
 
-def _entries(listing: bool) -> list[BackboneSpec]:
+def _entries(listing: bool, cached: bool = True) -> list[BackboneSpec]:
     from embedstore.errors import EmbedstoreError
 
     _load_plugins()
@@ -322,7 +352,8 @@ def _entries(listing: bool) -> list[BackboneSpec]:
             if k not in _REGISTRY and listing and hasattr(factory, "listing"):
                 out.append(factory.listing)
                 continue
-            if k not in _REGISTRY and not getattr(factory, "cached", lambda: True)():
+            is_cached = getattr(factory, "cached", lambda: True)
+            if k not in _REGISTRY and hasattr(factory, "stub") and not (cached and is_cached()):
                 out.append(factory.stub)  # a listing never goes online for a hub config
                 continue
             try:

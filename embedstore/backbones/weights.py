@@ -88,12 +88,15 @@ def package_file(src: WeightsSource) -> Path | None:
 
 
 def weights_available(src: WeightsSource | None) -> bool:
-    """True when the file is in the hub cache or an installed package (no network, no hashing).
+    """True when the file is where extraction will look: the entry's own ``file`` (a backbones
+    file's checkpoint), else the hub cache or an installed package (no network, no hashing).
 
     A source of None (a random test backbone) needs no file and counts as available.
     """
     if src is None:
         return True
+    if src.file is not None:  # an own checkpoint named by a backbones file: that file or nothing
+        return Path(src.file).is_file()
     return cached_file(src).is_file() or package_file(src) is not None
 
 

@@ -298,7 +298,12 @@ def _timm_entries() -> dict:
 
 LAZY_ZOO = _timm_entries()
 
+_HF = hf_entries()
+# The names of the built-in entries (what the generated docs table lists: not plugins, not a
+# backbones file, not entries registered at run time).
+BUILTIN_NAMES = frozenset([*(s.name for s in ZOO), *LAZY_ZOO, *_HF])
+
 for _spec in ZOO:
     register(_spec)
-for _name, _factory in {**LAZY_ZOO, **hf_entries()}.items():
+for _name, _factory in {**LAZY_ZOO, **_HF}.items():
     register_lazy(_name, _factory)

@@ -166,6 +166,13 @@ class Source:
         """Where sample ``index`` lives, for error messages (a file path or an array key)."""
         return str(self.ids[index])
 
+    def split_gaps(self) -> list[str]:
+        """Classes with too few images for every split (:func:`~embedstore.data.splits.split_gaps`):
+        one line each, saying where their images landed."""
+        from embedstore.data.splits import split_gaps
+
+        return split_gaps(self.labels, self.split, self.class_names)
+
     def dataset_fields(self) -> dict[str, Any]:
         """Keyword arguments for ``Store.add_dataset``."""
         return {

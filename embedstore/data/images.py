@@ -175,25 +175,41 @@ def read_dicom(path: str | Path | IO[bytes], *, name: str | None = None) -> np.n
     (the linear DICOM window), or the image's own min..max when it has none; MONOCHROME1 is
     inverted so that bright means dense in every output. Colour DICOMs come back as (H, W, 3).
     ``path`` may be a file object (bytes from a tar shard or a URL), named by ``name``.
+
+    A multi-frame file (NumberOfFrames > 1: a CT/MR series, a cine loop) is refused with
+    :class:`BadImageError` before its pixels are decoded, grey or colour alike: one row is one
+    image, and which frame stands for the file is the user's choice (split the file into one
+    file per frame first). pydicom's warnings about a file (a non-standard header it reads
+    anyway) are not shown: what matters reaches the user as this function's result or error.
     """
     pydicom = require_pydicom()
     name = name or str(path)
     try:
-        ds = pydicom.dcmread(path if not isinstance(path, Path) else str(path))
-        _check_pixels(int(getattr(ds, "Columns", 0)), int(getattr(ds, "Rows", 0)), name)
-        pixels = ds.pixel_array
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path if not isinstance(path, Path) else str(path))
+            _check_pixels(int(getattr(ds, "Columns", 0)), int(getattr(ds, "Rows", 0)), name)
+            frames = _frames(ds)
+            if frames > 1:
+                raise BadImageError(
+                    f"DICOM '{name}' holds {frames} frames; embedstore reads one image per "
+                    "file (one row each): split it into one file per frame, or pass --skip-bad "
+                    "to record it as missing"
+                )
+            pixels = ds.pixel_array
     except BadImageError:
         raise
     except FileNotFoundError:
         raise BadImageError(f"DICOM file '{name}' does not exist; {SKIP_HINT}") from None
     except Exception as exc:  # pydicom raises many types for broken files
-        raise BadImageError(f"cannot read DICOM '{name}' ({exc}); {SKIP_HINT}") from None
+        why = " ".join(str(exc).split())  # pydicom lists every decoder on its own line
+        raise BadImageError(f"cannot read DICOM '{name}' ({why}); {SKIP_HINT}") from None
     if int(getattr(ds, "SamplesPerPixel", 1)) == 3:
         return np.asarray(pixels, dtype=np.uint8)
-    if pixels.ndim != 2:
+    if pixels.ndim != 2:  # NumberOfFrames missing but the pixels say otherwise
         raise BadImageError(
-            f"DICOM '{name}' has pixel data of shape {pixels.shape}; only single-frame 2-D "
-            f"images are supported; {SKIP_HINT}"
+            f"DICOM '{name}' has pixel data of shape {pixels.shape}; embedstore reads one 2-D "
+            f"image per file; {SKIP_HINT}"
         )
     slope = _first(getattr(ds, "RescaleSlope", None))
     intercept = _first(getattr(ds, "RescaleIntercept", None))
@@ -210,6 +226,14 @@ def read_dicom(path: str | Path | IO[bytes], *, name: str | None = None) -> np.n
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         out = 255 - out
     return out
+
+
+def _frames(ds: Any) -> int:
+    """The file's NumberOfFrames (1 when absent or unreadable)."""
+    try:
+        return max(1, int(getattr(ds, "NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -10,7 +10,14 @@ import numpy as np
 
 from embedstore.errors import SourceError
 
-__all__ = ["DEFAULT_FRACTIONS", "SPLIT_ALIASES", "make_splits", "parse_split_names"]
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "SPLIT_ALIASES",
+    "SmallClassWarning",
+    "make_splits",
+    "parse_split_names",
+    "split_gaps",
+]
 
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 SPLIT_ALIASES = {
@@ -97,3 +104,31 @@ def make_splits(
         mid = (ends - sizes / 2.0) / ends[-1]
         unit_split[units] = np.searchsorted(bounds, mid, side="right").astype(np.uint8)
     return unit_split[unit_of]
+
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class SmallClassWarning(UserWarning):
+    """A class has too few images for every split to hold one (extraction goes on)."""
+
+
+def split_gaps(labels: np.ndarray, split: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """One line per class that is missing from a split it could have been in: how many images it
+    has and where they landed, e.g. ``class 'b' (1 image): train 1, val 0, test 0``.
+
+    Single-label tasks only (a multilabel task's classes are columns, present in every row).
+    Splits that hold no row at all (a source without val) are not counted as missing.
+    """
+    labels, split = np.asarray(labels), np.asarray(split)
+    if labels.ndim != 1:
+        return []
+    used = [code for code in range(3) if (split == code).any()]
+    lines = []
+    for c, name in enumerate(class_names):
+        where = [int(((labels == c) & (split == code)).sum()) for code in range(3)]
+        total = sum(where)
+        if total and any(where[code] == 0 for code in used):
+            parts = ", ".join(f"{SPLIT_NAMES[code]} {where[code]}" for code in used)
+            lines.append(f"class '{name}' ({total} image{'s' if total != 1 else ''}): {parts}")
+    return lines

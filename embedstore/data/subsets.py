@@ -27,7 +27,7 @@ with a positive in train has at least one; so each label gets about its fraction
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -68,10 +68,20 @@ class LabelSetting(NamedTuple):
             return cls("shots", int(labels_record["shots"]))
         return None
 
-    def display(self) -> str:
-        """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot'."""
+    def display(self, share: float | None = None) -> str:
+        """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot'.
+
+        ``share``: the fraction of train actually drawn (``LabelSubset.share``; mean over seeds).
+        On small data it can be far from the one asked (every class gets at least one row:
+        ``--fractions 0.1`` of 8 training rows in 2 classes draws 2, 25%); where it differs from
+        the asked fraction by more than a tenth of it, the label leads with the real share:
+        '25% (10% asked)'.
+        """
         if self.kind == "fraction":
-            return f"{float(self.value) * 100:.3g}%"
+            asked = f"{float(self.value) * 100:.3g}%"
+            if share is None or abs(share - float(self.value)) <= 0.1 * float(self.value):
+                return asked
+            return f"{share * 100:.3g}% ({asked} asked)"
         return f"{int(self.value)}-shot"
 
 
@@ -113,10 +123,16 @@ class LabelSubset:
     per_class: dict[str, int]
     capped_classes: tuple[str, ...]
     n_groups: int | None = None
+    n_pool: int | None = None  # rows it was drawn from (the training split)
 
     @property
     def n_labelled(self) -> int:
         return int(len(self.positions))
+
+    @property
+    def share(self) -> float | None:
+        """The fraction of the pool actually drawn (a fraction setting may round far from it)."""
+        return self.n_labelled / self.n_pool if self.n_pool else None
 
     @property
     def setting(self) -> LabelSetting:
@@ -134,6 +150,9 @@ class LabelSubset:
         }
         if self.n_groups is not None:
             out["n_groups"] = self.n_groups
+        if self.n_pool is not None:
+            out["n_pool"] = self.n_pool
+            out["share"] = round(self.n_labelled / self.n_pool, 6)
         return out
 
 
@@ -248,7 +267,7 @@ def labelled_subsets(
     for k in shot_list:
         targets = [(m, k) for m in members]
         out.append(_draw("shots", k, targets, rank, unit_of, pool, y, seed, names, group))
-    return out
+    return [replace(sub, n_pool=len(pool)) for sub in out]
 
 
 def _strata(y: np.ndarray, multilabel: bool, n_classes: int) -> list[np.ndarray]:

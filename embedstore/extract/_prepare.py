@@ -16,80 +16,19 @@ from embedstore.backbones import (
     BackboneSpec,
     LoadedBackbone,
     get_backbone,
-    load_backbones_file,
     load_model,
     store_name,
 )
 from embedstore.data import ImageTransform
-from embedstore.devices import resolve_device
-from embedstore.errors import InvalidDataError, WeightsNotFoundError
+from embedstore.errors import InvalidDataError
+from embedstore.extract._check import (
+    Options,
+    check_backbone_names,
+    check_options,
+    default_workers,
+)
 
 __all__ = ["Options", "Prepared", "check_options", "default_workers", "prepare_backbones"]
-
-DTYPES = ("float16", "float32")
-
-
-def default_workers() -> int:
-    """Loader worker processes for ``workers="auto"``: the cores of this machine shared by its
-    torchrun ranks (``LOCAL_WORLD_SIZE``), one left for each rank's main process, at most 8."""
-    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return min(8, max(0, (os.cpu_count() or 1) // local_ranks - 1))
-
-
-@dataclass(frozen=True)
-class Options:
-    """The validated scalar options of one extraction."""
-
-    dataset: str
-    batch_size: int
-    workers: int
-    device: str
-    dtype: str
-    overwrite: bool
-    skip_bad: bool
-    chunk_rows: int | None
-
-
-def check_options(
-    *,
-    dataset: str,
-    batch_size: int,
-    workers: int | str,
-    device: str,
-    dtype: str,
-    overwrite: bool,
-    skip_bad: bool,
-    chunk_rows: int | None,
-) -> Options:
-    """Check every option against what it may be; raise one InvalidDataError naming it."""
-    if not dataset or "/" in dataset or dataset.startswith("."):
-        raise InvalidDataError(
-            f"dataset name must be non-empty, without '/' and not start with '.', got '{dataset}'"
-        )
-    if int(batch_size) < 1:
-        raise InvalidDataError(f"batch_size must be >= 1, got {batch_size}")
-    if chunk_rows is not None and (chunk_rows < 1 or chunk_rows % batch_size):
-        raise InvalidDataError(
-            f"chunk_rows must be a positive multiple of batch_size ({batch_size}) so that a "
-            f"resumed run recomputes the same batches, got {chunk_rows}"
-        )
-    if dtype not in DTYPES:
-        raise InvalidDataError(f"dtype must be 'float16' or 'float32', got '{dtype}'")
-    if workers == "auto":
-        workers = default_workers()
-    if not isinstance(workers, int) or workers < 0:
-        raise InvalidDataError(f"workers must be a non-negative integer or 'auto', got {workers!r}")
-    resolve_device(device)  # the one check of every --device; this rank's GPU is taken later
-    return Options(
-        dataset=dataset,
-        batch_size=int(batch_size),
-        workers=workers,
-        device=device,
-        dtype=dtype,
-        overwrite=bool(overwrite),
-        skip_bad=bool(skip_bad),
-        chunk_rows=chunk_rows,
-    )
 
 
 def is_cnn(model: torch.nn.Module) -> bool:
@@ -137,13 +76,8 @@ def prepare_backbones(
     ``backbones_file`` (TOML entries of own checkpoints) is registered first;
     ``unverified_weights`` accepts a ``weights`` file whose sha256 differs from the published one.
     """
-    if backbones_file is not None:
-        load_backbones_file(backbones_file)
+    check_backbone_names(names, weights, backbones_file)
     names = list(names)
-    if not names:
-        raise InvalidDataError("no backbone given; pass at least one (--backbone NAME)")
-    if len(set(names)) != len(names):
-        raise InvalidDataError(f"backbones must not repeat, got {names}")
     specs = [get_backbone(n) for n in names]
     weights = dict(weights or {})
     stray = sorted(set(weights) - set(names) - {spec.name for spec in specs})
@@ -152,12 +86,6 @@ def prepare_backbones(
             f"weights were given for {stray}, which are not among the backbones {names}; "
             "use --weights NAME=PATH with a NAME also passed to --backbone"
         )
-    for name, path in weights.items():
-        if not os.path.isfile(path):
-            raise WeightsNotFoundError(
-                f"--weights {name}={path}: no such file; pass the path of a checkpoint file "
-                "(.pth / .pt / .ckpt / .safetensors) on this machine"
-            )
     for spec in specs:
         if spec.preprocess.crop is None:
             raise InvalidDataError(
@@ -172,7 +100,7 @@ def prepare_backbones(
         nbytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         prepared.append(
             Prepared(
-                spec=spec,
+                spec=loaded.spec,  # what was loaded: own weights drop timm's weights' description
                 loaded=loaded,
                 transform=ImageTransform(spec.preprocess),
                 shape=(3, crop, crop),

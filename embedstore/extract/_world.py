@@ -22,17 +22,13 @@ import torch
 from embedstore import errors
 from embedstore.devices import resolve_device
 from embedstore.errors import EmbedstoreError, RankFailedError
+from embedstore.extract._check import is_main_process
 
 __all__ = ["World", "join_world", "is_main_process"]
 
 T = TypeVar("T")
 _TIMEOUT = timedelta(minutes=30)
 _ALL_RANKS = "_embedstore_on_all_ranks"  # set on an error every rank raises (nobody to tell)
-
-
-def is_main_process() -> bool:
-    """True in a plain process and in torchrun's rank 0 (the one that prints)."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _rebuild(rank: int, kind: str, message: str) -> EmbedstoreError:

@@ -27,6 +27,7 @@ __all__ = [
     "FewShotResult",
     "sample_episodes",
     "evaluate_episodes",
+    "WAYS_RULE",
     "default_n_way",
 ]
 
@@ -82,13 +83,48 @@ class NearestPrototype(ProbeEstimator):
         return float((self.predict(X) == y).mean())
 
 
+WAYS_RULE = (
+    "2-way for two classes, 5-way for five or more, and every class (3- or 4-way) in between"
+)
+
+
 def default_n_way(n_classes: int) -> int:
-    """The protocol's default ways: 2 for a binary task, else 5 (capped at ``n_classes``)."""
+    """The protocol's default ways (``WAYS_RULE``): 2 for two classes, 5 for five or more, and
+    all of them for three or four (a 5-way episode needs five classes); ``--ways`` sets it."""
     if n_classes < 2:
         raise ProtocolError(
             f"few-shot episodes need at least 2 classes; the labels have {n_classes}"
         )
     return 2 if n_classes == 2 else min(5, n_classes)
+
+
+def _infeasible_hint(counts: np.ndarray, n_way: int, n_query: int) -> str:
+    """What to change when ``n_way`` classes of ``counts`` (sorted, largest first) cannot each
+    give k_shot + n_query samples, in the CLI's flags (the API's parameters in brackets)."""
+    if counts.size < n_way:
+        return (
+            f"the labels have only {counts.size} classes; use --ways (n_way) {counts.size} or fewer"
+        )
+    smallest = int(counts[n_way - 1])  # the n_way-th largest class bounds every episode
+    if smallest - n_query >= 1:
+        return (
+            f"the largest feasible --shots (k_shot) is {smallest - n_query} with --n-query "
+            f"(n_query) {n_query}"
+        )
+    fewer = int(np.sum(counts >= 2))
+    if smallest < 2:
+        return (
+            f"the {n_way} largest classes include one with {smallest} sample; use --ways (n_way) "
+            f"{fewer} or fewer (classes with 2 samples or more: {fewer})"
+            if fewer >= 2
+            else "no two classes have 2 samples or more: few-shot episodes cannot be drawn"
+        )
+    shots = max(1, smallest // 2)
+    return (
+        f"the {n_way} largest classes have {smallest} samples or more, so --shots (k_shot) plus "
+        f"--n-query (n_query) must be at most {smallest}: e.g. --shots {shots} --n-query "
+        f"{smallest - shots}"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,16 +209,7 @@ def sample_episodes(
     if eligible.size < n_way:
         pairs = zip(labels.tolist(), counts.tolist(), strict=True)
         per_class = ", ".join(f"{c}: {n}" for c, n in pairs)
-        if labels.size < n_way:
-            hint = f"the labels have only {labels.size} classes; use n_way <= {labels.size}"
-        else:
-            best = int(np.sort(counts)[::-1][n_way - 1]) - n_query
-            hint = (
-                f"the largest feasible k_shot is {best} with n_query={n_query}"
-                if best >= 1
-                else f"lower n_query: the {n_way} largest classes have only "
-                f"{int(np.sort(counts)[::-1][n_way - 1])} samples or more"
-            )
+        hint = _infeasible_hint(np.sort(counts)[::-1], n_way, n_query)
         raise ProtocolError(
             f"{n_way}-way {k_shot}-shot episodes with {n_query} queries need {need} samples in "
             f"at least {n_way} classes; only {eligible.size} classes have that many "

@@ -24,6 +24,8 @@ timm = pytest.importorskip("timm")
 from timm.data import create_transform, resolve_model_data_config  # noqa: E402
 from timm.models import save_for_hf  # noqa: E402
 
+pytestmark = pytest.mark.slow  # runs the CLI in real processes
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -119,7 +121,8 @@ def test_offline_with_nothing_cached_is_one_clear_error(tmp_path, image_folder):
         {"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert result.returncode == 1
-    err = " ".join(result.stderr.split())
+    # the last line: the tiny folder's classes draw a warning about the splits first
+    err = " ".join(result.stderr.strip().splitlines()[-1].split())
     assert "Traceback" not in result.stderr and err.startswith("error:")
     assert "not in the Hugging Face cache" in err and "HF_HUB_OFFLINE is set" in err
     assert "huggingface-cli download timm/test_vit.r160_in1k" in err

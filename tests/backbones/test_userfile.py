@@ -87,8 +87,43 @@ def test_backbones_file_through_the_cli(tmp_path, lightning_vit):
         result = runner.invoke(app, ["backbones", "--json", "--backbones-file", str(toml)])
         rows = {r["name"]: r for r in json.loads(result.stdout)}
         assert rows["mylab_vit.own_test"]["recipe"] == "cls_mean"
+        assert rows["mylab_vit.own_test"]["weights_local"] is True  # the file beside the TOML
+        _no_timm_weights_description(prov)
+        ckpt.rename(ckpt.with_suffix(".moved"))
+        result = runner.invoke(app, ["backbones", "--json", "--backbones-file", str(toml)])
+        assert {r["name"]: r for r in json.loads(result.stdout)}["mylab_vit.own_test"][
+            "weights_local"
+        ] is False
     finally:
         unregister("mylab_vit.own_test")
+
+
+def _no_timm_weights_description(prov: dict) -> None:
+    """The provenance of an array made from the user's checkpoint describes the architecture and
+    the file used, not timm's published weights of the default tag (licence, paper, hub id)."""
+    for cfg in (prov["backbone"]["timm_pretrained_cfg"], prov["timm_pretrained_cfg_used"]):
+        assert not {"license", "paper_ids", "paper_name", "hf_hub_id", "url", "tag"} & set(cfg)
+        assert cfg["weights"].startswith("own checkpoint") and cfg["architecture"]
+    assert prov["backbone"]["hub_id"] is None
+
+
+def test_timm_name_with_own_weights_records_what_was_used(tmp_path, lightning_vit):
+    """timm/<name> --weights NAME=own.ckpt: timm's default tag's licence and hub id are not
+    recorded as if its weights had been loaded."""
+    timm_cfg = timm.create_model(VIT, pretrained=False).pretrained_cfg
+    assert timm_cfg.get("license") or timm_cfg.get("hf_hub_id")  # there is something to leave out
+    _, ckpt = lightning_vit
+    store = tmp_path / "s.zarr"
+    result = runner.invoke(
+        app,
+        ["extract", str(store), "-d", "d", "--source", str(_images(tmp_path / "img")), "-b",
+         f"timm/{VIT}", "--weights", f"timm/{VIT}={ckpt}", "--workers", "0", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    prov = open_store(store).array_info("d", f"timm--{VIT}").provenance
+    _no_timm_weights_description(prov)
+    assert prov["backbone"]["licence"] is None and prov["weights_origin"] == "explicit"
+    assert prov["backbone"]["timm_pretrained_cfg"]["preprocessing_defaults_from_tag"]
 
 
 def test_register_backbone_python_api(lightning_vit):

@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from embedstore.extract import extract
 from tests.data.conftest import TINY as IN_PROCESS
 from tests.data.conftest import save_png
 from tests.extract_helpers import ROOT, TINY
+
+pytestmark = pytest.mark.slow  # runs the CLI in real processes
 
 
 def _processes(commands: dict[str, list[str]]) -> dict[str, tuple[int, str]]:

@@ -18,6 +18,8 @@ from embedstore.extract import extract
 from tests.data.conftest import TINY, mixed_folder
 from tests.servers import moto_s3, serve_folder
 
+pytestmark = pytest.mark.slow  # moto S3 and HTTP servers
+
 pytest.importorskip("fsspec")
 pytest.importorskip("aiohttp")
 runner = CliRunner()

@@ -127,9 +127,11 @@ def test_probe_errors(tmp_path):
     store, *_ = _signal_store(tmp_path / "s.zarr")
     with pytest.raises(ArrayNotFoundError, match="did you mean 'good'"):
         evaluate_probes(store, "d", [["good", "goood"]], "knn", FAST)
-    with pytest.raises(ProtocolError, match="largest feasible k_shot is"):
+    with pytest.raises(ProtocolError, match=r"largest feasible --shots \(k_shot\) is"):
         evaluate_probes(store, "d", [["good"]], "fewshot", ProbeOptions(k_shot=200))
-    with pytest.raises(ProtocolError, match="lower n_query"):
+    with pytest.raises(
+        ProtocolError, match=r"--shots \(k_shot\) plus --n-query \(n_query\) must be"
+    ):
         evaluate_probes(store, "d", [["good"]], "fewshot", ProbeOptions(n_query=500))
     w = store.writer("d", "partial", dim=3, chunk_rows=8)
     w.write(np.ones((10, 3)))

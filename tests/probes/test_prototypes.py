@@ -142,12 +142,18 @@ def test_infeasible_shot_says_counts_and_largest_shot():
     msg = str(err.value)
     assert "0: 50, 1: 30, 2: 12" in msg
     assert "only 1 classes" in msg
-    # the 3rd largest class has 12 samples; 15 queries leave nothing: lower n_query
-    assert "lower n_query" in msg
-    with pytest.raises(ProtocolError, match="largest feasible k_shot is 15"):
+    # the 3rd largest class has 12 samples; 15 queries leave nothing: shots + queries <= 12,
+    # and the suggested pair must itself be feasible
+    assert "must be at most 12: e.g. --shots 6 --n-query 6" in msg
+    assert sample_episodes(y, n_way=3, k_shot=6, n_query=6, n_episodes=2).n_way == 3
+    with pytest.raises(ProtocolError, match=r"largest feasible --shots \(k_shot\) is 15"):
         sample_episodes(y, n_way=2, k_shot=20, n_query=15)
-    with pytest.raises(ProtocolError, match="only 3 classes; use n_way <= 3"):
+    assert sample_episodes(y, n_way=2, k_shot=15, n_query=15, n_episodes=2).k_shot == 15
+    with pytest.raises(ProtocolError, match=r"only 3 classes; use --ways \(n_way\) 3 or fewer"):
         sample_episodes(y, n_way=5, k_shot=1, n_query=1)
+    one = np.repeat(np.arange(3), [9, 9, 1])  # a class of one sample: only fewer ways help
+    with pytest.raises(ProtocolError, match=r"use --ways \(n_way\) 2 or fewer"):
+        sample_episodes(one, n_way=3, k_shot=1, n_query=1)
 
 
 def test_evaluate_episodes_rejects_rows_outside_X(blobs):
@@ -158,8 +164,11 @@ def test_evaluate_episodes_rejects_rows_outside_X(blobs):
 
 
 def test_default_n_way():
+    """WAYS_RULE, as `embedstore protocols` and the docs state it."""
     assert default_n_way(2) == 2
     assert default_n_way(3) == 3
+    assert default_n_way(4) == 4
+    assert default_n_way(5) == 5
     assert default_n_way(10) == 5
     with pytest.raises(ProtocolError):
         default_n_way(1)

@@ -146,8 +146,10 @@ def test_method_all_runs_every_feasible_method_and_names_the_others(tmp_path):
     )
     assert [r.method for r in res] == ["proto", "knn", "logreg"]  # dvme: fusions only
     assert [m for m, _ in skipped] == ["fewshot"]
-    assert "20-shot" in skipped[0][1] and "largest feasible k_shot" in skipped[0][1]
-    with pytest.raises(ProtocolError, match="largest feasible k_shot"):  # asked by name: refused
+    assert "20-shot" in skipped[0][1] and "largest feasible --shots (k_shot)" in skipped[0][1]
+    with pytest.raises(
+        ProtocolError, match=r"largest feasible --shots \(k_shot\)"
+    ):  # asked by name: refused
         evaluate_probes(store, "d", [["a"]], "fewshot,knn", ProbeOptions(n_bootstrap=0))
     out = runner.invoke(app, ["probe", store.location, "-d", "d", "-b", "a", "--json"])
     assert out.exit_code == 0, out.output
