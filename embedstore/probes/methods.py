@@ -64,7 +64,7 @@ class FewShot(Method):
     @staticmethod
     def _episodes(data, opts: ProbeOptions, memo: dict[str, Any]):
         if "episodes" not in memo:
-            from embedstore.probes.prototypes import default_n_way, sample_episodes
+            from embedstore.probes.episodes import default_n_way, sample_episodes
 
             memo["episodes"] = sample_episodes(
                 data.labels[data.indices("test")],

@@ -51,6 +51,10 @@ def world(tmp_path_factory):
     w = store.writer("d", "bb", dim=4)
     w.write(np.zeros((n, 4), np.float32))
     w.finish({"name": "bb"})
+    (tmp / "study.toml").write_text(
+        '[[datasets]]\nstore = "s.zarr"\ndataset = "d"\n[features]\nbackbones = ["bx"]\n'
+        '[[protocols]]\nmethods = ["knn"]\nfractions = [0.5]\n'
+    )
     return tmp
 
 
@@ -117,6 +121,20 @@ CASES = {
         ["analyze", "saliency", "{s}", "-d", "d", "--device", "cuda"],
         "no CUDA GPU",
     ),
+    "probe: backbone typo": (["probe", "{s}", "-d", "d", "-b", "bx"], "'bx' is not an array"),
+    "probe: infeasible few-shot": (
+        ["probe", "{s}", "-d", "d", "-b", "bb", "-m", "logreg,fewshot"],
+        "--shots",
+    ),
+    "sweep: bad fraction": (
+        ["sweep", "{s}", "-d", "d", "-b", "bb", "--fractions", "2"],
+        "label fractions must be in (0, 1]",
+    ),
+    "sweep: --grid typo": (
+        ["sweep", "{s}", "-d", "d", "-b", "bb", "--fractions", "0.5", "--grid", "dinov3"],
+        "ericsson, dinov2",
+    ),
+    "study: a backbone typo": (["study", "run", "{study}"], "'bx' is not an array"),
     "an unknown command": (["extrct"], "No such command"),
 }
 
@@ -129,6 +147,7 @@ def test_a_mistake_is_answered_in_one_line_without_torch(world, case):
         "imgs": str(world / "imgs"),
         "empty": str(world / "empty_class"),
         "csv": str(world / "no_path.csv"),
+        "study": str(world / "study.toml"),
     }
     result = _run(world, *[a.format(**places) for a in argv])
     assert "imported" not in result.stderr, result.stderr[-2000:]
