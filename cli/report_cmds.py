@@ -189,14 +189,14 @@ def render_tables(tables) -> None:
         n_labelled_text,
         test_n_text,
     )
-    from embedstore.tables import setting_label
+    from embedstore.tables import column_label
 
     for t in tables:
         table = Table(title=caption(t), title_justify="left")
         table.add_column("features")
         table.add_column("test n", justify="right")
         for s in t.settings:
-            table.add_column(f"{setting_label(s)}\nn={n_labelled_text(t, s)}", justify="right")
+            table.add_column(f"{column_label(t, s)}\nn={n_labelled_text(t, s)}", justify="right")
         for f in t.features:
             row = [f, test_n_text(t, f)]
             for s in t.settings:

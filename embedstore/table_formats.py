@@ -6,7 +6,15 @@ import csv
 import io
 from collections.abc import Sequence
 
-from embedstore.tables import FLAGS, Cell, ResultTable, Setting, setting_label, span_text
+from embedstore.tables import (
+    FLAGS,
+    Cell,
+    ResultTable,
+    Setting,
+    column_label,
+    setting_label,
+    span_text,
+)
 
 __all__ = [
     "FORMATS",
@@ -85,7 +93,7 @@ def to_markdown(tables: Sequence[ResultTable]) -> str:
     parts = []
     for t in tables:
         head = ["features", "test n"] + [
-            f"{setting_label(s)} (n={n_labelled_text(t, s)})" for s in t.settings
+            f"{column_label(t, s)} (n={n_labelled_text(t, s)})" for s in t.settings
         ]
         lines = [f"**{caption(t)}**", "", "| " + " | ".join(head) + " |"]
         lines.append("|" + "|".join([":--", "--:"] + ["--:"] * len(t.settings)) + "|")
@@ -140,7 +148,7 @@ def to_latex(tables: Sequence[ResultTable]) -> str:
     for t in tables:
         cols = "l" + "r" + "r" * len(t.settings)
         head = ["features", "test $n$"] + [
-            f"{_tex(setting_label(s))} ($n$={_tex(n_labelled_text(t, s))})" for s in t.settings
+            f"{_tex(column_label(t, s))} ($n$={_tex(n_labelled_text(t, s))})" for s in t.settings
         ]
         lines = [
             r"\begin{table}[t]",

@@ -97,6 +97,7 @@ class Cell:
     best: bool = False
     ci_unit: str = ""  # a single record's interval: "image" | "patient" ("" unknown / none)
     ci_method: str = ""  # and how it was made ("percentile bootstrap", "Clopper-Pearson ...")
+    share: float | None = None  # mean share of train drawn (fraction settings)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def _cell(features: str, method: str, setting: Setting, records, metric: str) ->
             per_class.setdefault(c, []).append(int(n))
     n_lab = [int(r.labels.get("n_labelled", r.n_train)) for r in records]
     n_test = [int(r.n_test) for r in records]
+    shares = [float(r.labels["share"]) for r in records if "share" in r.labels]
     return Cell(
         features=features,
         method=method,
@@ -190,6 +192,7 @@ def _cell(features: str, method: str, setting: Setting, records, metric: str) ->
         per_class={c: (min(v), max(v)) for c, v in per_class.items()},
         flags=flags,
         **ci_info,
+        share=sum(shares) / len(shares) if shares else None,
     )
 
 
@@ -269,13 +272,20 @@ def span_text(lo_hi: tuple[int, int]) -> str:
     return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
-def setting_label(s: Setting) -> str:
-    """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot'; None -> 'all labels'."""
+def setting_label(s: Setting, share: float | None = None) -> str:
+    """('fraction', 0.01) -> '1%'; ('shots', 5) -> '5-shot'; None -> 'all labels'. With the
+    ``share`` of train actually drawn, a fraction far from it reads '25% (10% asked)'."""
     if s is None:
         return "all labels"
-    if s[0] == "fraction":
-        return f"{float(s[1]) * 100:.3g}%"
-    return f"{int(s[1])}-shot"
+    from embedstore.data.subsets import LabelSetting
+
+    return LabelSetting(*s).display(share)
+
+
+def column_label(t: ResultTable, s: Setting) -> str:
+    """A table column's label: its setting, with the share of train its subsets really hold."""
+    shares = [c.share for (_, st), c in t.cells.items() if st == s and c.share is not None]
+    return setting_label(s, sum(shares) / len(shares) if shares else None)
 
 
 def _notes(cells: dict[tuple[str, Setting], Cell], settings: list[Setting], scale: float):

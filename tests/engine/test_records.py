@@ -97,3 +97,17 @@ def test_info_resolves_a_short_name_as_probe_does(tmp_path):
     assert json.loads(full.stdout) == json.loads(short.stdout)
     unknown = runner.invoke(app, ["info", store.location, "-d", "d", "-b", "resnet50"])
     assert unknown.exit_code == 1 and "Traceback" not in unknown.output
+
+
+def test_a_fraction_column_says_what_share_of_train_it_holds(tmp_path):
+    store = make_study_store(tmp_path / "s.zarr", "d", n=20)  # 12 training rows, 3 classes
+    from embedstore.sweep import run_sweep
+    from embedstore.table_formats import to_markdown
+    from embedstore.tables import build_tables
+
+    records = run_sweep(store, "d", [["a"]], fractions=[0.1, 1.0], seeds=2, methods="knn")
+    (table,) = build_tables(records, metric="accuracy")
+    text = to_markdown([table])
+    share = records[0].labels["share"]
+    assert share > 0.2  # one row per class at least: 3 of 12, not 10%
+    assert f"{share * 100:.3g}% (10% asked)" in text and "100% (n=" in text
