@@ -23,6 +23,13 @@ libsvm on a kernel computed by one matrix product (:mod:`~embedstore.probes.svm`
 own ``KNeighborsClassifier``, and the logistic regression with the batched L-BFGS of
 :mod:`~embedstore.probes.logistic` (scikit-learn's objective and class weights).
 
+Everything runs in float64 on the stored rows cast to float64: scikit-learn's pipeline fed
+``X.astype(np.float64)``. (Fed the stored float32, scikit-learn keeps float32 and, at 1 sample per
+class, its own StandardScaler refuses the power transform's output: lambdas fitted on a handful of
+rows reach the overflow-safe bounds and test rows transform to ~1e40.) A cell whose transform is
+not finite even in float64 raises :class:`~embedstore.errors.CellFailedError`, which the sweep
+records as not computed.
+
 Departures, documented in every record (``NIELSEN_NOTES``):
 
 - kNN with fewer labelled rows than ``5 * n_classes`` (1 sample per class): scikit-learn raises
@@ -41,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.errors import InvalidDataError
+from embedstore.errors import CellFailedError, InvalidDataError
 from embedstore.probes.power import YeoJohnson
 from embedstore.probes.validation import check_features, check_labels
 from embedstore.protocols import PROTOCOLS
@@ -67,33 +74,59 @@ NIELSEN_NOTES = (
     "labelled rows, shared by the three classifiers",
     "kNN: k capped at the number of labelled rows where 5 * n_classes is more",
     "predictions: argmax of predict_proba (as the authors' fit_classifier)",
+    "computed in float64 (scikit-learn's pipeline on the rows cast to float64)",
 )
 
 
 class NielsenFeatures:
     """Yeo-Johnson power transform (standardised) then PCA with all components, fitted on X.
 
+    Computed in float64 whatever the stored dtype: scikit-learn's pipeline on the same rows cast
+    to float64 (``PowerTransformer()`` -> ``PCA()`` on ``X.astype(np.float64)``), the same
+    overflow-safe lambda bounds included. On a handful of labelled rows (1 per class) the
+    likelihood of many columns keeps rising towards a bound, the lambdas reach |lambda| ~ 10^3
+    and test rows outside the labelled range transform to ~10^40: finite in float64, infinite in
+    float32 (where scikit-learn's own float32 pipeline refuses them too). Where even float64
+    overflows, :class:`~embedstore.errors.CellFailedError` says so.
+
     Fitted: ``power_`` (:class:`~embedstore.probes.power.YeoJohnson`), ``pca_``
     (``sklearn.decomposition.PCA``, ``min(n, D)`` components).
     """
 
     def fit_transform(self, X: Any) -> np.ndarray:
-        """Fit on the labelled rows X (n, D); returns their (n, min(n, D)) components."""
+        """Fit on the labelled rows X (n, D); returns their (n, min(n, D)) components, float64."""
         from sklearn.decomposition import PCA
 
-        X = check_features(X)
-        # scikit-learn keeps float32 input float32 through PowerTransformer and PCA; so does this
-        # (with n <= D the last component spans no training variance and its direction is
-        # whatever the SVD returns: the same SVD on the same dtype returns nearly the same one)
-        self.dtype_ = np.float32 if X.dtype == np.float32 else np.float64
-        self.power_ = YeoJohnson(standardize=True)
-        Z = self.power_.fit_transform(X).astype(self.dtype_)
+        X = check_features(X).astype(np.float64)
+        self.power_ = YeoJohnson(standardize=True, dtype=np.float64)
+        Z = _finite(self.power_.fit_transform(X), self.power_, "labelled")
         self.pca_ = PCA()
-        return self.pca_.fit_transform(Z)
+        return _finite(self.pca_.fit_transform(Z), self.power_, "labelled", step="PCA")
 
     def transform(self, X: Any) -> np.ndarray:
-        """Components (m, min(n, D)) of new rows."""
-        return self.pca_.transform(self.power_.transform(X).astype(self.dtype_))
+        """Components (m, min(n, D)) of new rows, float64."""
+        Z = _finite(self.power_.transform(np.asarray(X, dtype=np.float64)), self.power_, "test")
+        return _finite(self.pca_.transform(Z), self.power_, "test", step="PCA")
+
+
+def _finite(Z: np.ndarray, power: YeoJohnson, rows: str, *, step: str = "") -> np.ndarray:
+    """Z itself, or CellFailedError naming the columns and lambdas that overflowed float64."""
+    bad = ~np.isfinite(Z)
+    if not bad.any():
+        return Z
+    cols = np.flatnonzero(bad.any(axis=0))
+    where = (
+        f"after the PCA of the power-transformed {rows} rows"
+        if step
+        else f"in {len(cols)} column(s) of the {rows} rows' Yeo-Johnson transform"
+    )
+    lam = np.abs(power.lambdas_[cols]) if not step else np.abs(power.lambdas_)
+    raise CellFailedError(
+        f"Nielsen pipeline: {int(bad.sum())} value(s) are not finite in float64 {where} "
+        f"(lambdas fitted on {power.n_samples_} labelled rows reach |lambda| = {lam.max():.3g}); "
+        "scikit-learn's PowerTransformer -> PCA cannot compute this cell either. "
+        "Use more labelled samples per class for this feature set"
+    )
 
 
 def nielsen_classifier(name: str, *, n_classes: int, n_train: int, seed: int = 0):

@@ -105,7 +105,11 @@ def yeojohnson_lambdas(X: Any, *, dtype=np.float32) -> np.ndarray:
     L, pos = np.log1p(np.abs(Xc)), Xc >= 0  # (n, p) each, computed once
     S = np.where(pos, L, -L).sum(axis=0)
     a, b = _bounds(Xc, dtype)
-    lam[cols] = _fminbound(lambda x, i: _neg_llf(x, L[:, i], pos[:, i], S[i]), a, b)
+    # With float64 bounds and a handful of rows, -llf is +inf at lambdas whose transform
+    # overflows; the parabola through such points is NaN and the step falls back to golden
+    # section (NaN compares false), as in SciPy: nothing to warn about
+    with np.errstate(invalid="ignore"):
+        lam[cols] = _fminbound(lambda x, i: _neg_llf(x, L[:, i], pos[:, i], S[i]), a, b)
     return lam
 
 
@@ -197,7 +201,7 @@ class YeoJohnson:
         X = check_features(X).astype(np.float64)
         self.lambdas_ = yeojohnson_lambdas(X, dtype=self.dtype)
         Y = yeojohnson_transform(X, self.lambdas_)
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_, self.n_samples_ = X.shape[1], X.shape[0]
         if self.standardize:
             self.mean_ = Y.mean(axis=0)
             var = Y.var(axis=0)

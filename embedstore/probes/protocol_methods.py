@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from embedstore.errors import CellFailedError
 from embedstore.probes.registry import Cell, Method, Outcome, ProbeOptions, predict_rows, register
 from embedstore.probes.selection import HOLDOUT_ABOVE, choose
 
@@ -90,7 +91,13 @@ class _Nielsen(Method):
         key = (S.tobytes(), cell.test.tobytes())
         memo = cell.shared.get("nielsen")
         if memo is None or memo[0] != key:  # one subset at a time: transform once, keep the last
-            cell.shared["nielsen"] = memo = (key, nielsen_transform(X[S], X[cell.test]))
+            try:
+                memo = (key, nielsen_transform(X[S], X[cell.test]))
+            except CellFailedError as e:  # not finite even in float64: each of the three fails
+                memo = (key, e)
+            cell.shared["nielsen"] = memo
+        if isinstance(memo[1], CellFailedError):
+            raise memo[1]
         Z, Zt = memo[1]
         fit = nielsen_classify(
             self.classifier, Z, y[S], Zt, n_classes=cell.data.n_classes, seed=cell.seed

@@ -54,6 +54,7 @@ def _ref_predict(name, X, y, S, test, seed=0):
     ref = _authors_pipeline(name, 3, len(S), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SVC(probability=True) is deprecated in sklearn 1.9
+        X = np.asarray(X, dtype=np.float64)  # the preset computes as sklearn does on float64
         ref.fit(X[S], y[S])
         return ref.predict_proba(X[test]).argmax(1)
 
