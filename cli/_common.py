@@ -85,6 +85,24 @@ ClassWeightOpt = Annotated[
 ]
 
 
+def not_computed_line(r) -> str:
+    """One line naming a cell that could not be computed (feature set, method, setting, seed)."""
+    setting = ", ".join(f"{k} {v}" for k, v in r.labels.items() if k in ("fraction", "shots"))
+    return (
+        f"[yellow]not computed:[/] {r.method} on {r.feature_name} ({r.dataset}, "
+        f"{setting or 'all labels'}, seed {r.seed}): {r.reason}"
+    )
+
+
+def computed_only(records: list) -> list:
+    """The records that hold numbers; each cell that could not be computed is said in one line
+    (the tables, comparisons and plots are of the others)."""
+    for r in records:
+        if r.status == "not computed":
+            err_console.print(not_computed_line(r), highlight=False, soft_wrap=True)
+    return [r for r in records if r.status == "computed"]
+
+
 def method_help(*, sweep: bool = False) -> str:
     """The method names of the registry (those that train on label subsets with ``sweep``)."""
     from embedstore.probes.registry import method_names

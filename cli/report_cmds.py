@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli._common import check_choice, console, err_console, user_errors
+from cli._common import check_choice, computed_only, console, err_console, user_errors
 
 # File suffix -> table format, for --out without --format.
 _SUFFIX = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".csv": "csv"}
@@ -105,6 +105,7 @@ def report(
                     "`embedstore probe/sweep --out FILE`"
                 )
             records += read_jsonl(path)
+        records = computed_only(records)
         if dataset:
             records = [r for r in records if r.dataset in dataset]
         if method:

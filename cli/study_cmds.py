@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._common import console, err_console, user_errors
+from cli._common import console, err_console, not_computed_line, user_errors
 
 study_app = typer.Typer(
     help="Studies: many datasets × backbones × protocols as one resumable plan.",
@@ -90,12 +90,7 @@ def run(
 
         def failed(r) -> None:
             if r.status == "not computed":
-                err_console.print(
-                    f"[yellow]not computed:[/] {r.method} on {r.feature_name} ({r.dataset}, "
-                    f"{r.labels or 'all labels'}, seed {r.seed}): {r.reason}",
-                    highlight=False,
-                    soft_wrap=True,
-                )
+                err_console.print(not_computed_line(r), highlight=False, soft_wrap=True)
 
         with bar:
             task = bar.add_task("checking the plan", total=None)

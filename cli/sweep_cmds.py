@@ -21,6 +21,7 @@ from cli._common import (
     ProtocolOpt,
     StoreArg,
     check_choice,
+    computed_only,
     console,
     err_console,
     feature_sets,
@@ -188,26 +189,27 @@ def sweep(
                 workers=workers,
                 predictions=predictions,
             )
-        check_metric([r for r in results if r.computed], metric)
-        comparisons = compare_feature_sets(results, metric=metric)
+        shown = computed_only(results)
+        check_metric(shown, metric)
+        comparisons = compare_feature_sets(shown, metric=metric)
         if plot:
             from embedstore.plot import plot_sweep
 
-            plot_sweep(results, plot, metric=metric, title=f"{dataset}: {metric}")
+            plot_sweep(shown, plot, metric=metric, title=f"{dataset}: {metric}")
     if as_json:
         for r in results:
             typer.echo(json.dumps(r.to_dict(), default=str))
         return
-    render_summary(results, metric, title=f"{store} :: {dataset}")
+    render_summary(shown, metric, title=f"{store} :: {dataset}")
     if preset is not None:
-        render_preset(preset, results)
+        render_preset(preset, shown)
     render_comparisons(comparisons, metric)
     if predictions and out:
         from cli.report_cmds import render_paired
         from embedstore.results.predictions import predictions_folder
 
         with user_errors():
-            render_paired(results, predictions_folder(out))
+            render_paired(shown, predictions_folder(out))
     if out:
         err_console.print(f"{len(results)} records in {out}")
     if plot:

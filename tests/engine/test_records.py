@@ -111,3 +111,33 @@ def test_a_fraction_column_says_what_share_of_train_it_holds(tmp_path):
     share = records[0].labels["share"]
     assert share > 0.2  # one row per class at least: 3 of 12, not 10%
     assert f"{share * 100:.3g}% (10% asked)" in text and "100% (n=" in text
+
+
+def test_a_cell_that_cannot_be_computed_is_recorded_and_the_run_goes_on(tmp_path):
+    """The Nielsen power transform of 4 labelled rows overflows float64 on a test row (see
+    tests/probes/test_nielsen_one_shot.py): those cells are 'not computed', the others run."""
+    from embedstore import create_store
+
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, size=(16, 5))
+    X[:4, 0] = [0.0, 0.0, 0.0, 1e-3]  # the 4 training rows, one per class
+    X[4, 0] = -1e3  # a test row the transform cannot map
+    store = create_store(tmp_path / "s.zarr")
+    store.add_dataset(
+        "d", ids=[f"s{i}" for i in range(16)], labels=np.r_[0:4, np.arange(12) % 4],
+        split=np.r_[[0] * 4, [2] * 12].astype(np.uint8), task="multiclass",
+        class_names=list("abcd"),
+    )  # fmt: skip
+    write_embeddings(store, "d", "bb", X.astype(np.float32))
+    out = tmp_path / "r.jsonl"
+    result = runner.invoke(
+        app, ["sweep", store.location, "-d", "d", "-b", "bb", "--protocol", "nielsen",
+              "--shots", "1", "--seeds", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    failed = [ln for ln in result.stderr.splitlines() if ln.startswith("not computed:")]
+    assert len(failed) == 3 and all("bb (d, shots 1, seed 0)" in ln for ln in failed), failed
+    records = read_jsonl(out)
+    assert [r.status for r in records] == ["not computed"] * 3
+    assert all("not finite in float64" in r.reason and not r.metrics for r in records)

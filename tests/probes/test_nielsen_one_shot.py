@@ -35,6 +35,8 @@ BACKBONE = "mobilenet_v2.tv_in1k"
 CLASSES = ("circle", "cross", "square", "triangle")
 PER_CLASS = {"train": 6, "test": 10}
 
+pytestmark = pytest.mark.slow  # extracts real images with a real backbone
+
 
 def _draw(path, shape: str, rng: np.random.Generator) -> None:
     """One 64 px RGB image: a shape of random size, place and colour on a noisy background."""
