@@ -43,3 +43,7 @@ def toy_store(tmp_path):
     X = np.random.default_rng(1).normal(size=(40, 8)).astype(np.float32)
     write_embeddings(store, "toy", "bb", X, chunk_rows=16)
     return store, X
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts real processes (SIGKILLs, subprocesses)")

@@ -28,6 +28,7 @@ from embedstore.store import (
     _is_remote,
     open_store,
 )
+from embedstore.store._shapes import shape_problems as _shape_problems
 from embedstore.store._zipcheck import chunk_nbytes, zstd_declared_size
 from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
@@ -198,6 +199,11 @@ def _verify_raw(
         _check_manifest(layout, manifest, found, status)
     else:
         status = dict.fromkeys(layout.arrays, "unchecked")
+    if not unsafe:  # shapes before chunks: nothing is read in proportion to a declared shape
+        stored = {a: len(layout.chunks[a]) for a in layout.arrays}
+        for path, msg in _shape_problems(layout.meta, stored):
+            found.setdefault(path, []).append(msg)
+            unsafe.append(f"{path}: {msg}")
     if not unsafe:
         for path, msg in _oversized_chunks(layout):
             found.setdefault(path, []).append(msg)

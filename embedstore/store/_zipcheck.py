@@ -176,6 +176,19 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
         problems = metadata_problems(meta, legacy=legacy)
         if problems:
             raise _refuse(path, name, "; ".join(problems))
+    from embedstore.store._shapes import shape_problems
+
+    nodes = {name[: -len("zarr.json")].rstrip("/"): meta for name, meta in metas.items()}
+    stored = dict.fromkeys(nodes, 0)
+    for name in names:  # an upper bound of each array's chunks: files under its folder
+        head, _, tail = name.rpartition("/")
+        while head and tail != "zarr.json":
+            if head in stored:
+                stored[head] += 1
+                break
+            head = head.rpartition("/")[0]
+    for node, why in shape_problems(nodes, stored):
+        raise _refuse(path, f"{node}/zarr.json", why)
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
