@@ -23,6 +23,7 @@ from cli.main import COMMANDS, app
 from embedstore import create_store
 
 from .conftest import make_dataset, write_embeddings
+from .damaged_meta import damaged_copy, damages
 
 
 def _commands() -> list[tuple[list[str], click.Command]]:
@@ -191,3 +192,31 @@ def test_info_lists_missing_rows_with_ids_and_reasons(stores):
     result = CliRunner().invoke(app, ["info", str(stores["good"]), "toy", "bb", "--json"])
     payload = json.loads(result.output)
     assert payload["missing"] == [{"row": 3, "id": "img_0003.png", "reason": "truncated file"}]
+
+
+_DAMAGES = damages()
+_STORE_COMMANDS = [(p, c) for p, c in COMMAND_LIST if any(x.required for x in c.params)
+                   and p != ["report"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind,damage,apply", _DAMAGES, ids=[f"{k}-{d}" for k, d, _ in _DAMAGES])
+def test_every_command_on_damaged_metadata_of_every_node_kind(
+    stores, tmp_path, kind, damage, apply
+):
+    """Each node kind's zarr.json not JSON, empty, or with a field of the wrong type: every
+    command answers with a result or one line (exit 1), never a traceback."""
+    store = damaged_copy(stores["good"], tmp_path / "d.zarr", apply)
+    for path, cmd in _STORE_COMMANDS:
+        argv = path + _fill(cmd, store, tmp_path / "out", "toy", "bb")
+        if path in (["probe"], ["sweep"]) or path[0] == "analyze":
+            argv += ["-b", "bb"]
+        if path == ["info"]:
+            argv += ["toy", "bb"]
+        result = CliRunner().invoke(app, argv)
+        where = (kind, damage, argv, result.output[-600:])
+        assert result.exception is None or isinstance(result.exception, SystemExit), where
+        assert "Traceback" not in result.output and result.exit_code in (0, 1), where
+        if result.exit_code == 1 and path != ["verify"]:
+            assert len(_one_line(result)) == 1, where
+    report = CliRunner().invoke(app, ["verify", str(store)])
+    assert report.exit_code == 1, (kind, damage, report.output)  # verify names every damage

@@ -31,11 +31,27 @@ def _chunk_keys(array: str, meta: dict, keys: Iterable[str]) -> tuple[list[str],
         if rel == _META:
             continue
         coords = chunk_coords(rel, meta)
-        if coords is None:
+        if coords is None or not _in_grid(coords, meta):
             stray.append(k)
         else:
             chunks.append((coords, k))
     return [k for _, k in sorted(chunks)], stray
+
+
+def _in_grid(coords: tuple[int, ...], meta: dict) -> bool:
+    """Whether chunk coordinates lie within the array's grid (a chunk beyond it is stray)."""
+    grid = meta.get("chunk_grid")
+    config = grid.get("configuration") if isinstance(grid, dict) else None
+    shape = meta.get("shape")
+    chunks = config.get("chunk_shape") if isinstance(config, dict) else None
+    if not isinstance(shape, list) or not isinstance(chunks, list):
+        return True  # malformed: the metadata rules report it
+    if len(coords) != len(shape) or len(chunks) != len(shape):
+        return False
+    if not all(isinstance(v, int) for v in shape + chunks):
+        return True
+    return all(0 <= c < -(-s // max(1, k)) or (s == 0 and c == 0) for c, s, k in
+               zip(coords, shape, chunks, strict=True))  # fmt: skip
 
 
 def array_sha256(location: str, array: str, *, storage_options: dict | None = None) -> str:

@@ -48,6 +48,9 @@ class Options:
     overwrite: bool
     skip_bad: bool
     chunk_rows: int | None
+    threads: int | None = (
+        None  # CPU intra-op threads; None: a resume's recorded count, else torch's
+    )
 
 
 def check_options(
@@ -60,6 +63,7 @@ def check_options(
     overwrite: bool,
     skip_bad: bool,
     chunk_rows: int | None,
+    threads: int | None = None,
 ) -> Options:
     """Check every option against what it may be; raise one InvalidDataError naming it."""
     if not dataset or "/" in dataset or dataset.startswith("."):
@@ -79,6 +83,8 @@ def check_options(
         workers = default_workers()
     if not isinstance(workers, int) or workers < 0:
         raise InvalidDataError(f"workers must be a non-negative integer or 'auto', got {workers!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidDataError(f"threads must be a positive integer, got {threads!r}")
     resolve_device(device)  # the one check of every --device; this rank's GPU is taken later
     return Options(
         dataset=dataset,
@@ -89,7 +95,26 @@ def check_options(
         overwrite=bool(overwrite),
         skip_bad=bool(skip_bad),
         chunk_rows=chunk_rows,
+        threads=threads,
     )
+
+
+def numerics(device: torch.device, dtype: str, threads: int) -> dict:
+    """What determines an array's bits besides its inputs and weights, recorded when the array
+    is created: a resume under another configuration is refused (see ``Store.writer``). CPU
+    intra-op threads change how reductions are split, so they count on the CPU only."""
+    from embedstore.extract._pass import autocast_name
+
+    cuda = device.type == "cuda"
+    return {
+        "torch": torch.__version__.split("+")[0],
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "dtype": dtype,
+        "autocast": autocast_name(device),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
+        "threads": None if cuda else int(threads),
+    }
 
 
 def is_cnn(model: torch.nn.Module) -> bool:

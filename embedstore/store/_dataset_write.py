@@ -18,9 +18,11 @@ import numpy as np
 import zarr
 
 from embedstore.errors import ConflictError
+from embedstore.store._audit import DATASET_KEYS, RECORD
 from embedstore.store._info import ids_digest
 from embedstore.store._integrity import array_digest, record_dataset_checksums
 from embedstore.store._layout import create_data_array
+from embedstore.store._rawmeta import record_digests
 from embedstore.store._strings import read_text
 from embedstore.store._validate import _DATA_ARRAYS, _iter_dataset_differences
 
@@ -85,8 +87,10 @@ def write_dataset(
             create_data_array(g, key, value)
     record_dataset_checksums(g, [k for k, v in data.items() if v is not None])
     # last, in one write (zarr's attrs.update writes once per key): a dataset from here on
-    done = {k: v for k, v in g.attrs.asdict().items() if k != "pending_ids"}
-    g.attrs.put({**done, **attrs})
+    done = {k: v for k, v in g.attrs.asdict().items() if k not in ("pending_ids", RECORD)}
+    final = {**done, **attrs}
+    names = [k for k, v in data.items() if v is not None]
+    g.attrs.put({**final, RECORD: record_digests(g, names, final, DATASET_KEYS)})
 
 
 def restored(g: zarr.Group, gone: list[str], data: dict[str, Any], attrs: dict) -> bool:
@@ -106,9 +110,11 @@ def restored(g: zarr.Group, gone: list[str], data: dict[str, Any], attrs: dict) 
     return False
 
 
-def gone_arrays(g: zarr.Group) -> list[str]:
-    """The data arrays a listed dataset should hold but does not (``group`` only if recorded)."""
-    present, recorded = set(g.array_keys()), g.attrs.get("checksums") or {}
+def gone_arrays(g: zarr.Group, present: set[str] | None = None) -> list[str]:
+    """The data arrays a listed dataset should hold but does not (``group`` only if recorded);
+    ``present``: its data arrays, when known without zarr listing every child."""
+    present = set(g.array_keys()) if present is None else present
+    recorded = g.attrs.get("checksums") or {}
     return [k for k in _DATA_ARRAYS if k not in present and (k != "group" or k in recorded)]
 
 

@@ -19,9 +19,11 @@ from embedstore.errors import (
     ReadOnlyError,
     StoreNotFoundError,
 )
+from embedstore.store._audit import GONE, backbone_audit, dataset_audit, node_problems
 from embedstore.store._checks import check_backbone_arrays, check_embeddings_readable
 from embedstore.store._create import (
     backbone_groups,
+    check_numerics,
     check_resumable,
     create_group,
     drop_group,
@@ -49,6 +51,7 @@ from embedstore.store._layout import (
     migrate,
     needs_migration,
 )
+from embedstore.store._rawmeta import RawMeta
 from embedstore.store._rows import PerRowReads, Rows, take
 from embedstore.store._validate import (
     EMBEDDING_DTYPES,
@@ -66,6 +69,13 @@ class Store(PerRowReads):
         self._root = root
         self.location = location
         self.read_only = read_only
+        self._meta = RawMeta(root)
+        problems = node_problems(self._meta(""), "root")
+        if problems:
+            raise CorruptStoreError(
+                f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
+                f"read. `embedstore verify {location}` lists every damage; import a good copy"
+            )
         version = root.attrs.get("embedstore_format")
         if version is None:
             raise StoreNotFoundError(
@@ -94,10 +104,52 @@ class Store(PerRowReads):
     def datasets(self) -> list[str]:
         """Names of the datasets in the store, sorted (a dataset whose writing was interrupted
         before its attributes were written is not one yet: writing it again completes it)."""
+        names = self._meta.children("")
+        if names is not None:  # from the raw metadata: a damaged dataset is listed (and refused)
+            return [n for n in names if self._is_dataset(n)]
         with reading(self.location, "the store's datasets"):
             return sorted(k for k, g in self._root.groups() if "n_samples" in g.attrs)
 
+    def _is_dataset(self, name: str) -> bool:
+        meta = self._meta(name)
+        if meta is GONE:
+            return False
+        attrs = meta.get("attributes") if isinstance(meta, dict) else None
+        return (
+            not isinstance(attrs, dict)
+            or "n_samples" in attrs
+            or bool(node_problems(meta, "dataset", legacy=self._legacy))
+        )
+
+    @property
+    def _legacy(self) -> bool:
+        return getattr(self, "format_version", FORMAT_VERSION) < 2
+
+    def _damaged(self, path: str, problems: list[str]) -> CorruptStoreError:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return CorruptStoreError(
+            f"'{path}' in store '{self.location}' is damaged: {problems[0]}{more}; nothing was "
+            f"read. `embedstore verify {self.location}` lists every damage; extract it again "
+            "(--overwrite) or import a good copy"
+        )
+
+    def _audit_dataset(self, name: str) -> None:
+        if "/" in name or not name or self._meta(name) is GONE:
+            return
+        problems = dataset_audit(self._meta, name, legacy=self._legacy)
+        if problems:
+            raise self._damaged(name, problems)
+
+    def _data_arrays(self, name: str) -> set[str]:
+        """The data arrays (ids, labels, split, group) a dataset holds, from raw metadata."""
+        if self._meta.children(name) is None:
+            return set(self._root[name].array_keys())
+        return {
+            a for a in ("ids", "labels", "split", "group") if self._meta(f"{name}/{a}") is not GONE
+        }
+
     def _dataset_group(self, name: str) -> zarr.Group:
+        self._audit_dataset(name)
         g = child_group(self._root, name, "n_samples")  # one metadata read (cheap on s3://)
         if g is not None:
             return g
@@ -113,7 +165,8 @@ class Store(PerRowReads):
         """Summary of one dataset."""
         g = self._dataset_group(name)
         attrs = g.attrs.asdict()
-        gone = gone_arrays(g)
+        present = self._data_arrays(name)
+        gone = gone_arrays(g, present)
         if gone:
             raise CorruptStoreError(
                 f"dataset '{name}' in store '{self.location}' is damaged: its "
@@ -130,7 +183,7 @@ class Store(PerRowReads):
             class_names=tuple(attrs["class_names"]),
             n_samples=int(attrs["n_samples"]),
             split_counts=counts,
-            has_group="group" in g.array_keys(),
+            has_group="group" in present,
             source=attrs.get("source", ""),
             backbones=tuple(self.backbones(name)),
         )
@@ -191,17 +244,43 @@ class Store(PerRowReads):
         """Backbones with an embeddings array (complete or not) for a dataset, sorted."""
         g = self._dataset_group(dataset)
         with reading(self.location, f"the backbones of '{dataset}'"):
-            return backbone_groups(g)[0]
+            return self._backbone_lists(g, dataset)[0]
 
     def interrupted_backbones(self, dataset: str) -> list[str]:
         """Backbones whose array creation was interrupted before any row was written, sorted:
         not backbones yet; the next ``extract`` of one recreates it."""
         g = self._dataset_group(dataset)
         with reading(self.location, f"the backbones of '{dataset}'"):
-            return backbone_groups(g)[1]
+            return self._backbone_lists(g, dataset)[1]
+
+    def _backbone_lists(self, g: zarr.Group, dataset: str) -> tuple[list[str], list[str]]:
+        """(backbones, interrupted) of a dataset; one whose metadata is damaged is a backbone
+        (listed, and refused when read)."""
+        names = self._meta.children(dataset)
+        if names is None:
+            return backbone_groups(g)
+        damaged = [
+            n for n in names
+            if n not in ("ids", "labels", "split", "group")
+            and node_problems(self._meta(f"{dataset}/{n}"), "backbone", legacy=self._legacy)
+        ]  # fmt: skip
+        if not damaged:
+            return backbone_groups(g)
+        done, interrupted = [], []
+        for n in names:
+            if n in damaged:
+                done.append(n)
+            elif n not in ("ids", "labels", "split", "group"):
+                (done if marked_group(g, n) is not None else interrupted).append(n)
+        return sorted(done), sorted(interrupted)
 
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
         g = self._dataset_group(dataset)
+        path = f"{dataset}/{backbone}"
+        if "/" not in backbone and backbone and self._meta(path) is not GONE:
+            problems = backbone_audit(self._meta, dataset, backbone, legacy=self._legacy)
+            if problems:
+                raise self._damaged(path, problems)
         with reading(self.location, f"'{dataset}/{backbone}'"):
             bg = marked_group(g, backbone)
         if bg is not None:
@@ -241,6 +320,7 @@ class Store(PerRowReads):
                 n_missing=int(bg["missing"][:].sum()),
                 provenance=dict(attrs.get("provenance", {})),
                 chunk_checksums={"checksums", "chunk_nbytes"} <= keys,
+                numerics=dict(attrs.get("numerics") or {}),
             )
 
     def chunks_done(self, dataset: str, backbone: str) -> np.ndarray:
@@ -307,6 +387,7 @@ class Store(PerRowReads):
         chunk_rows: int | None = None,
         overwrite: bool = False,
         rows: tuple[int, int] | None = None,
+        numerics: dict | None = None,
     ) -> EmbeddingWriter:
         """Open a writer for one backbone's embeddings, creating or resuming the array.
 
@@ -323,6 +404,8 @@ class Store(PerRowReads):
                 processes can fill one array at once (create the array first, e.g. from rank 0
                 with ``rows=(0, 0 + chunk_rows)`` or a plain call, then open one block each).
                 Default: all rows.
+            numerics: what determines the bits (threads, device, dtype, autocast, torch ...),
+                recorded when the array is created; resuming under another is refused.
         """
         self._check_writable()
         _check_name(backbone, "backbone")
@@ -341,6 +424,9 @@ class Store(PerRowReads):
                 else:
                     info = self.array_info(dataset, backbone)  # damage raises: --overwrite
                     check_resumable(info, (n, dim), dtype)
+                    check_numerics(
+                        g[backbone].attrs.get("numerics"), numerics, f"'{backbone}' for '{dataset}'"
+                    )
                     if rows is None:  # not one of several block writers: the group is ours
                         remove_metadata_orphans(self._root, f"{dataset}/{backbone}")
                     return EmbeddingWriter(
@@ -348,7 +434,10 @@ class Store(PerRowReads):
                     )
             rows_per_chunk = chunk_rows_for(n, dim, dtype, chunk_rows)
             bg = create_group(
-                g, backbone, lambda bg: create_backbone_arrays(bg, n, dim, dtype, rows_per_chunk)
+                g,
+                backbone,
+                lambda bg: create_backbone_arrays(bg, n, dim, dtype, rows_per_chunk),
+                {"numerics": numerics} if numerics else None,
             )
             return EmbeddingWriter(bg, dim=dim, location=self.location, **block(rows))
 
