@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from embedstore import create_store, open_store
-from embedstore.archive import verify
+from embedstore.archive import import_archive, verify
 from embedstore.errors import CorruptStoreError, EmbedstoreError
 
 from .conftest import make_dataset
@@ -198,3 +198,40 @@ def test_verify_finds_what_a_read_would_get_wrong_and_reads_refuse_it(pristine, 
                                       "--method", "knn"])  # fmt: skip
     if name not in ("checksums chunk deleted", "stray chunk outside the grid"):
         assert result.exit_code == 1 and "damaged" in result.output, (name, result.output)
+
+
+def _nest(store: Path) -> None:
+    folder = store / "toy" / "bb"
+    for i in range(300):
+        folder = folder / f"g{i}"
+        folder.mkdir()
+        (folder / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+
+
+def _attr(rel: str, key: str, value) -> callable:
+    return _edit(rel, lambda m: m["attributes"].update({key: value}))
+
+
+OVERSIZED = {
+    "300 nested groups": (_nest, "nested below a backbone"),
+    "a 17 MiB attribute": (_attr("toy/bb", "blob", "x" * (17 * 2**20)), "metadata size limit"),
+    "100,001 class names": (
+        _attr("toy", "class_names", [str(i) for i in range(100_001)]),
+        "100,001 class names",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OVERSIZED))
+def test_verify_and_import_agree_on_nesting_and_metadata_limits(pristine, tmp_path, name):
+    damage, says = OVERSIZED[name]
+    store = tmp_path / "s.zarr"
+    shutil.copytree(pristine, store)
+    damage(store)
+    report = verify(store)
+    assert any(says in line for line in report.problem_lines()), report.problem_lines()
+    with pytest.raises(EmbedstoreError):
+        import_archive(store, tmp_path / "t.zarr")
+    assert not (tmp_path / "t.zarr").exists()
+    result = CliRunner().invoke(app, ["ls", str(store)])
+    assert "Traceback" not in result.output and result.exit_code in (0, 1)

@@ -9,6 +9,7 @@ from typing import Any
 
 from embedstore.archive._members import _META, _open_raw, _Raw
 from embedstore.errors import ArchiveError, ArrayNotFoundError
+from embedstore.store._audit import MAX_ATTRIBUTE_BYTES
 from embedstore.store._integrity import CHECKSUM_SCHEME as CHECKSUM_SCHEME
 from embedstore.store._integrity import Digest as _Digest
 from embedstore.store._integrity import chunk_coords
@@ -80,7 +81,9 @@ class _Layout:
             if k == _META or k.endswith("/" + _META):
                 node = k[: -len(_META)].rstrip("/")
                 try:
-                    self.meta[node] = json.loads(raw.read(k))
+                    data = raw.read(k)
+                    too_large = len(data) > MAX_ATTRIBUTE_BYTES  # never parsed
+                    self.meta[node] = {"_too_large": len(data)} if too_large else json.loads(data)
                 except (ValueError, UnicodeDecodeError) as exc:
                     self.meta[node] = None
                     self.problems.append(f"{k}: not valid JSON ({exc})")

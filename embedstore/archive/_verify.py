@@ -217,7 +217,7 @@ def _verify_raw(
         more = f" and {len(unsafe) - 1} more" if len(unsafe) > 1 else ""
         problems.append(
             f"layout not checked, because metadata or a chunk is unsafe or unreadable "
-            f"({unsafe[0]}{more})"
+            f"({min(unsafe, key=len)}{more})"
         )
     elif all("unexpected file" in p or p in manifest_problems for p in problems):
         try:

@@ -83,6 +83,8 @@ def node_problems(meta: Any, kind: str, *, legacy: bool = False) -> list[str]:
     out = list(metadata_problems(meta, legacy=legacy))
     if out:
         return out
+    if kind == "group" and meta.get("node_type") == "group":
+        return ["a group nested below a backbone: the layout has none (dataset/backbone/array)"]
     want = "array" if kind == "array" else "group"
     if meta.get("node_type") != want:
         return [f"node_type {meta.get('node_type')!r}, expected {want!r}"]

@@ -168,6 +168,12 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
     metas = {}
     for name in names:
         if name == "zarr.json" or name.endswith("/zarr.json"):
+            from embedstore.store._audit import MAX_ATTRIBUTE_BYTES
+
+            size = zf.getinfo(name).file_size
+            if size > MAX_ATTRIBUTE_BYTES:
+                raise _refuse(path, name, f"{size:,} bytes of metadata, over the "
+                              f"{MAX_ATTRIBUTE_BYTES:,} accepted (metadata size limit)")  # fmt: skip
             try:
                 metas[name] = json.loads(zf.read(name))
             except (ValueError, UnicodeDecodeError) as exc:
