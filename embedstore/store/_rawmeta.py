@@ -27,6 +27,7 @@ class RawMeta:
         path = getattr(store, "path", None)
         self._zip = Path(path) if self._dir is None and type(store).__name__ == "ZipStore" else None
         self._store = store
+        self._dir_s = str(self._dir) if self._dir is not None else ""
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._names: list[str] | None = None
 
@@ -34,8 +35,9 @@ class RawMeta:
         key = f"{node}/zarr.json".lstrip("/")
         if self._dir is not None:
             try:
-                st = os.stat(self._dir / key)
+                st = os.stat(f"{self._dir_s}/{key}")
             except OSError:
+                self._cache.pop(key, None)
                 return GONE
             stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
             hit = self._cache.get(key)
@@ -53,6 +55,15 @@ class RawMeta:
         value = parse(self._read_other(key))
         self._cache[key] = (None, value)
         return value
+
+    def stamp(self, nodes: tuple[str, ...]) -> tuple:
+        """Changes whenever one of these nodes' zarr.json changes (read afresh if it did)."""
+        out = []
+        for node in nodes:
+            value = self(node)
+            hit = self._cache.get(f"{node}/zarr.json".lstrip("/"))
+            out.append((id(value), hit[0] if hit else None))
+        return tuple(out)
 
     def _read_other(self, key: str) -> bytes | None:
         if self._zip is not None:

@@ -19,7 +19,7 @@ from embedstore.errors import (
     ReadOnlyError,
     StoreNotFoundError,
 )
-from embedstore.store._audit import GONE, backbone_audit, dataset_audit, node_problems
+from embedstore.store._audit import node_problems
 from embedstore.store._checks import check_backbone_arrays, check_embeddings_readable
 from embedstore.store._create import (
     backbone_groups,
@@ -51,6 +51,7 @@ from embedstore.store._layout import (
     migrate,
     needs_migration,
 )
+from embedstore.store._nodes import AuditedNodes
 from embedstore.store._rawmeta import RawMeta
 from embedstore.store._rows import PerRowReads, Rows, take
 from embedstore.store._validate import (
@@ -62,7 +63,7 @@ from embedstore.store._validate import (
 from embedstore.store._writer import EmbeddingWriter, rows_done
 
 
-class Store(PerRowReads):
+class Store(AuditedNodes, PerRowReads):
     """An embedstore store. Make one with :func:`create_store` or :func:`open_store`."""
 
     def __init__(self, root: zarr.Group, location: str, *, read_only: bool) -> None:
@@ -109,44 +110,6 @@ class Store(PerRowReads):
             return [n for n in names if self._is_dataset(n)]
         with reading(self.location, "the store's datasets"):
             return sorted(k for k, g in self._root.groups() if "n_samples" in g.attrs)
-
-    def _is_dataset(self, name: str) -> bool:
-        meta = self._meta(name)
-        if meta is GONE:
-            return False
-        attrs = meta.get("attributes") if isinstance(meta, dict) else None
-        return (
-            not isinstance(attrs, dict)
-            or "n_samples" in attrs
-            or bool(node_problems(meta, "dataset", legacy=self._legacy))
-        )
-
-    @property
-    def _legacy(self) -> bool:
-        return getattr(self, "format_version", FORMAT_VERSION) < 2
-
-    def _damaged(self, path: str, problems: list[str]) -> CorruptStoreError:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return CorruptStoreError(
-            f"'{path}' in store '{self.location}' is damaged: {problems[0]}{more}; nothing was "
-            f"read. `embedstore verify {self.location}` lists every damage; extract it again "
-            "(--overwrite) or import a good copy"
-        )
-
-    def _audit_dataset(self, name: str) -> None:
-        if "/" in name or not name or self._meta(name) is GONE:
-            return
-        problems = dataset_audit(self._meta, name, legacy=self._legacy)
-        if problems:
-            raise self._damaged(name, problems)
-
-    def _data_arrays(self, name: str) -> set[str]:
-        """The data arrays (ids, labels, split, group) a dataset holds, from raw metadata."""
-        if self._meta.children(name) is None:
-            return set(self._root[name].array_keys())
-        return {
-            a for a in ("ids", "labels", "split", "group") if self._meta(f"{name}/{a}") is not GONE
-        }
 
     def _dataset_group(self, name: str) -> zarr.Group:
         self._audit_dataset(name)
@@ -253,34 +216,9 @@ class Store(PerRowReads):
         with reading(self.location, f"the backbones of '{dataset}'"):
             return self._backbone_lists(g, dataset)[1]
 
-    def _backbone_lists(self, g: zarr.Group, dataset: str) -> tuple[list[str], list[str]]:
-        """(backbones, interrupted) of a dataset; one whose metadata is damaged is a backbone
-        (listed, and refused when read)."""
-        names = self._meta.children(dataset)
-        if names is None:
-            return backbone_groups(g)
-        damaged = [
-            n for n in names
-            if n not in ("ids", "labels", "split", "group")
-            and node_problems(self._meta(f"{dataset}/{n}"), "backbone", legacy=self._legacy)
-        ]  # fmt: skip
-        if not damaged:
-            return backbone_groups(g)
-        done, interrupted = [], []
-        for n in names:
-            if n in damaged:
-                done.append(n)
-            elif n not in ("ids", "labels", "split", "group"):
-                (done if marked_group(g, n) is not None else interrupted).append(n)
-        return sorted(done), sorted(interrupted)
-
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
         g = self._dataset_group(dataset)
-        path = f"{dataset}/{backbone}"
-        if "/" not in backbone and backbone and self._meta(path) is not GONE:
-            problems = backbone_audit(self._meta, dataset, backbone, legacy=self._legacy)
-            if problems:
-                raise self._damaged(path, problems)
+        self._audit_backbone(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}'"):
             bg = marked_group(g, backbone)
         if bg is not None:
