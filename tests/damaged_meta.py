@@ -55,10 +55,12 @@ _GROUP_EDITS: dict[str, dict[str, Callable[[dict], None]]] = {
 }
 
 
-def damages() -> list[tuple[str, str, Callable[[Path], None]]]:
-    """(node kind, damage, apply(store)) for every node kind and damage."""
+def damages(backbone: str = "bb") -> list[tuple[str, str, Callable[[Path], None]]]:
+    """(node kind, damage, apply(store)) for every node kind and damage (the backbone's nodes
+    under ``toy/<backbone>``)."""
     out = []
     for kind, node in NODES.items():
+        node = node.replace("toy/bb", f"toy/{backbone}")
         meta = f"{node}/zarr.json".lstrip("/")
 
         def write(data: bytes, meta: str = meta) -> Callable[[Path], None]:

@@ -220,3 +220,52 @@ def test_every_command_on_damaged_metadata_of_every_node_kind(
             assert len(_one_line(result)) == 1, where
     report = CliRunner().invoke(app, ["verify", str(store)])
     assert report.exit_code == 1, (kind, damage, report.output)  # verify names every damage
+
+
+_ALL = damages("wide.test")  # tests.faults_harness.BACKBONE
+_EXTRACT_DAMAGES = [d for d in _ALL if d[1] in ("not JSON", "empty")] + [
+    next(d for d in _ALL if d[0] == kind and d[1] not in ("not JSON", "empty"))
+    for kind in dict.fromkeys(k for k, _, _ in _ALL)
+]
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory) -> tuple[Path, Path]:
+    """A store extracted by the CLI with the fault tests' backbone, and its images."""
+    from embedstore.errors import EmbedstoreError
+
+    from .fault_cli import register_test_backbones
+    from .faults_harness import BACKBONE, write_images
+
+    try:
+        register_test_backbones()
+    except EmbedstoreError:
+        pass  # registered by another test module of this session
+    tmp = tmp_path_factory.mktemp("extract")
+    images = write_images(tmp / "images", 12)
+    argv = ["extract", str(tmp / "s.zarr"), "-d", "toy", "--source", str(images), "-b", BACKBONE,
+            "--batch-size", "4", "--workers", "0", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    return tmp / "s.zarr", images
+
+
+@pytest.mark.parametrize(
+    "kind,damage,apply", _EXTRACT_DAMAGES, ids=[f"{k}-{d}" for k, d, _ in _EXTRACT_DAMAGES]
+)
+def test_extract_into_a_store_with_damaged_metadata(extracted, tmp_path, kind, damage, apply):
+    """Extract again into the damaged store (with and without --overwrite) and into a new
+    dataset of it: a result or one line, never a traceback."""
+    from .faults_harness import BACKBONE
+
+    good, images = extracted
+    for extra in ([], ["--overwrite"], ["-d", "other"]):
+        store = damaged_copy(good, tmp_path / f"d{len(extra)}{extra[:1]}.zarr", apply)
+        argv = ["extract", str(store), "-d", "toy", "--source", str(images), "-b", BACKBONE,
+                "--batch-size", "4", "--workers", "0", "--device", "cpu", *extra]  # fmt: skip
+        result = CliRunner().invoke(app, argv)
+        where = (kind, damage, extra, result.output[-800:])
+        assert result.exception is None or isinstance(result.exception, SystemExit), where
+        assert "Traceback" not in result.output and result.exit_code in (0, 1), where
+        if result.exit_code == 1:
+            assert len(_one_line(result)) == 1 and "damaged" in result.output, where

@@ -45,11 +45,30 @@ class AuditedNodes:
 
     def _damaged(self, path: str, problems: list[str]) -> CorruptStoreError:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        fix = (
+            "extract it again (--overwrite)"
+            if "/" in path
+            else "delete the dataset's folder and extract it again"
+        )
         return CorruptStoreError(
             f"'{path}' in store '{self.location}' is damaged: {problems[0]}{more}; nothing was "
-            f"read. `embedstore verify {self.location}` lists every damage; extract it again "
-            "(--overwrite) or import a good copy"
+            f"read. `embedstore verify {self.location}` lists every damage; {fix}, or import a "
+            "good copy"
         )
+
+    def _drop_if_damaged(self, dataset: str, backbone: str, overwrite: bool) -> None:
+        """A backbone group whose own metadata zarr cannot parse: refused, or with ``overwrite``
+        removed without zarr (its zarr.json first: a kill leaves an interrupted creation)."""
+        path = f"{dataset}/{backbone}"
+        meta = self._meta(path)
+        if meta is GONE or not node_problems(meta, "backbone", legacy=self._legacy):
+            return
+        if not overwrite:
+            raise self._damaged(path, node_problems(meta, "backbone", legacy=self._legacy))
+        from zarr.core.sync import sync
+
+        sync(self._root.store.delete(f"{path}/zarr.json"))
+        sync(self._root.store.delete_dir(path))
 
     def _audit_dataset(self, name: str) -> None:
         if "/" in name or not name or self._meta(name) is GONE:

@@ -356,6 +356,7 @@ class Store(AuditedNodes, PerRowReads):
         g = self._dataset_group(dataset)
         n = int(g.attrs["n_samples"])
         with writing(self.location, f"the '{backbone}' array of '{dataset}'"):
+            self._drop_if_damaged(dataset, backbone, overwrite)
             if has_group(g, backbone):
                 if overwrite or marked_group(g, backbone) is None:
                     drop_group(g, backbone)  # or its creation was interrupted: start it again
