@@ -37,8 +37,16 @@ from tests.faults_harness import (  # noqa: E402
     kill_and_resume,
     write_images,
 )
-from tests.hostile import HOSTILE, chunk_bomb, make_hostile  # noqa: E402
-from tests.test_faults_damage import DAMAGES, _labels_out_of_range, make_store  # noqa: E402
+from tests.hostile import HOSTILE, chunk_bomb, make_declared, make_hostile  # noqa: E402
+from tests.test_faults_damage import (  # noqa: E402
+    DAMAGES,
+    OVERSIZED,
+    SILENT,
+    _labels_out_of_range,
+    make_store,
+)
+
+TABLE: dict[str, str] = {}  # the summary printed at the end, one row per class of fault
 
 
 def kills(tmp: Path, n_kills: int, n_images: int) -> None:
@@ -75,6 +83,9 @@ def kills(tmp: Path, n_kills: int, n_images: int) -> None:
     print(f"kills survived: {survived}/{total} (resumed store bit-identical to the "
           f"uninterrupted one: rows lost 0, duplicated 0); {made - total} runs finished before "
           f"their kill; {time.monotonic() - t_start:.0f} s")  # fmt: skip
+    TABLE["SIGKILLs of extract, resumed"] = (
+        f"{survived}/{total} survived bit-identical; rows lost 0 in each survivor"
+    )
     for where, n in sorted(states.items(), key=lambda kv: -kv[1]):
         print(f"  killed {where}: {n}")
     if failures:
@@ -100,6 +111,44 @@ def damages(tmp: Path) -> None:
               f"{'error' if plain_found else 'silent'}")  # fmt: skip
     print(f"damages detected by embedstore verify: {found}/{len(DAMAGES)}; by reading the arrays "
           f"with plain zarr-python: {plain}/{len(DAMAGES)}")  # fmt: skip
+    tried = detected = refused = wrong = 0
+    baseline = set(verify(pristine).problem_lines())
+    reference = _read_all(pristine)
+    cases = {n: (d, rel) for n, d, rel, _, _ in DAMAGES}
+    cases.update({n: (d, "") for n, d in SILENT.items()})
+    cases.update({n: (d, "") for n, (d, _) in OVERSIZED.items()})
+    for name, (damage, rel) in cases.items():
+        store = tmp / f"matrix-{tried}.zarr"
+        shutil.copytree(pristine, store)
+        if damage is None:
+            _labels_out_of_range(store)
+        else:
+            damage(store / rel if rel else store)
+        tried += 1
+        detected += bool(set(verify(store).problem_lines()) - baseline)
+        got = _read_all(store)
+        refused += got is None
+        if got is not None and got != reference:
+            wrong += 1
+            print(f"  READ WRONGLY: {name}")
+    TABLE["damaged stores (plain folders)"] = (
+        f"{tried} tried, {detected} detected by verify, {refused} refused by a read, "
+        f"{wrong} read wrongly"
+    )
+
+
+def _read_all(store: Path) -> tuple | None:
+    """What the API reads of the complete array and the dataset, or None when it refuses."""
+    try:
+        s = open_store(store)
+        info = s.dataset_info("toy")
+        return (
+            info.class_names, info.task, info.n_samples,
+            s.embeddings("toy", "bb").tobytes(), s.labels("toy").tobytes(),
+            s.split("toy").tobytes(), tuple(s.ids("toy")),
+        )  # fmt: skip
+    except EmbedstoreError:
+        return None
 
 
 def _plain_zarr_notices(store: Path) -> bool:
@@ -157,6 +206,71 @@ def hostile(tmp: Path) -> None:
         f"  {'zstd bomb inside a chunk':34s} {'refused by verify and import' if ok else 'NOT REFUSED'}"
     )
     print(f"hostile inputs refused: {refused}/{len(HOSTILE) + 1}")
+    declared = make_declared(tmp / "declared")
+    peaks, refused_declared = [], 0
+    for name, archive in declared.items():
+        out = subprocess.run([sys.executable, "-c", _PEAK, str(archive), str(tmp / "t.zarr")],
+                             capture_output=True, text=True, env=env(), cwd=ROOT)  # fmt: skip
+        ok, imported, peak = out.stdout.split()
+        refused_declared += ok == "False" and imported == "False"
+        peaks.append(int(peak))
+        print(f"  {name:34s} peak {int(peak) / 2**20:.0f} MiB (verify + import, fresh process)")
+    n = len(HOSTILE) + 1 + len(declared)
+    TABLE["hostile archives"] = (
+        f"{n} tried, {refused + refused_declared} refused; declared-shape archives: peak memory "
+        f"of verify + import {max(peaks) / 2**20:.0f} MiB at most (limit 256 MiB)"
+    )
+
+
+_PEAK = """
+import sys
+from embedstore.archive import import_archive, verify
+from embedstore.errors import EmbedstoreError
+report = verify(sys.argv[1])
+try:
+    import_archive(sys.argv[1], sys.argv[2])
+    imported = True
+except EmbedstoreError:
+    imported = False
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(report.ok, imported, int(hwm.split()[1]) * 1024)
+"""
+
+
+def bad_inputs(tmp: Path) -> None:
+    """Every command against damaged metadata of every node kind: one line, never a traceback."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from embedstore import create_store
+    from tests.conftest import make_dataset, write_embeddings
+    from tests.damaged_meta import damaged_copy, damages
+    from tests.test_faults_cli import COMMAND_LIST, _fill
+
+    good = create_store(tmp / "good.zarr")
+    make_dataset(good, n=40)
+    write_embeddings(good, "toy", "bb", np.ones((40, 8), np.float32), chunk_rows=16)
+    tried = one_line = 0
+    for i, (kind, damage, apply) in enumerate(damages()):
+        store = damaged_copy(tmp / "good.zarr", tmp / f"d{i}.zarr", apply)
+        for path, cmd in COMMAND_LIST:
+            if not any(p.required for p in cmd.params) or path == ["report"]:
+                continue
+            argv = path + _fill(cmd, store, tmp / f"out{i}", "toy", "bb")
+            argv += ["-b", "bb"] if path in (["probe"], ["sweep"]) or path[0] == "analyze" else []
+            result = CliRunner().invoke(app, argv)
+            tried += 1
+            lines = [x for x in result.output.strip().splitlines() if x.strip()]
+            clean = result.exception is None or isinstance(result.exception, SystemExit)
+            clean &= "Traceback" not in result.output and result.exit_code in (0, 1)
+            clean &= result.exit_code == 0 or path == ["verify"] or len(lines) == 1
+            one_line += clean
+            if not clean:
+                print(f"  NOT ONE LINE: {kind} {damage}: {' '.join(path)}")
+    TABLE["bad inputs (commands x damaged metadata)"] = (
+        f"{tried} tried, {one_line} answered in one line or a result (no traceback)"
+    )
 
 
 def main() -> None:
@@ -173,8 +287,14 @@ def main() -> None:
         hostile(tmp / "hostile")
         print("== damaged stores")
         damages(tmp / "damages")
+        print("== bad inputs")
+        (tmp / "bad").mkdir()
+        bad_inputs(tmp / "bad")
         print("== SIGKILL and resume")
         kills(tmp / "kills", args.kills, args.images)
+    print("\n| fault class | result |\n|:--|:--|")
+    for what, result in TABLE.items():
+        print(f"| {what} | {result} |")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,12 @@ def main() -> None:
                 lambda: s.embeddings("d", "bb", rows=rows),
                 lambda: np.load(npy, mmap_mode="r")[rows].astype(np.float32),
             ),
+            "10 rows, 100 calls": (  # the fixed cost of a read: opening and metadata checks
+                lambda: [s.embeddings("d", "bb", rows=rows[:10]) for _ in range(100)],
+                lambda: [
+                    np.load(npy, mmap_mode="r")[rows[:10]].astype(np.float32) for _ in range(100)
+                ],
+            ),  # fmt: skip
         }
         np.testing.assert_array_equal(cases["full read"][0](), cases["full read"][1]())
         print(

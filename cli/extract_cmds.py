@@ -160,6 +160,15 @@ def extract_cmd(
             "(your own fine-tuned checkpoint); the store records verified: false.",
         ),
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="CPU threads of the forward pass (they change the last bits; recorded in the "
+            "array). Default: the count a resumed array recorded, else torch's. Give the same "
+            "N to a plain run and torchrun to make them bit-identical.",
+        ),
+    ] = None,
 ) -> None:
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     from embedstore.data import open_source
@@ -221,6 +230,7 @@ def extract_cmd(
                         chunk_rows=chunk_rows,
                         unverified_weights=unverified_weights,
                         backbones_file=backbones_file,
+                        threads=threads,
                     )
                 finally:
                     if progress.live.is_started:

@@ -131,6 +131,80 @@ HOSTILE: dict[str, Callable[[Path, Path], Path]] = {
 }
 
 
+def _declare(changes: dict[str, Callable[[dict], None]]):
+    """Edit zarr.json files AND the manifest to match, so that only the shapes tell."""
+    from embedstore.archive._checksums import MANIFEST_KEY, _canonical_sha256
+
+    def build(good: Path, out: Path) -> Path:
+        with zipfile.ZipFile(good) as src:
+            members = [(info, src.read(info)) for info in src.infolist()]
+        metas = {i.filename: json.loads(d) for i, d in members if i.filename.endswith("zarr.json")}
+        for path, change in changes.items():
+            change(metas[path])
+        manifest = metas["zarr.json"]["attributes"][MANIFEST_KEY]
+        for path, meta in metas.items():
+            node = path[: -len("zarr.json")].rstrip("/")
+            if node in manifest["nodes"]:
+                manifest["nodes"][node]["metadata_sha256"] = _canonical_sha256(meta)
+            if node in manifest["arrays"]:
+                manifest["arrays"][node]["shape"] = meta["shape"]
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+            for info, data in members:
+                zf.writestr(info, json.dumps(metas[info.filename]).encode()
+                            if info.filename in metas else data)  # fmt: skip
+        return out
+
+    return build
+
+
+def _shape(shape: list[int], chunks: list[int] | None = None, dtype: str | None = None):
+    def change(meta: dict) -> None:
+        meta["shape"] = shape
+        if chunks:
+            meta["chunk_grid"]["configuration"]["chunk_shape"] = chunks
+        if dtype:
+            meta["data_type"] = dtype
+
+    return change
+
+
+def _n_samples(meta: dict) -> None:
+    meta["attributes"]["n_samples"] = 10**9
+
+
+_E = "toy/bb/embeddings/zarr.json"
+# Archives whose metadata and manifest agree on a shape far beyond what the chunks hold.
+DECLARED: dict[str, Callable[[Path, Path], Path]] = {
+    "embeddings 1e9 columns": _declare({_E: _shape([40, 10**9])}),
+    "embeddings 120 x 1e9 float16": _declare({_E: _shape([120, 10**9], dtype="float16")}),
+    "embeddings one-row chunks": _declare({_E: _shape([40, 2**26], [1, 2**26])}),
+    "embeddings 1e9 rows": _declare({_E: _shape([10**9, 8])}),
+    "n_samples 1e9 everywhere": _declare(
+        {
+            "toy/zarr.json": _n_samples,
+            "toy/ids/zarr.json": _shape([10**9, 16]),
+            "toy/labels/zarr.json": _shape([10**9]),
+            "toy/split/zarr.json": _shape([10**9]),
+            _E: _shape([10**9, 8]),
+            "toy/bb/missing/zarr.json": _shape([10**9]),
+        }
+    ),  # fmt: skip
+    "labels 1e10": _declare({"toy/labels/zarr.json": _shape([10**10])}),
+    "missing_reason 1e9 wide": _declare({"toy/bb/missing_reason/zarr.json": _shape([40, 10**9])}),
+    "progress 1e10": _declare({"toy/bb/progress/zarr.json": _shape([10**10])}),
+    "checksums 1e9 wide": _declare({"toy/bb/checksums/zarr.json": _shape([3, 10**9])}),
+}
+
+
+def make_declared(tmp: Path) -> dict[str, Path]:
+    """Every archive of :data:`DECLARED`, written under ``tmp``."""
+    good = good_archive(tmp)
+    return {
+        name: build(good, tmp / f"declared-{i:02d}.zip")
+        for i, (name, build) in enumerate(DECLARED.items())
+    }
+
+
 def make_hostile(tmp: Path) -> dict[str, Path]:
     """Every hostile archive of :data:`HOSTILE`, written under ``tmp``."""
     good = good_archive(tmp)

@@ -179,3 +179,34 @@ def test_two_ranks_into_s3_then_probe_equals_the_local_store(setting, s3_env, mo
         with pytest.raises(StoreBusyError, match="being written by another process"):
             with writer_lock(url, ["ds/x"]):
                 pass
+
+
+@pytest.mark.slow
+def test_a_resume_runs_with_the_recorded_threads_or_is_refused(tmp_path, setting):
+    """CPU threads change the last bits: an array records them at creation; a resume under
+    torchrun (OMP_NUM_THREADS=1) computes with the recorded count and ends bit-identical to an
+    uninterrupted run with that count; asking for another count is refused in one line."""
+    images, _ = setting
+    store = tmp_path / "s.zarr"
+    job = _start(_command(0, str(store), images, SLOW), EMBEDSTORE_TEST_SLOW="0.3",
+                 OMP_NUM_THREADS="2")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (store / "ds" / SLOW / "progress" / "c" / "1").exists():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[0].decode()
+        time.sleep(0.05)
+    job.kill()
+    job.communicate(timeout=60)
+    info = open_store(store).array_info("ds", SLOW)
+    assert not info.complete and info.numerics["threads"] == 2 and info.numerics["device"] == "cpu"
+    proc = _start(_command(0, str(store), images, SLOW) + ["--threads", "1"])
+    out = proc.communicate(timeout=300)[0].decode()
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in out, out
+    assert "threads 2" in out and "threads 1" in out and "--threads 2" in out
+    assert "--overwrite" in out
+    out = _run(_command(2, str(store), images, SLOW))  # torchrun sets OMP_NUM_THREADS=1
+    assert "resumed" in out
+    full = tmp_path / "full.zarr"
+    _run(_command(0, str(full), images, SLOW) + ["--threads", "2"])
+    assert open_store(store).array_info("ds", SLOW).complete
+    assert chunk_bytes(store, "ds", SLOW) == chunk_bytes(full, "ds", SLOW)

@@ -23,6 +23,7 @@ from cli.main import COMMANDS, app
 from embedstore import create_store
 
 from .conftest import make_dataset, write_embeddings
+from .damaged_meta import damaged_copy, damages
 
 
 def _commands() -> list[tuple[list[str], click.Command]]:
@@ -191,3 +192,80 @@ def test_info_lists_missing_rows_with_ids_and_reasons(stores):
     result = CliRunner().invoke(app, ["info", str(stores["good"]), "toy", "bb", "--json"])
     payload = json.loads(result.output)
     assert payload["missing"] == [{"row": 3, "id": "img_0003.png", "reason": "truncated file"}]
+
+
+_DAMAGES = damages()
+_STORE_COMMANDS = [(p, c) for p, c in COMMAND_LIST if any(x.required for x in c.params)
+                   and p != ["report"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind,damage,apply", _DAMAGES, ids=[f"{k}-{d}" for k, d, _ in _DAMAGES])
+def test_every_command_on_damaged_metadata_of_every_node_kind(
+    stores, tmp_path, kind, damage, apply
+):
+    """Each node kind's zarr.json not JSON, empty, or with a field of the wrong type: every
+    command answers with a result or one line (exit 1), never a traceback."""
+    store = damaged_copy(stores["good"], tmp_path / "d.zarr", apply)
+    for path, cmd in _STORE_COMMANDS:
+        argv = path + _fill(cmd, store, tmp_path / "out", "toy", "bb")
+        if path in (["probe"], ["sweep"]) or path[0] == "analyze":
+            argv += ["-b", "bb"]
+        if path == ["info"]:
+            argv += ["toy", "bb"]
+        result = CliRunner().invoke(app, argv)
+        where = (kind, damage, argv, result.output[-600:])
+        assert result.exception is None or isinstance(result.exception, SystemExit), where
+        assert "Traceback" not in result.output and result.exit_code in (0, 1), where
+        if result.exit_code == 1 and path != ["verify"]:
+            assert len(_one_line(result)) == 1, where
+    report = CliRunner().invoke(app, ["verify", str(store)])
+    assert report.exit_code == 1, (kind, damage, report.output)  # verify names every damage
+
+
+_ALL = damages("wide.test")  # tests.faults_harness.BACKBONE
+_EXTRACT_DAMAGES = [d for d in _ALL if d[1] in ("not JSON", "empty")] + [
+    next(d for d in _ALL if d[0] == kind and d[1] not in ("not JSON", "empty"))
+    for kind in dict.fromkeys(k for k, _, _ in _ALL)
+]
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory) -> tuple[Path, Path]:
+    """A store extracted by the CLI with the fault tests' backbone, and its images."""
+    from embedstore.errors import EmbedstoreError
+
+    from .fault_cli import register_test_backbones
+    from .faults_harness import BACKBONE, write_images
+
+    try:
+        register_test_backbones()
+    except EmbedstoreError:
+        pass  # registered by another test module of this session
+    tmp = tmp_path_factory.mktemp("extract")
+    images = write_images(tmp / "images", 12)
+    argv = ["extract", str(tmp / "s.zarr"), "-d", "toy", "--source", str(images), "-b", BACKBONE,
+            "--batch-size", "4", "--workers", "0", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    return tmp / "s.zarr", images
+
+
+@pytest.mark.parametrize(
+    "kind,damage,apply", _EXTRACT_DAMAGES, ids=[f"{k}-{d}" for k, d, _ in _EXTRACT_DAMAGES]
+)
+def test_extract_into_a_store_with_damaged_metadata(extracted, tmp_path, kind, damage, apply):
+    """Extract again into the damaged store (with and without --overwrite) and into a new
+    dataset of it: a result or one line, never a traceback."""
+    from .faults_harness import BACKBONE
+
+    good, images = extracted
+    for extra in ([], ["--overwrite"], ["-d", "other"]):
+        store = damaged_copy(good, tmp_path / f"d{len(extra)}{extra[:1]}.zarr", apply)
+        argv = ["extract", str(store), "-d", "toy", "--source", str(images), "-b", BACKBONE,
+                "--batch-size", "4", "--workers", "0", "--device", "cpu", *extra]  # fmt: skip
+        result = CliRunner().invoke(app, argv)
+        where = (kind, damage, extra, result.output[-800:])
+        assert result.exception is None or isinstance(result.exception, SystemExit), where
+        assert "Traceback" not in result.output and result.exit_code in (0, 1), where
+        if result.exit_code == 1:
+            assert len(_one_line(result)) == 1 and "damaged" in result.output, where

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from embedstore import create_store, open_store
-from embedstore.archive import verify
-from embedstore.errors import CorruptStoreError
+from embedstore.archive import import_archive, verify
+from embedstore.errors import CorruptStoreError, EmbedstoreError
 
 from .conftest import make_dataset
 
@@ -122,3 +122,116 @@ def test_flipped_byte_in_labels_within_range_is_found_by_its_checksum(pristine, 
     labels[...] = values
     lines = verify(store).problem_lines()
     assert any(line.startswith("toy/labels") and "sha256 recorded" in line for line in lines), lines
+
+
+def _edit(rel: str, change) -> callable:
+    def apply(store: Path) -> None:
+        p = store / rel / "zarr.json"
+        meta = json.loads(p.read_text())
+        change(meta)
+        p.write_text(json.dumps(meta))
+
+    return apply
+
+
+def _big_endian(meta: dict) -> None:
+    for codec in meta["codecs"]:
+        if codec["name"] == "bytes":
+            codec.setdefault("configuration", {})["endian"] = "big"
+
+
+def _stray_chunk(store: Path) -> None:
+    (store / "toy/bb/embeddings/c/9").mkdir()
+    shutil.copy(store / "toy/bb/embeddings/c/0/0", store / "toy/bb/embeddings/c/9/0")
+
+
+# Damage that a read would get wrong if nothing checked it: verify must name it, and every read
+# must either refuse it or return exactly what was written.
+SILENT = {
+    "checksums chunk deleted": lambda s: (s / "toy/bb/checksums/c/1/0").unlink(),
+    "stray chunk outside the grid": _stray_chunk,
+    "embeddings shape cut to 32 rows": _edit(
+        "toy/bb/embeddings", lambda m: m.update(shape=[32, 32])
+    ),
+    "embeddings data_type int32": _edit("toy/bb/embeddings", lambda m: m.update(data_type="int32")),
+    "embeddings bytes big-endian": _edit("toy/bb/embeddings", _big_endian),
+    "class_names reordered": _edit(
+        "toy", lambda m: m["attributes"].update(class_names=["z", "y", "x"])
+    ),
+    "task changed": _edit("toy", lambda m: m["attributes"].update(task="ordinal")),
+    "n_samples changed": _edit("toy", lambda m: m["attributes"].update(n_samples=59)),
+    "complete 'yes' on a partial array": _edit(
+        "toy/partial", lambda m: m["attributes"].update(complete="yes")
+    ),
+    "provenance edited": _edit("toy/bb", lambda m: m["attributes"].update(provenance={})),
+    "labels fill_value 1": _edit("toy/labels", lambda m: m.update(fill_value=1)),
+    "labels data_type uint8": _edit("toy/labels", lambda m: m.update(data_type="uint8")),
+    "split dimension names": _edit("toy/split", lambda m: m.update(dimension_names=["x"])),
+}
+
+
+@pytest.mark.parametrize("name", list(SILENT))
+def test_verify_finds_what_a_read_would_get_wrong_and_reads_refuse_it(pristine, tmp_path, name):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(pristine, store)
+    before = open_store(pristine)
+    X, y = before.embeddings("toy", "bb"), before.labels("toy")
+    classes = before.dataset_info("toy").class_names
+    SILENT[name](store)
+    new = set(verify(store).problem_lines()) - set(verify(pristine).problem_lines())
+    assert new, name  # beyond the partial array's "incomplete"
+    s = open_store(store)
+    for backbone in ("bb", "partial"):
+        try:  # refused in one error, or read exactly as written: never wrong
+            info = s.dataset_info("toy")
+            got_X, got_y = s.embeddings("toy", backbone), s.labels("toy")
+        except CorruptStoreError as exc:
+            assert "damaged" in str(exc) and "\n" not in str(exc)
+            continue
+        except EmbedstoreError:
+            continue  # e.g. the partial array is incomplete: refused as such
+        assert backbone == "bb" and info.class_names == classes, name
+        np.testing.assert_array_equal(got_X, X)
+        np.testing.assert_array_equal(got_y, y)
+    backbone = "partial" if "partial" in name else "bb"
+    result = CliRunner().invoke(app, ["probe", str(store), "-d", "toy", "-b", backbone,
+                                      "--method", "knn"])  # fmt: skip
+    if name not in ("checksums chunk deleted", "stray chunk outside the grid"):
+        assert result.exit_code == 1 and "damaged" in result.output, (name, result.output)
+
+
+def _nest(store: Path) -> None:
+    folder = store / "toy" / "bb"
+    for i in range(300):
+        folder = folder / f"g{i}"
+        folder.mkdir()
+        (folder / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+
+
+def _attr(rel: str, key: str, value) -> callable:
+    return _edit(rel, lambda m: m["attributes"].update({key: value}))
+
+
+OVERSIZED = {
+    "300 nested groups": (_nest, "nested below a backbone"),
+    "a 17 MiB attribute": (_attr("toy/bb", "blob", "x" * (17 * 2**20)), "metadata size limit"),
+    "100,001 class names": (
+        _attr("toy", "class_names", [str(i) for i in range(100_001)]),
+        "100,001 class names",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OVERSIZED))
+def test_verify_and_import_agree_on_nesting_and_metadata_limits(pristine, tmp_path, name):
+    damage, says = OVERSIZED[name]
+    store = tmp_path / "s.zarr"
+    shutil.copytree(pristine, store)
+    damage(store)
+    report = verify(store)
+    assert any(says in line for line in report.problem_lines()), report.problem_lines()
+    with pytest.raises(EmbedstoreError):
+        import_archive(store, tmp_path / "t.zarr")
+    assert not (tmp_path / "t.zarr").exists()
+    result = CliRunner().invoke(app, ["ls", str(store)])
+    assert "Traceback" not in result.output and result.exit_code in (0, 1)

@@ -7,7 +7,10 @@ Both bind to loopback only and are shut down at teardown.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +157,36 @@ def test_probe_runs_on_s3_and_on_an_archive_with_the_local_results(local, s3, tm
     archive = tmp_path / "toy.zip"
     export_archive(local.location, archive)
     assert _probe_json(str(archive)) == expected
+
+
+class _NoListings(http.server.SimpleHTTPRequestHandler):
+    """A static host: files are served, folder URLs answer 404 (no listings)."""
+
+    def log_message(self, *args):
+        pass
+
+    def list_directory(self, path):
+        self.send_error(404, "no listings here")
+        return None
+
+
+@pytest.mark.slow
+def test_a_server_without_folder_listings_is_said_so_never_an_empty_store(local):
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(_NoListings, directory=str(Path(local.location).parent)),
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/toy.zarr"
+        for argv in (["ls", url], ["info", url, "toy"], ["verify", url],
+                     ["probe", url, "-d", "toy", "-b", "bb", "--method", "knn"]):  # fmt: skip
+            result = runner.invoke(app, argv)
+            assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+            assert "does not list folders" in result.output, (argv, result.output)
+            assert "no datasets yet" not in result.output
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

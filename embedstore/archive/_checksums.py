@@ -9,6 +9,7 @@ from typing import Any
 
 from embedstore.archive._members import _META, _open_raw, _Raw
 from embedstore.errors import ArchiveError, ArrayNotFoundError
+from embedstore.store._audit import MAX_ATTRIBUTE_BYTES
 from embedstore.store._integrity import CHECKSUM_SCHEME as CHECKSUM_SCHEME
 from embedstore.store._integrity import Digest as _Digest
 from embedstore.store._integrity import chunk_coords
@@ -31,11 +32,27 @@ def _chunk_keys(array: str, meta: dict, keys: Iterable[str]) -> tuple[list[str],
         if rel == _META:
             continue
         coords = chunk_coords(rel, meta)
-        if coords is None:
+        if coords is None or not _in_grid(coords, meta):
             stray.append(k)
         else:
             chunks.append((coords, k))
     return [k for _, k in sorted(chunks)], stray
+
+
+def _in_grid(coords: tuple[int, ...], meta: dict) -> bool:
+    """Whether chunk coordinates lie within the array's grid (a chunk beyond it is stray)."""
+    grid = meta.get("chunk_grid")
+    config = grid.get("configuration") if isinstance(grid, dict) else None
+    shape = meta.get("shape")
+    chunks = config.get("chunk_shape") if isinstance(config, dict) else None
+    if not isinstance(shape, list) or not isinstance(chunks, list):
+        return True  # malformed: the metadata rules report it
+    if len(coords) != len(shape) or len(chunks) != len(shape):
+        return False
+    if not all(isinstance(v, int) for v in shape + chunks):
+        return True
+    return all(0 <= c < -(-s // max(1, k)) or (s == 0 and c == 0) for c, s, k in
+               zip(coords, shape, chunks, strict=True))  # fmt: skip
 
 
 def array_sha256(location: str, array: str, *, storage_options: dict | None = None) -> str:
@@ -64,7 +81,9 @@ class _Layout:
             if k == _META or k.endswith("/" + _META):
                 node = k[: -len(_META)].rstrip("/")
                 try:
-                    self.meta[node] = json.loads(raw.read(k))
+                    data = raw.read(k)
+                    too_large = len(data) > MAX_ATTRIBUTE_BYTES  # never parsed
+                    self.meta[node] = {"_too_large": len(data)} if too_large else json.loads(data)
                 except (ValueError, UnicodeDecodeError) as exc:
                     self.meta[node] = None
                     self.problems.append(f"{k}: not valid JSON ({exc})")

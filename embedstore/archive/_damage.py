@@ -112,9 +112,12 @@ def _chunk_damage(bg: Any, path: str, layout: _Layout) -> list[str]:
     present = set(layout.chunks.get(path, ()))
     out = []
     for i, key in enumerate(_row_chunk_keys(arr)):
-        if not done[i] or not sums[i].any():
+        if not done[i]:
             continue
         where = f"chunk {i} (rows {i * rows}-{min((i + 1) * rows, arr.shape[0]) - 1}, '{key}')"
+        if not sums[i].any():  # written with the chunk, before it was marked done
+            out.append(f"{where}: its checksum record is lost (a 'checksums' chunk was deleted)")
+            continue
         if key not in present:
             out.append(f"{where} is missing: the file was deleted")
             continue

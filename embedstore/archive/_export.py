@@ -125,7 +125,7 @@ def export_archive(
                 raise ArchiveError(f"'{store}/{node}' cannot be exported: {problems[0]}")
         # Held while the temporary file exists, so the files of killed exports (and only
         # those) can be told apart from a running one's and removed.
-        with writer_lock(str(out.absolute()), [_LOCK]):
+        with writer_lock(str(out.absolute()), [_LOCK], folder=False):
             removed = _remove_stale_partials(out)
             tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
             try:

@@ -110,11 +110,24 @@ class _FsspecRaw(_Raw):
             url.rstrip("/"), **_remote_storage_options(url, storage_options)
         )
         self._root = self._root.rstrip("/")
+        self._keys: list[str] | None = None
 
     def keys(self) -> list[str]:
-        found = self._fs.find(self._root)
-        prefix = self._root + "/"
-        return sorted(p[len(prefix) :] for p in found if p.startswith(prefix))
+        if self._keys is None:
+            try:
+                found = self._fs.find(self._root)
+            except FileNotFoundError:
+                found = []
+            prefix = self._root + "/"
+            self._keys = sorted(p[len(prefix) :] for p in found if p.startswith(prefix))
+            if not self._keys and self._fs.exists(f"{self._root}/{_META}"):
+                raise ArchiveError(
+                    f"cannot list the store at '{self.location}': its server does not list "
+                    "folders, though its zarr.json is there; nothing can be checked without "
+                    "the list of its files. Serve it from a server that lists folders or an "
+                    "s3:// bucket, or export it to one archive file and verify that"
+                )
+        return self._keys
 
     def read(self, key: str) -> bytes:
         return self._fs.cat_file(f"{self._root}/{key}")

@@ -28,8 +28,9 @@ from embedstore.store import (
     _is_remote,
     open_store,
 )
+from embedstore.store._audit import GONE, backbone_audit, dataset_audit, node_problems
+from embedstore.store._shapes import shape_problems as _shape_problems
 from embedstore.store._zipcheck import chunk_nbytes, zstd_declared_size
-from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def verify(
     )
     try:
         raw = _open_raw(location, storage_options)
+        raw.keys()  # a location that cannot be listed is one problem line
     except ArchiveError as exc:
         return VerifyReport(location, kind, False, (), (str(exc),))
     try:
@@ -186,7 +188,7 @@ def _verify_raw(
     unsafe: list[str] = []  # "path: why" of each node whose metadata stops the layout checks
     legacy = isinstance(attrs.get("embedstore_format"), int) and attrs["embedstore_format"] < 2
     for node, meta in layout.meta.items():
-        mp = _metadata_problems(meta, legacy=legacy) if meta is not None else []
+        mp = node_problems(meta, _kind(node, meta), legacy=legacy) if meta is not None else []
         if meta is None:
             unsafe.append(f"{node or 'root'}: zarr.json is not valid JSON")
         unsafe += [f"{node or 'root'}: {p}" for p in mp]
@@ -198,6 +200,15 @@ def _verify_raw(
         _check_manifest(layout, manifest, found, status)
     else:
         status = dict.fromkeys(layout.arrays, "unchecked")
+    if not unsafe:  # the digests of metadata recorded when each group was written
+        for node, msg in _recorded_metadata_problems(layout, legacy):
+            found.setdefault(node, []).append(msg)
+            unsafe.append(f"{node}: {msg}")
+    if not unsafe:  # shapes before chunks: nothing is read in proportion to a declared shape
+        stored = {a: len(layout.chunks[a]) for a in layout.arrays}
+        for path, msg in _shape_problems(layout.meta, stored):
+            found.setdefault(path, []).append(msg)
+            unsafe.append(f"{path}: {msg}")
     if not unsafe:
         for path, msg in _oversized_chunks(layout):
             found.setdefault(path, []).append(msg)
@@ -206,7 +217,7 @@ def _verify_raw(
         more = f" and {len(unsafe) - 1} more" if len(unsafe) > 1 else ""
         problems.append(
             f"layout not checked, because metadata or a chunk is unsafe or unreadable "
-            f"({unsafe[0]}{more})"
+            f"({min(unsafe, key=len)}{more})"
         )
     elif all("unexpected file" in p or p in manifest_problems for p in problems):
         try:
@@ -259,6 +270,34 @@ _REFETCH = (
 def _claims_archive(raw: _Raw, attrs: dict) -> bool:
     """An archive file, or a store whose root says `embedstore export` wrote it (unzipped)."""
     return raw.kind == "archive" or "exported_by" in attrs or MANIFEST_KEY in attrs
+
+
+def _recorded_metadata_problems(layout: _Layout, legacy: bool) -> list[tuple[str, str]]:
+    """Each dataset's and backbone's metadata against the digests recorded when written."""
+
+    def get(path: str) -> object:
+        return layout.meta.get(path, GONE)
+
+    out = []
+    for node, meta in layout.meta.items():
+        attrs = meta.get("attributes") if isinstance(meta, dict) else None
+        if node.count("/") == 0 and node and isinstance(attrs, dict) and "n_samples" in attrs:
+            out += [(node, p) for p in dataset_audit(get, node, legacy=legacy)]
+        elif node.count("/") == 1 and _kind(node, meta) == "backbone":
+            ds, bb = node.split("/")
+            out += [(node, p) for p in backbone_audit(get, ds, bb, legacy=legacy)]
+    return out
+
+
+def _kind(node: str, meta: object) -> str:
+    """The layout's name for a node: root, dataset, backbone, array, or group (deeper)."""
+    if isinstance(meta, dict) and meta.get("node_type") == "array":
+        return "array"
+    return (
+        ("root", "dataset", "backbone")[node.count("/") + bool(node)]
+        if node.count("/") < 2
+        else "group"
+    )
 
 
 def _stray_problems(stray: list[str]) -> list[str]:

@@ -116,6 +116,7 @@ def run_plan(
         ["results"],
         run_id=os.environ.get("TORCHELASTIC_RUN_ID"),
         what=f"results file {os.fspath(out)}",
+        folder=False,
     ):
         have = {r.record_id: r for r in read_jsonl(out) if r.record_id}
         skips = [

@@ -38,6 +38,7 @@ def extract(
     backbones_file: str | os.PathLike[str] | None = None,
     task: str | None = None,
     class_names: str | Sequence[str] | None = None,
+    threads: int | None = None,
 ) -> list[ExtractSummary]:
     """Run backbones over a source's images and store the embeddings, resumably.
 
@@ -80,6 +81,9 @@ def extract(
         task, class_names: for a ``source`` given as a path, as in
             :func:`~embedstore.data.open_source` (e.g. ``task="ordinal"``,
             ``class_names="none,mild,moderate,severe"``).
+        threads: CPU intra-op threads of the forward pass (they change the last bits); default:
+            the count recorded by the run a resume continues, else torch's. Pass the same
+            number to a plain run and a ``torchrun`` job to make them bit-identical.
 
     Returns:
         One :class:`ExtractSummary` per backbone, in the order given, on every rank.
@@ -93,6 +97,7 @@ def extract(
         overwrite=overwrite,
         skip_bad=skip_bad,
         chunk_rows=chunk_rows,
+        threads=threads,
     )
     check_backbone_names(backbones, weights, backbones_file)
     src = open_source(source, task=task, class_names=class_names, skip_bad=skip_bad)

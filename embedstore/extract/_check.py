@@ -47,6 +47,7 @@ class Options:
     overwrite: bool
     skip_bad: bool
     chunk_rows: int | None
+    threads: int | None = None  # CPU intra-op threads; None: a resume's recorded count, else torch's
 
 
 def check_options(
@@ -59,6 +60,7 @@ def check_options(
     overwrite: bool,
     skip_bad: bool,
     chunk_rows: int | None,
+    threads: int | None = None,
 ) -> Options:
     """Check every option against what it may be; raise one InvalidDataError naming it."""
     if not dataset or "/" in dataset or dataset.startswith("."):
@@ -78,6 +80,8 @@ def check_options(
         workers = default_workers()
     if not isinstance(workers, int) or workers < 0:
         raise InvalidDataError(f"workers must be a non-negative integer or 'auto', got {workers!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidDataError(f"threads must be a positive integer, got {threads!r}")
     resolve_device(device)  # the one check of every --device; this rank's GPU is taken later
     return Options(
         dataset=dataset,
@@ -88,6 +92,7 @@ def check_options(
         overwrite=bool(overwrite),
         skip_bad=bool(skip_bad),
         chunk_rows=chunk_rows,
+        threads=threads,
     )
 
 

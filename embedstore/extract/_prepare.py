@@ -31,6 +31,24 @@ from embedstore.extract._check import (
 __all__ = ["Options", "Prepared", "check_options", "default_workers", "prepare_backbones"]
 
 
+def numerics(device: torch.device, dtype: str, threads: int) -> dict:
+    """What determines an array's bits besides its inputs and weights, recorded when the array
+    is created: a resume under another configuration is refused (see ``Store.writer``). CPU
+    intra-op threads change how reductions are split, so they count on the CPU only."""
+    from embedstore.extract._pass import autocast_name
+
+    cuda = device.type == "cuda"
+    return {
+        "torch": torch.__version__.split("+")[0],
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "dtype": dtype,
+        "autocast": autocast_name(device),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
+        "threads": None if cuda else int(threads),
+    }
+
+
 def is_cnn(model: torch.nn.Module) -> bool:
     """Whether convolutions hold at least half of the model's parameters (channels_last pays).
 

@@ -29,7 +29,7 @@ from embedstore.extract._plan import (
     split_work,
     todo_chunks,
 )
-from embedstore.extract._prepare import Prepared, prepare_backbones
+from embedstore.extract._prepare import Prepared, numerics, prepare_backbones
 from embedstore.extract._records import ExtractProgress, ExtractSummary
 from embedstore.extract._world import World, join_world
 from embedstore.store import Store, create_store, default_chunk_rows, writer_lock
@@ -44,6 +44,7 @@ class _Plan:
     jobs: tuple[Job, ...]
     passes: tuple[tuple[str, ...], ...]
     shares: tuple[tuple[Share, ...], ...]  # [pass][rank]
+    threads: int = 1  # CPU intra-op threads of every rank (recorded in the arrays)
 
 
 def run_extract(
@@ -61,6 +62,7 @@ def run_extract(
     set the store up (rank 0, under a lock), run the passes, complete the arrays."""
     world, dev = join_world(opts.device)
     locks = contextlib.ExitStack()
+    saved_threads = torch.get_num_threads()
     try:
         prepared = world.agree(
             lambda: prepare_backbones(backbones, weights, unverified_weights=unverified_weights)
@@ -96,9 +98,10 @@ def run_extract(
     finally:
         locks.close()
         world.close()
+        torch.set_num_threads(saved_threads)
 
 
-def _job(store: Store, opts: Options, p: Prepared, index: int, n: int) -> Job:
+def _job(store: Store, opts: Options, p: Prepared, index: int, n: int, num: dict) -> Job:
     """Create, resume or (``overwrite``) recreate one backbone's array; what is left to do."""
     ds, name = opts.dataset, p.name
     if name in store.backbones(ds) and not opts.overwrite:
@@ -118,8 +121,9 @@ def _job(store: Store, opts: Options, p: Prepared, index: int, n: int) -> Job:
             )
     chunks = opts.chunk_rows or default_chunk_rows(p.spec.dim, opts.dtype, opts.batch_size, n)
     writer = store.writer(
-        ds, name, dim=p.spec.dim, dtype=opts.dtype, chunk_rows=chunks, overwrite=opts.overwrite
-    )
+        ds, name, dim=p.spec.dim, dtype=opts.dtype, chunk_rows=chunks, overwrite=opts.overwrite,
+        numerics=num,
+    )  # fmt: skip
     todo = todo_chunks(store.chunks_done(ds, name), writer.chunk_rows, n)
     before = n - sum(b - a for a, b in todo)
     return Job(
@@ -144,7 +148,9 @@ def _plan(
     world_size: int,
     device: torch.device,
 ) -> _Plan:
-    jobs = tuple(_job(store, opts, p, i, len(src)) for i, p in enumerate(prepared))
+    threads = opts.threads or _recorded_threads(store, opts, prepared) or torch.get_num_threads()
+    num = numerics(device, opts.dtype, threads)
+    jobs = tuple(_job(store, opts, p, i, len(src), num) for i, p in enumerate(prepared))
     active = [j for j in jobs if j.todo]
     budget = None
     if device.type == "cuda":  # GPU only: half the free memory for the models' weights
@@ -154,7 +160,19 @@ def _plan(
     shares = tuple(
         tuple(split_work([by_name[n] for n in names], len(src), world_size)) for names in passes
     )
-    return _Plan(jobs=jobs, passes=tuple(passes), shares=shares)
+    return _Plan(jobs=jobs, passes=tuple(passes), shares=shares, threads=threads)
+
+
+def _recorded_threads(store: Store, opts: Options, prepared: Sequence[Prepared]) -> int | None:
+    """The CPU threads recorded by an incomplete array this run resumes (they must match)."""
+    if opts.overwrite:
+        return None
+    for p in prepared:
+        if p.name in store.backbones(opts.dataset):
+            recorded = store.array_info(opts.dataset, p.name).numerics.get("threads")
+            if isinstance(recorded, int):
+                return recorded
+    return None
 
 
 def _run(
@@ -171,6 +189,8 @@ def _run(
     by_name = {p.name: p for p in prepared}
     jobs = {j.name: j for j in plan.jobs}
     results: dict[str, tuple[int, PassResult]] = {}
+    if dev.type == "cpu":  # the recorded count on every rank, whatever the launcher set
+        torch.set_num_threads(plan.threads)
     for k, names in enumerate(plan.passes):
         t0 = time.perf_counter()
 

@@ -16,6 +16,7 @@ removal of the folder) is invisible to zarr; creating the group again clears it.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import zarr
 
@@ -90,7 +91,9 @@ def drop_group(g: zarr.Group, name: str) -> None:
     del g[name]
 
 
-def create_group(g: zarr.Group, name: str, make_arrays) -> zarr.Group:
+def create_group(
+    g: zarr.Group, name: str, make_arrays, attrs: dict[str, Any] | None = None
+) -> zarr.Group:
     """A new backbone group: ``make_arrays(group)`` creates every array, then the mark is set.
 
     Whatever is left under ``name`` is cleared first: an unmarked group (checked by the caller)
@@ -99,8 +102,28 @@ def create_group(g: zarr.Group, name: str, make_arrays) -> zarr.Group:
     bg = g.create_group(name, overwrite=True)
     make_arrays(bg)
     # last, in one write (zarr's attrs.update writes once per key): a backbone from here on
-    bg.update_attributes({MARK: False, "provenance": {}})
+    bg.update_attributes({**(attrs or {}), MARK: False, "provenance": {}})
     return bg
+
+
+def check_numerics(recorded: Any, current: dict[str, Any] | None, what: str) -> None:
+    """A resume must compute the remaining rows as the first run did: same numeric
+    configuration (``numerics``: threads, device, dtype, autocast, deterministic flags, torch)."""
+    if current is None or not isinstance(recorded, dict) or recorded == current:
+        return
+    keys = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    was = ", ".join(f"{k} {recorded.get(k)!r}" for k in keys)
+    now = ", ".join(f"{k} {current.get(k)!r}" for k in keys)
+    match = (
+        f"rerun with --threads {recorded['threads']}"
+        if keys == ["threads"] and isinstance(recorded.get("threads"), int)
+        else "rerun with the recorded configuration"
+    )
+    raise ConflictError(
+        f"the incomplete {what} array was started with {was}, but this run has {now}: rows "
+        f"computed under the two would differ in their last bits; {match}, or pass --overwrite "
+        "to start again under this one"
+    )
 
 
 def check_resumable(info: ArrayInfo, shape: tuple[int, int], dtype: str) -> None:

@@ -18,9 +18,11 @@ import numpy as np
 import zarr
 
 from embedstore.errors import ConflictError
+from embedstore.store._audit import DATASET_KEYS, GONE, RECORD
 from embedstore.store._info import ids_digest
 from embedstore.store._integrity import array_digest, record_dataset_checksums
 from embedstore.store._layout import create_data_array
+from embedstore.store._rawmeta import record_digests
 from embedstore.store._strings import read_text
 from embedstore.store._validate import _DATA_ARRAYS, _iter_dataset_differences
 
@@ -35,11 +37,13 @@ def write_dataset(
     root, location = store.zarr_group, store.location
     remove_metadata_orphans(root, "", name)
     if name in store.datasets():
+        store._audit_dataset(name)  # damaged metadata: one line (zarr cannot open it)
         g = root[name]
-        gone = gone_arrays(g)
-        if not gone and same_dataset(g, data, attrs):
+        present = store._data_arrays(name)
+        gone = gone_arrays(g, present)
+        if not gone and same_dataset(g, data, attrs, present):
             return
-        if gone and restored(g, gone, data, attrs):
+        if gone and restored(g, gone, data, attrs, present):
             return
         if not overwrite:
             what = (
@@ -68,9 +72,9 @@ def write_dataset(
         hidden = {k: v for k, v in g.attrs.asdict().items() if k != "n_samples"}
         g.attrs.put({**hidden, "pending_ids": ids_digest(old_ids if old_ids is not None else [])})
         for key in _DATA_ARRAYS:
-            if key in g.array_keys():
+            if key in present:
                 del g[key]
-    elif name in root.group_keys():  # an interrupted write: finish it
+    elif store._meta(name) is not GONE:  # an interrupted write: finish it
         g = root[name]
         keep = g.attrs.get("pending_ids") == ids_digest(data["ids"])
         for key in list(g.array_keys()):
@@ -85,11 +89,15 @@ def write_dataset(
             create_data_array(g, key, value)
     record_dataset_checksums(g, [k for k, v in data.items() if v is not None])
     # last, in one write (zarr's attrs.update writes once per key): a dataset from here on
-    done = {k: v for k, v in g.attrs.asdict().items() if k != "pending_ids"}
-    g.attrs.put({**done, **attrs})
+    done = {k: v for k, v in g.attrs.asdict().items() if k not in ("pending_ids", RECORD)}
+    final = {**done, **attrs}
+    names = [k for k, v in data.items() if v is not None]
+    g.attrs.put({**final, RECORD: record_digests(g, names, final, DATASET_KEYS)})
 
 
-def restored(g: zarr.Group, gone: list[str], data: dict[str, Any], attrs: dict) -> bool:
+def restored(
+    g: zarr.Group, gone: list[str], data: dict[str, Any], attrs: dict, present: set[str]
+) -> bool:
     """Write the arrays ``gone`` from a damaged dataset again from ``data`` if they come out
     byte-identical to what was written first (their ``sha256-chunks-v1`` digests, recorded with
     the dataset) and everything else is the same: nothing is changed, only restored. Otherwise
@@ -99,24 +107,31 @@ def restored(g: zarr.Group, gone: list[str], data: dict[str, Any], attrs: dict) 
         return False
     for key in gone:
         create_data_array(g, key, data[key])
-    if all(array_digest(g[k]) == recorded[k] for k in gone) and same_dataset(g, data, attrs):
+    if all(array_digest(g[k]) == recorded[k] for k in gone) and same_dataset(
+        g, data, attrs, present | set(gone)
+    ):
         return True
     for key in gone:
         del g[key]
     return False
 
 
-def gone_arrays(g: zarr.Group) -> list[str]:
-    """The data arrays a listed dataset should hold but does not (``group`` only if recorded)."""
-    present, recorded = set(g.array_keys()), g.attrs.get("checksums") or {}
+def gone_arrays(g: zarr.Group, present: set[str] | None = None) -> list[str]:
+    """The data arrays a listed dataset should hold but does not (``group`` only if recorded);
+    ``present``: its data arrays, when known without zarr listing every child."""
+    present = set(g.array_keys()) if present is None else present
+    recorded = g.attrs.get("checksums") or {}
     return [k for k in _DATA_ARRAYS if k not in present and (k != "group" or k in recorded)]
 
 
-def same_dataset(g: zarr.Group, data: dict[str, np.ndarray | None], attrs: dict) -> bool:
+def same_dataset(
+    g: zarr.Group, data: dict[str, np.ndarray | None], attrs: dict, present: set | None = None
+) -> bool:
     """Whether a stored dataset has exactly these arrays and identity attributes."""
+    present = set(g.array_keys()) if present is None else present
 
     def stored(key: str) -> np.ndarray | None:
-        if key not in g.array_keys():
+        if key not in present:
             return None
         value, arr = data[key], g[key][:]
         return read_text(arr) if value is not None and value.dtype.kind in "OUT" else arr

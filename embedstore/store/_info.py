@@ -73,6 +73,7 @@ class ArrayInfo:
     n_missing: int
     provenance: dict[str, Any] = field(default_factory=dict)
     chunk_checksums: bool = True  # per-chunk sha256 recorded (format 1 has none): verify can check
+    numerics: dict[str, Any] = field(default_factory=dict)  # what determined the bits (extract)
 
 
 def read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:

@@ -24,6 +24,8 @@ CHECKSUM_SCHEME = "sha256-chunks-v1"
 def chunk_coords(rel: str, meta: dict) -> tuple[int, ...] | None:
     """Integer chunk coordinates of a chunk key relative to its array, None if not a chunk key."""
     enc = meta.get("chunk_key_encoding") or {}
+    if not isinstance(enc, dict) or not isinstance(enc.get("configuration") or {}, dict):
+        return None
     default_sep = "/" if enc.get("name") == "default" else "."
     sep = (enc.get("configuration") or {}).get("separator", default_sep)
     if enc.get("name") == "default":

@@ -12,6 +12,7 @@ import zarr
 from embedstore._version import __version__
 from embedstore.errors import (
     ArchiveError,
+    CorruptStoreError,
     InvalidDataError,
     ReadOnlyError,
     StoreExistsError,
@@ -83,7 +84,12 @@ def _open_remote_root(
         location, storage_options, f"reading '{location}' needs fsspec and its {scheme} backend"
     )
     try:
-        return zarr.open_group(fs_store, mode="r", zarr_format=3)
+        root = zarr.open_group(fs_store, mode="r", zarr_format=3)
+        if scheme in ("http", "https"):
+            _check_listable(fs_store, location)
+        return root
+    except StoreNotFoundError:
+        raise
     except FileNotFoundError:
         raise StoreNotFoundError(
             f"no Zarr v3 store at '{location}' (no zarr.json there); check the URL, "
@@ -95,6 +101,34 @@ def _open_remote_root(
             "check the URL, the network, and credentials or endpoint (storage_options, "
             "AWS_ENDPOINT_URL)"
         ) from None
+
+
+def _check_listable(fs_store: Any, location: str) -> None:
+    """A store over HTTP is read through folder listings (its datasets, arrays, and which chunks
+    exist: a chunk that is absent would read as zeros). A server that answers folder URLs with
+    an error (a static host, a bucket's website endpoint) cannot list: say so, in one line,
+    instead of showing an empty or damaged store."""
+    from zarr.core.sync import sync
+
+    async def first() -> list[str]:
+        out = []
+        async for key in fs_store.list_dir(""):
+            out.append(key)
+            break
+        return out
+
+    try:
+        listed = sync(first())
+        why = "it lists nothing in the store's folder" if not listed else ""
+    except Exception as exc:  # the HTTP errors come in many types
+        why = f"{type(exc).__name__}: {str(exc)[:120]}"
+    if why:
+        raise StoreNotFoundError(
+            f"cannot read the store at '{location}': its server does not list folders ({why}), "
+            "and a store is read through its folder listings (datasets, arrays, and which "
+            "chunks exist); serve it from a server that lists folders or an s3:// bucket, or "
+            "export it to one archive file (`embedstore export`) and read that"
+        )
 
 
 def _open_zip_root(path: Path, mode: str) -> zarr.Group:
@@ -116,6 +150,9 @@ def _open_zip_root(path: Path, mode: str) -> zarr.Group:
             check_zip_metadata(zf, check_zip_members(zf, path), path)
     except zipfile.BadZipFile as exc:
         raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
+    with zipfile.ZipFile(path) as zf:
+        if "zarr.json" in zf.namelist():
+            _check_root(zf.read("zarr.json"), str(path))
     try:
         return zarr.open_group(ZipStore(path, mode="r"), mode="r", zarr_format=3)
     except FileNotFoundError:
@@ -157,7 +194,20 @@ def _open_root(
         raise StoreNotFoundError(
             f"no store at '{path}'; check the path, or create one with `embedstore extract`"
         )
+    _check_root((path / "zarr.json").read_bytes(), str(path))
     return zarr.open_group(str(path), mode=mode)
+
+
+def _check_root(data: bytes, location: str) -> None:
+    """Refuse, in one line, a root zarr.json that zarr could not parse or is not a group."""
+    from embedstore.store._audit import node_problems, parse
+
+    problems = node_problems(parse(data), "root")
+    if problems:
+        raise CorruptStoreError(
+            f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
+            f"read. `embedstore verify {location}` lists every damage; import a good copy"
+        )
 
 
 def _migrate_legacy(location: str | os.PathLike[str]) -> list[str]:

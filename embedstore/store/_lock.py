@@ -24,12 +24,13 @@ import json
 import os
 import socket
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from embedstore.errors import StoreBusyError
+from embedstore.errors import StorageError, StoreBusyError, StoreExistsError
 
 __all__ = ["writer_lock"]
 
@@ -183,6 +184,7 @@ def writer_lock(
     wait: float = 0.0,
     storage_options: dict[str, Any] | None = None,
     what: str | None = None,
+    folder: bool = True,
 ) -> Iterator[None]:
     """Hold the locks ``names`` (e.g. ``["setup"]`` or ``["ds/resnet50.dino"]``) of a store, or
     raise :class:`StoreBusyError` naming the holder, after waiting up to ``wait`` seconds for it
@@ -191,6 +193,8 @@ def writer_lock(
     message (default: the lock's name in the store), e.g. "results file runs.jsonl".
     """
     deadline = time.monotonic() + wait
+    if folder:  # the locks of a store (not of an archive file's path)
+        _check_target(str(store_location))
     files = _Files(str(store_location).rstrip("/") + ".locks", storage_options)
     keys = sorted({n.replace("/", "--") + ".lock" for n in names})
     data = json.dumps(_holder(run_id)).encode()
@@ -203,7 +207,15 @@ def writer_lock(
                         f"could not take the lock {files.path(key)} of store '{store_location}': "
                         "other processes keep taking it; run again"
                     )
-                if files.create(key, data):
+                try:
+                    created = files.create(key, data)
+                except OSError as exc:
+                    raise StorageError(
+                        f"cannot write to store '{store_location}': creating its lock folder "
+                        f"{files.root} failed ({exc.strerror or exc}); nothing was written. Choose "
+                        "a path in a folder you can write to"
+                    ) from None
+                if created:
                     held.append(key)
                     break
                 holder = files.read(key)
@@ -226,3 +238,16 @@ def writer_lock(
     finally:
         for key in reversed(held):
             files.delete(key)
+
+
+def _check_target(location: str) -> None:
+    """A local store path must be a folder (or not exist yet): a file there is refused."""
+    if "://" in location and not location.startswith("file://"):
+        return
+    path = Path(location.removeprefix("file://"))
+    if path.exists() and not path.is_dir():
+        kind = "an archive (read-only; import it first)" if zipfile.is_zipfile(path) else "a file"
+        raise StoreExistsError(
+            f"cannot write a store at '{path}': it is {kind}, not a store folder; nothing was "
+            "written. Pass a new path or an existing .zarr folder"
+        )

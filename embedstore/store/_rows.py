@@ -34,6 +34,9 @@ class PerRowReads:
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
         raise NotImplementedError
 
+    def _data_arrays(self, name: str) -> set[str]:
+        raise NotImplementedError
+
     def ids(self, dataset: str, *, rows: Rows = None, split: str | None = None) -> np.ndarray:
         """Sample ids, array of shape (n_rows,) of str (all rows, or the ``rows`` / ``split``
         selection, as for :meth:`embeddings`)."""
@@ -54,7 +57,8 @@ class PerRowReads:
         self, dataset: str, *, rows: Rows = None, split: str | None = None
     ) -> np.ndarray | None:
         """Group (patient) ids, (n_rows,) str, or None when the dataset has none."""
-        if "group" not in self._dataset_group(dataset).array_keys():
+        self._dataset_group(dataset)
+        if "group" not in self._data_arrays(dataset):
             return None
         return read_text(self._read(dataset, "group", rows, split))
 

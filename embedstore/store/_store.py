@@ -19,9 +19,11 @@ from embedstore.errors import (
     ReadOnlyError,
     StoreNotFoundError,
 )
+from embedstore.store._audit import node_problems
 from embedstore.store._checks import check_backbone_arrays, check_embeddings_readable
 from embedstore.store._create import (
     backbone_groups,
+    check_numerics,
     check_resumable,
     create_group,
     drop_group,
@@ -49,6 +51,8 @@ from embedstore.store._layout import (
     migrate,
     needs_migration,
 )
+from embedstore.store._nodes import AuditedNodes
+from embedstore.store._rawmeta import RawMeta
 from embedstore.store._rows import PerRowReads, Rows, take
 from embedstore.store._validate import (
     EMBEDDING_DTYPES,
@@ -59,13 +63,20 @@ from embedstore.store._validate import (
 from embedstore.store._writer import EmbeddingWriter, rows_done
 
 
-class Store(PerRowReads):
+class Store(AuditedNodes, PerRowReads):
     """An embedstore store. Make one with :func:`create_store` or :func:`open_store`."""
 
     def __init__(self, root: zarr.Group, location: str, *, read_only: bool) -> None:
         self._root = root
         self.location = location
         self.read_only = read_only
+        self._meta = RawMeta(root)
+        problems = node_problems(self._meta(""), "root")
+        if problems:
+            raise CorruptStoreError(
+                f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
+                f"read. `embedstore verify {location}` lists every damage; import a good copy"
+            )
         version = root.attrs.get("embedstore_format")
         if version is None:
             raise StoreNotFoundError(
@@ -94,10 +105,14 @@ class Store(PerRowReads):
     def datasets(self) -> list[str]:
         """Names of the datasets in the store, sorted (a dataset whose writing was interrupted
         before its attributes were written is not one yet: writing it again completes it)."""
+        names = self._meta.children("")
+        if names is not None:  # from the raw metadata: a damaged dataset is listed (and refused)
+            return [n for n in names if self._is_dataset(n)]
         with reading(self.location, "the store's datasets"):
             return sorted(k for k, g in self._root.groups() if "n_samples" in g.attrs)
 
     def _dataset_group(self, name: str) -> zarr.Group:
+        self._audit_dataset(name)
         g = child_group(self._root, name, "n_samples")  # one metadata read (cheap on s3://)
         if g is not None:
             return g
@@ -113,7 +128,8 @@ class Store(PerRowReads):
         """Summary of one dataset."""
         g = self._dataset_group(name)
         attrs = g.attrs.asdict()
-        gone = gone_arrays(g)
+        present = self._data_arrays(name)
+        gone = gone_arrays(g, present)
         if gone:
             raise CorruptStoreError(
                 f"dataset '{name}' in store '{self.location}' is damaged: its "
@@ -130,7 +146,7 @@ class Store(PerRowReads):
             class_names=tuple(attrs["class_names"]),
             n_samples=int(attrs["n_samples"]),
             split_counts=counts,
-            has_group="group" in g.array_keys(),
+            has_group="group" in present,
             source=attrs.get("source", ""),
             backbones=tuple(self.backbones(name)),
         )
@@ -191,17 +207,18 @@ class Store(PerRowReads):
         """Backbones with an embeddings array (complete or not) for a dataset, sorted."""
         g = self._dataset_group(dataset)
         with reading(self.location, f"the backbones of '{dataset}'"):
-            return backbone_groups(g)[0]
+            return self._backbone_lists(g, dataset)[0]
 
     def interrupted_backbones(self, dataset: str) -> list[str]:
         """Backbones whose array creation was interrupted before any row was written, sorted:
         not backbones yet; the next ``extract`` of one recreates it."""
         g = self._dataset_group(dataset)
         with reading(self.location, f"the backbones of '{dataset}'"):
-            return backbone_groups(g)[1]
+            return self._backbone_lists(g, dataset)[1]
 
     def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group:
         g = self._dataset_group(dataset)
+        self._audit_backbone(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}'"):
             bg = marked_group(g, backbone)
         if bg is not None:
@@ -241,6 +258,7 @@ class Store(PerRowReads):
                 n_missing=int(bg["missing"][:].sum()),
                 provenance=dict(attrs.get("provenance", {})),
                 chunk_checksums={"checksums", "chunk_nbytes"} <= keys,
+                numerics=dict(attrs.get("numerics") or {}),
             )
 
     def chunks_done(self, dataset: str, backbone: str) -> np.ndarray:
@@ -307,6 +325,7 @@ class Store(PerRowReads):
         chunk_rows: int | None = None,
         overwrite: bool = False,
         rows: tuple[int, int] | None = None,
+        numerics: dict | None = None,
     ) -> EmbeddingWriter:
         """Open a writer for one backbone's embeddings, creating or resuming the array.
 
@@ -323,6 +342,8 @@ class Store(PerRowReads):
                 processes can fill one array at once (create the array first, e.g. from rank 0
                 with ``rows=(0, 0 + chunk_rows)`` or a plain call, then open one block each).
                 Default: all rows.
+            numerics: what determines the bits (threads, device, dtype, autocast, torch ...),
+                recorded when the array is created; resuming under another is refused.
         """
         self._check_writable()
         _check_name(backbone, "backbone")
@@ -335,12 +356,16 @@ class Store(PerRowReads):
         g = self._dataset_group(dataset)
         n = int(g.attrs["n_samples"])
         with writing(self.location, f"the '{backbone}' array of '{dataset}'"):
+            self._drop_if_damaged(dataset, backbone, overwrite)
             if has_group(g, backbone):
                 if overwrite or marked_group(g, backbone) is None:
                     drop_group(g, backbone)  # or its creation was interrupted: start it again
                 else:
                     info = self.array_info(dataset, backbone)  # damage raises: --overwrite
                     check_resumable(info, (n, dim), dtype)
+                    check_numerics(
+                        g[backbone].attrs.get("numerics"), numerics, f"'{backbone}' for '{dataset}'"
+                    )
                     if rows is None:  # not one of several block writers: the group is ours
                         remove_metadata_orphans(self._root, f"{dataset}/{backbone}")
                     return EmbeddingWriter(
@@ -348,7 +373,10 @@ class Store(PerRowReads):
                     )
             rows_per_chunk = chunk_rows_for(n, dim, dtype, chunk_rows)
             bg = create_group(
-                g, backbone, lambda bg: create_backbone_arrays(bg, n, dim, dtype, rows_per_chunk)
+                g,
+                backbone,
+                lambda bg: create_backbone_arrays(bg, n, dim, dtype, rows_per_chunk),
+                {"numerics": numerics} if numerics else None,
             )
             return EmbeddingWriter(bg, dim=dim, location=self.location, **block(rows))
 

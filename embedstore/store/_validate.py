@@ -44,6 +44,10 @@ def _validate_dataset(ids, labels, split, task, class_names, group) -> dict[str,
         raise InvalidDataError(
             f"ids must be non-empty strings; row(s) {np.flatnonzero(ids == '')[:10].tolist()} are empty"
         )
+    try:
+        "".join(ids.tolist()).encode("utf-8")
+    except UnicodeEncodeError:
+        _check_utf8(ids)
     uniq, counts = np.unique(ids, return_counts=True)
     if len(uniq) != n:
         dups = uniq[counts > 1][:5].tolist()
@@ -93,6 +97,17 @@ def _validate_dataset(ids, labels, split, task, class_names, group) -> dict[str,
         if group.shape != (n,):
             raise InvalidDataError(f"group must have shape ({n},), got {group.shape}")
     return {"ids": ids, "labels": labels, "split": split, "group": group}
+
+
+def _check_utf8(ids: np.ndarray) -> None:
+    for i, value in enumerate(ids.tolist()):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidDataError(
+                f"sample id {value!r} (row {i}) is not valid UTF-8 text (a file name in another "
+                "encoding?); ids are stored as UTF-8: rename the file, or pass ids that are text"
+            ) from None
 
 
 def _as_str(values: np.ndarray) -> np.ndarray:

@@ -31,7 +31,9 @@ import numpy as np
 import zarr
 
 from embedstore.errors import InvalidDataError
+from embedstore.store._audit import BACKBONE_ARRAYS, BACKBONE_KEYS, RECORD
 from embedstore.store._guard import writing
+from embedstore.store._rawmeta import record_digests
 from embedstore.store._strings import REASON_BYTES, encode_text
 from embedstore.store._validate import _jsonable
 
@@ -219,7 +221,13 @@ class EmbeddingWriter:
             return False
         with writing(self.location, "the array's completion mark"):
             # one write of the group's zarr.json (zarr's attrs.update writes once per key)
-            self._group.update_attributes({"provenance": _jsonable(provenance), "complete": True})
+            final = {**self._group.attrs.asdict(), "provenance": _jsonable(provenance)}
+            final["complete"] = True
+            arrays = sorted(set(self._group.array_keys()) & set(BACKBONE_ARRAYS))
+            record = record_digests(self._group, arrays, final, BACKBONE_KEYS)
+            self._group.update_attributes(
+                {"provenance": final["provenance"], "complete": True, RECORD: record}
+            )
         return True
 
     def _remove_orphans(self, first: int, last: int) -> None:

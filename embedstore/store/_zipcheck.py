@@ -104,10 +104,14 @@ def metadata_problems(meta: Any, *, legacy: bool = False) -> list[str]:
         return []
     if node_type != "array":
         return [f"unknown node_type {node_type!r}"]
+    if not all(isinstance(meta.get(k, {}), dict) for k in ("chunk_grid", "chunk_key_encoding")):
+        return ["chunk_grid / chunk_key_encoding are not objects"]
+    if not isinstance(meta.get("codecs", []), list):
+        return ["codecs is not a list"]
     problems = []
     dtypes = _SAFE_DTYPES | (_LEGACY_DTYPES if legacy else frozenset())
     allowed_codecs = _SAFE_CODECS | (_LEGACY_CODECS if legacy else frozenset())
-    if meta.get("data_type") not in dtypes:
+    if not isinstance(meta.get("data_type"), str) or meta.get("data_type") not in dtypes:
         problems.append(
             f"data type {meta.get('data_type')!r} is not a Zarr v3 core bool, integer or float type"
         )
@@ -132,7 +136,8 @@ def metadata_problems(meta: Any, *, legacy: bool = False) -> list[str]:
 def _shape_problems(meta: dict) -> list[str]:
     """A shape or chunk shape that is malformed, or so large that reading it would exhaust memory."""
     shape = meta.get("shape")
-    chunks = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape")
+    config = (meta.get("chunk_grid") or {}).get("configuration") or {}
+    chunks = config.get("chunk_shape") if isinstance(config, dict) else None
 
     def ints(v: Any, low: int) -> bool:
         return (
@@ -143,7 +148,7 @@ def _shape_problems(meta: dict) -> list[str]:
 
     if not ints(shape, 0) or not ints(chunks, 1) or len(shape) != len(chunks):
         return [f"shape {shape!r} / chunk shape {chunks!r} are not 1 to 3 non-negative integers"]
-    size = _ITEMSIZE.get(meta.get("data_type"), 8)
+    size = _ITEMSIZE.get(str(meta.get("data_type")), 8)
     total, per_chunk = size, size
     for n, c in zip(shape, chunks, strict=True):
         total, per_chunk = total * n, per_chunk * min(c, max(n, 1))
@@ -163,6 +168,12 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
     metas = {}
     for name in names:
         if name == "zarr.json" or name.endswith("/zarr.json"):
+            from embedstore.store._audit import MAX_ATTRIBUTE_BYTES
+
+            size = zf.getinfo(name).file_size
+            if size > MAX_ATTRIBUTE_BYTES:
+                raise _refuse(path, name, f"{size:,} bytes of metadata, over the "
+                              f"{MAX_ATTRIBUTE_BYTES:,} accepted (metadata size limit)")  # fmt: skip
             try:
                 metas[name] = json.loads(zf.read(name))
             except (ValueError, UnicodeDecodeError) as exc:
@@ -176,6 +187,19 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
         problems = metadata_problems(meta, legacy=legacy)
         if problems:
             raise _refuse(path, name, "; ".join(problems))
+    from embedstore.store._shapes import shape_problems
+
+    nodes = {name[: -len("zarr.json")].rstrip("/"): meta for name, meta in metas.items()}
+    stored = dict.fromkeys(nodes, 0)
+    for name in names:  # an upper bound of each array's chunks: files under its folder
+        head, _, tail = name.rpartition("/")
+        while head and tail != "zarr.json":
+            if head in stored:
+                stored[head] += 1
+                break
+            head = head.rpartition("/")[0]
+    for node, why in shape_problems(nodes, stored):
+        raise _refuse(path, f"{node}/zarr.json", why)
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -203,7 +227,7 @@ def zstd_declared_size(data: bytes) -> int | None:
 def chunk_nbytes(meta: dict) -> int:
     """Bytes one chunk of an array decodes to, from its metadata (already checked sane)."""
     chunks = ((meta.get("chunk_grid") or {}).get("configuration") or {}).get("chunk_shape") or []
-    n = _ITEMSIZE.get(meta.get("data_type"), 8)
+    n = _ITEMSIZE.get(str(meta.get("data_type")), 8)
     for c in chunks:
         n *= int(c)
     return n
