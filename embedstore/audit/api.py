@@ -117,7 +117,7 @@ def audit(
         search: nearest-neighbour search, "auto", "exact", "flat" or "ivf"
             (:mod:`embedstore.audit.search`).
         top: suspected label errors listed per backbone.
-        device: torch / faiss device for the probes and the search.
+        device: "cpu", "cuda", "cuda:N" or "auto": the probes' and the search's device.
         progress: called with (step, done, total) after each step.
     """
     from embedstore.audit.search import resolve_method
@@ -128,8 +128,10 @@ def audit(
             raise InvalidDataError(f"store must be a Store or a path; got {type(store).__name__}")
         store = open_store(store)
     from embedstore.audit.duplicates import K_MAD
+    from embedstore.devices import resolve_device
 
     k = K_MAD if k_mad is None else float(k_mad)
+    device = resolve_device(device)
     resolve_method(search, 1, device)  # an unknown method raises here
     names, ctx = _check(store, dataset, backbones, list(meta), k, top)
     from embedstore.audit._run import run_audit
