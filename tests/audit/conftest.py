@@ -91,3 +91,62 @@ def planted(tmp_path_factory, mobilenet):
     extract(store, dataset="mri", source=str(root), backbones=[mobilenet], batch_size=32,
             workers=0, dtype="float32")  # fmt: skip
     return store, truth
+
+
+DIGITS_PER_CLASS = 40
+FLIP_FRACTION = 0.05
+
+
+@pytest.fixture(scope="session")
+def digits_csv(tmp_path_factory, mobilenet):
+    """Real handwritten digits (scikit-learn's bundled UCI scans), 32 px, in a CSV manifest with
+    patient, split, a ``site`` whose images A carry a drawn white border, and a random ``rand``
+    attribute; 5% of the train+val labels flipped. Extracted with ``--meta-column site rand``.
+
+    Returns (store path, csv path, rows whose label was flipped as ids, true labels by id)."""
+    from sklearn.datasets import load_digits
+
+    from embedstore import extract
+
+    root = tmp_path_factory.mktemp("digits")
+    digits = load_digits()
+    rng = np.random.default_rng(3)
+    rows = np.concatenate(
+        [np.flatnonzero(digits.target == c)[:DIGITS_PER_CLASS] for c in range(10)]
+    )
+    rng.shuffle(rows)
+    n = len(rows)
+    patient = np.arange(n) // 2  # two images per patient, always in one split
+    split = np.array(["train", "val", "test"])[rng.choice(3, size=n // 2, p=[0.6, 0.2, 0.2])][
+        patient
+    ]
+    site = np.where(rng.random(n) < 0.5, "A", "B")
+    rand = np.where(rng.random(n) < 0.5, "r0", "r1")
+    labels = digits.target[rows].copy()
+    true = labels.copy()
+    candidates = np.flatnonzero(split != "test")
+    flipped = rng.choice(
+        candidates, size=int(round(FLIP_FRACTION * len(candidates))), replace=False
+    )
+    labels[flipped] = (labels[flipped] + rng.integers(1, 10, len(flipped))) % 10
+    lines = ["path,label,site,rand,patient,split"]
+    for i, r in enumerate(rows):
+        grey = (digits.images[r] * (255 / 16)).astype(np.uint8)
+        im = Image.fromarray(grey, "L").resize((32, 32), Image.BILINEAR).convert("RGB")
+        arr = np.asarray(im).copy()
+        if site[i] == "A":
+            arr[:3], arr[-3:], arr[:, :3], arr[:, -3:] = 255, 255, 255, 255
+        name = f"img/{i:04d}.png"
+        save(Image.fromarray(arr), root / name)
+        lines.append(f"{name},{labels[i]},{site[i]},{rand[i]},p{patient[i]:03d},{split[i]}")
+    csv = root / "digits.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    store = root / "d.zarr"
+    from embedstore.data import open_source
+
+    src = open_source(str(csv), split_column="split", group_column="patient",
+                      meta_columns=["site", "rand"])  # fmt: skip
+    extract(store, dataset="digits", source=src, backbones=[mobilenet], batch_size=64,
+            workers=0, dtype="float32")  # fmt: skip
+    ids = [f"img/{i:04d}.png" for i in range(n)]
+    return store, csv, {ids[i] for i in flipped}, {ids[i]: int(true[i]) for i in range(n)}

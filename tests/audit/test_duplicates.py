@@ -68,7 +68,7 @@ def test_random_pairs_are_below_the_threshold(audited):
     root = store.parent / "images"
     keep = (a != b) & ~np.isin(ids[a], list(truth)) & ~np.isin(ids[b], list(truth))
     # Br35H holds a few near-identical slices itself: random pairs exclude those that look alike
-    keep &= np.array([_pixel_corr(root, ids[i], ids[j]) < 0.9 for i, j in zip(a, b)])
+    keep &= np.array([_pixel_corr(root, ids[i], ids[j]) < 0.9 for i, j in zip(a, b, strict=True)])
     u = X[a[keep]] / np.linalg.norm(X[a[keep]], axis=1, keepdims=True)
     v = X[b[keep]] / np.linalg.norm(X[b[keep]], axis=1, keepdims=True)
     assert ((u * v).sum(axis=1) < result.thresholds[name]["threshold"]).all()
