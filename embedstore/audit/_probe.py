@@ -1,9 +1,10 @@
 """The probes every audit section fits, through the public probe estimators only.
 
-One rule for the logistic probe's C in every section: the first best of :data:`AUDIT_CS` (a
-9-value sub-grid of the many-shot protocol's range) fitted on the train rows and scored by
-accuracy on the val rows (:func:`~embedstore.probes.logistic.logistic_sweep`); with no val rows,
-C = 1. Out-of-fold probabilities come from grouped, stratified folds
+One rule for the logistic probe's C in every section: the first best of :data:`AUDIT_CS` (six
+values, 1e-3 … 1e2, inside the many-shot protocol's range; an audit needs a good probe, not the
+best one, and large C on separable features costs the most iterations) fitted on the train rows
+and scored by accuracy on the val rows (:func:`~embedstore.probes.logistic.logistic_sweep`); with
+no val rows, C = 1. Fits stop at ``MAX_ITER`` L-BFGS iterations. Out-of-fold probabilities come from grouped, stratified folds
 (:func:`~embedstore.probes.selection.cv_folds`: a patient is never on both sides of a fold).
 """
 
@@ -16,8 +17,9 @@ from embedstore.probes.selection import cv_folds
 
 __all__ = ["AUDIT_CS", "FOLDS", "choose_C", "fit_logistic", "out_of_fold_proba", "proba_full"]
 
-AUDIT_CS = np.logspace(-4, 4, 9)
+AUDIT_CS = np.logspace(-3, 2, 6)
 FOLDS = 5
+MAX_ITER = 300
 
 
 def choose_C(
@@ -27,7 +29,7 @@ def choose_C(
     if len(val) == 0 or len(np.unique(y[train], axis=0)) < 2:
         return 1.0
     sweep = logistic_sweep(
-        X, y[train], X, y[val], task=task, Cs=AUDIT_CS, device=device,
+        X, y[train], X, y[val], task=task, Cs=AUDIT_CS, device=device, max_iter=MAX_ITER,
         train_rows=train, val_rows=val, selected_on="val",
     )  # fmt: skip
     return float(sweep.best_C)
@@ -37,7 +39,7 @@ def fit_logistic(
     X: np.ndarray, y: np.ndarray, rows: np.ndarray, task: str, C: float, device: str
 ) -> LogisticProbe:
     """A logistic probe on ``X[rows]`` with labels ``y[rows]`` (y covers all rows of X)."""
-    probe = LogisticProbe(C=C, task=task, device=device, tol=1e-4)
+    probe = LogisticProbe(C=C, task=task, device=device, tol=1e-4, max_iter=MAX_ITER)
     return probe.fit(X, y[rows], rows=rows)
 
 

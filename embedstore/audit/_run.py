@@ -88,13 +88,13 @@ def run_audit(
     for name in names:
         X = store.embeddings(dataset, name)
         ok = valid[name]
+        train, val = np.flatnonzero((split == 0) & ok), np.flatnonzero((split == 1) & ok)
+        C = choose_C(X, labels, train, val, task, device)  # one C for the label, both sections
         res.leak[name] = leak_effect(X, labels, split, flagged_test, task=task, n_classes=K,
-                                     valid=ok, device=device, seed=seed)  # fmt: skip
+                                     valid=ok, C=C, device=device, seed=seed)  # fmt: skip
         step(f"leak {name}")
         if single:
             tv = np.flatnonzero((split < 2) & ok)
-            train, val = np.flatnonzero((split == 0) & ok), np.flatnonzero((split == 1) & ok)
-            C = choose_C(X, labels, train, val, task, device)
             oof, n_folds = out_of_fold_proba(X, labels, tv, group, task=task, C=C, n_classes=K,
                                              device=device, seed=seed)  # fmt: skip
             scored = ~np.isnan(oof).any(axis=1)

@@ -49,11 +49,13 @@ def leak_effect(
     task: str,
     n_classes: int,
     valid: np.ndarray | None = None,
+    C: float | None = None,
     device: str = "cpu",
     seed: int = 0,
 ) -> dict[str, Any]:
     """``{"logistic": {"all": metrics, "without_flagged": metrics}, "knn": ..., "n_test",
-    "n_flagged"}`` for one backbone; ``flagged_test``: test rows to drop in (b)."""
+    "n_flagged"}`` for one backbone; ``flagged_test``: test rows to drop in (b); ``C``: the
+    logistic probe's (default: chosen on val by :func:`~embedstore.audit._probe.choose_C`)."""
     ok = np.ones(len(X), bool) if valid is None else valid
     train = np.flatnonzero((split == 0) & ok)
     val = np.flatnonzero((split == 1) & ok)
@@ -63,7 +65,7 @@ def leak_effect(
     out: dict[str, Any] = {"n_test": int(len(test)), "n_flagged": int((~keep).sum())}
     if len(test) == 0 or len(np.unique(y[fit_rows], axis=0)) < 2:
         return out
-    C = choose_C(X, y, train, val, task, device)
+    C = choose_C(X, y, train, val, task, device) if C is None else C
     probe = fit_logistic(X, y, fit_rows, task, C, device)
     multilabel = task == "multilabel"
     p_log = probe.predict_proba(X[test]) if multilabel else proba_full(probe, X[test], n_classes)
