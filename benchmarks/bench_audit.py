@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -116,7 +115,9 @@ def main() -> None:
     print(f"{args.n} rows x {args.dim}: {len(q)} test queries against {len(b)} train+val rows, "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
     floor = matmul_floor(X, q, b)
-    t_exact, (s_exact, i_exact) = timed(lambda: nearest(X, q, b, method="exact", device=args.device))
+    t_exact, (s_exact, i_exact) = timed(
+        lambda: nearest(X, q, b, method="exact", device=args.device)
+    )
     t_numpy, (s_np, i_np) = timed(lambda: numpy_loop(X, q, b))
     t_flat, (s_flat, i_flat) = timed(lambda: nearest(X, q, b, method="flat"))
     t_ivf, (s_ivf, i_ivf) = timed(lambda: nearest(X, q, b, method="ivf"))
@@ -142,7 +143,7 @@ def main() -> None:
     print(json.dumps({"n": args.n, "dim": args.dim, "exact_s": t_exact, "numpy_s": t_numpy,
                       "faiss_flat_s": t_flat, "ivf_s": t_ivf, "ivf_recall": recall,
                       "floor_s": floor}))  # fmt: skip
-    os.sys.stdout.flush()
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

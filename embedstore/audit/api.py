@@ -60,7 +60,7 @@ Progress = Callable[[str, int, int], None]  # (step description, steps done, ste
 
 def _check(store: Any, dataset: str, backbones: Sequence[str] | None, meta: Sequence[str],
            k_mad: float, top: int) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
-    from embedstore.store import meta_names
+    from embedstore.store import require_meta
 
     info = store.dataset_info(dataset)  # DatasetNotFoundError lists the datasets
     names = list(backbones) if backbones else list(info.backbones)
@@ -77,14 +77,7 @@ def _check(store: Any, dataset: str, backbones: Sequence[str] | None, meta: Sequ
                 f"{arr.shape[0]} rows); rerun the same `embedstore extract` to finish them, or "
                 "leave -b out to audit the complete backbones"
             )
-    known = meta_names(store, dataset)
-    for col in meta:
-        if col not in known:
-            raise InvalidDataError(
-                f"dataset '{dataset}' has no attribute column '{col}' (stored: "
-                f"{', '.join(known) or 'none'}); store it at extraction with "
-                f"`embedstore extract ... --meta-column {col}` (CSV and tar sources)"
-            )
+    require_meta(store, dataset, meta)
     if not k_mad > 0:
         raise InvalidDataError(f"k_mad must be positive; got {k_mad}")
     if int(top) < 1:

@@ -36,7 +36,7 @@ from embedstore.store._locations import _migrate_legacy as _migrate_legacy
 from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
 from embedstore.store._lock import writer_lock
-from embedstore.store._meta import meta_names, read_meta, write_meta
+from embedstore.store._meta import meta_names, read_meta, require_meta, write_meta
 from embedstore.store._store import Store
 from embedstore.store._strings import read_text as _text  # noqa: F401
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
@@ -62,6 +62,7 @@ __all__ = [
     "meta_names",
     "open_store",
     "read_meta",
+    "require_meta",
     "write_meta",
     "writer_lock",
 ]

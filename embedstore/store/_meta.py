@@ -24,7 +24,7 @@ from embedstore.store._strings import TEXT_ENCODING, decode_text, encode_text
 if TYPE_CHECKING:
     from embedstore.store._store import Store
 
-__all__ = ["META_PREFIX", "meta_names", "read_meta", "write_meta"]
+__all__ = ["META_PREFIX", "meta_names", "read_meta", "require_meta", "write_meta"]
 
 META_PREFIX = "meta."
 
@@ -80,15 +80,21 @@ def meta_names(store: Store, dataset: str) -> list[str]:
     return sorted(k[len(META_PREFIX) :] for k in keys)
 
 
+def require_meta(store: Store, dataset: str, names: Sequence[str]) -> None:
+    """Raise for the first of ``names`` that ``dataset`` has no attribute column for."""
+    known = meta_names(store, dataset)
+    for name in names:
+        if name not in known:
+            raise InvalidDataError(
+                f"dataset '{dataset}' has no attribute column '{name}' (stored: "
+                f"{', '.join(known) or 'none'}); store one at extraction with "
+                f"`embedstore extract ... --meta-column {name}` (CSV and tar sources)"
+            )
+
+
 def read_meta(store: Store, dataset: str, name: str) -> np.ndarray:
     """One attribute column of ``dataset`` as (N,) str; an unknown name lists the stored ones."""
-    known = meta_names(store, dataset)
-    if name not in known:
-        raise InvalidDataError(
-            f"dataset '{dataset}' has no attribute column '{name}' (stored: "
-            f"{', '.join(known) or 'none'}); store one at extraction with "
-            f"`embedstore extract ... --meta-column {name}` (CSV and tar sources)"
-        )
+    require_meta(store, dataset, [name])
     g = store._dataset_group(dataset)
     with reading(store.location, f"attribute column '{name}' of '{dataset}'"):
         return decode_text(g[META_PREFIX + name][...])
