@@ -6,8 +6,9 @@ Three ways, one answer format (``sims`` (nq,) float32, ``idx`` (nq,) int64 rows 
   L2-normalised rows (blocks of at most 64 MiB; never an (nq, nb) matrix). Exact.
 - ``"flat"``: FAISS ``IndexFlatIP`` on L2-normalised rows, on the GPU when there is one and faiss
   has GPU support (else on the CPU). Exact.
-- ``"ivf"``: FAISS ``IndexIVFFlat`` (inner product), ``nlist = 4·√nb`` lists trained on at most
-  ``64·nlist`` base rows, ``nprobe = IVF_NPROBE``. Approximate: the recall of the true nearest
+- ``"ivf"``: FAISS ``IndexIVFFlat`` (inner product), ``nlist = √nb`` lists trained by k-means on
+  at most ``40·nlist`` base rows, ``nprobe = IVF_NPROBE`` lists searched per query (about
+  ``32/√nb`` of the base). Approximate: the recall of the true nearest
   neighbour measured by ``benchmarks/bench_audit.py`` is in docs/audit.md.
 
 ``"auto"``: ``flat`` on a CUDA device with faiss GPU support; on the CPU ``exact`` while the base
@@ -63,11 +64,11 @@ def _faiss_topk(
     base = _normalised(X, b_rows)
     d = base.shape[1]
     if method == "ivf":
-        nlist = max(1, min(len(base) // 39, int(4 * np.sqrt(len(base)))))
+        nlist = max(1, min(len(base) // 39, int(np.sqrt(len(base)))))
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
-        sample = rng.choice(len(base), size=min(len(base), 64 * nlist), replace=False)
+        sample = rng.choice(len(base), size=min(len(base), 40 * nlist), replace=False)
         index.train(base[np.sort(sample)])
         index.nprobe = min(IVF_NPROBE, nlist)
     else:
@@ -111,7 +112,7 @@ def nearest(
     k = min(len(b_rows), 2 if exclude_self else 1)
     how = resolve_method(method, len(b_rows), device)
     if how == "exact":
-        dev = torch.device(device if torch.cuda.is_available() or device == "cpu" else "cpu")
+        dev = torch.device(device)
         s, i = block_topk(X, X, k, q_rows=q_rows, b_rows=b_rows, normalize=True, device=dev)
         sims, pos = s.numpy(), i.numpy()
     else:
