@@ -107,3 +107,15 @@ def test_calibrate_flags_only_the_outliers():
     ordinary = 1 - np.exp(rng.normal(np.log(0.15), 0.3, size=500))  # cos ~ 0.85
     t = calibrate(np.concatenate([ordinary, [0.999, 0.9995, 1.0]]))
     assert (ordinary < t).mean() > 0.99 and 0.9 < t < 0.999
+
+
+def test_ivf_finds_planted_copies_and_most_true_neighbours():
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(20, 32))
+    X = (centres[rng.integers(0, 20, 4000)] + 0.5 * rng.normal(size=(4000, 32))).astype(np.float32)
+    q, b = np.arange(0, 500), np.arange(500, 4000)
+    X[q[:50]] = X[b[:50]] + 0.01 * rng.normal(size=(50, 32)).astype(np.float32)
+    _, exact = nearest(X, q, b, method="exact")
+    sims, approx = nearest(X, q, b, method="ivf")
+    assert (approx[:50] == b[:50]).all() and (sims[:50] > 0.99).all()  # every copy found
+    assert (approx == exact).mean() >= 0.9
