@@ -133,3 +133,22 @@ def test_cli_bad_input_is_one_clear_error(digits_csv):
         res = runner.invoke(app, ["audit", str(store_path), "-d", "digits", *args])
         assert res.exit_code == 1, res.output
         assert message in res.output and "Traceback" not in res.output
+
+
+def test_cli_extract_meta_column(digits_csv, tmp_path):
+    from tests.extract_helpers import TINY, register_tiny, unregister_tiny
+
+    _, csv_path, _, _ = digits_csv
+    register_tiny()
+    try:
+        args = ["extract", str(tmp_path / "t.zarr"), "-d", "d", "--source", str(csv_path),
+                "--backbone", TINY, "--split-column", "split", "--group-column", "patient",
+                "--meta-column", "site", "--meta-column", "rand", "--workers", "0"]  # fmt: skip
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        bad = runner.invoke(app, [*args[:-4], "--meta-column", "hospital", "--workers", "0"])
+        assert bad.exit_code == 1 and "no column 'hospital'" in bad.output
+    finally:
+        unregister_tiny()
+    s = open_store(tmp_path / "t.zarr")
+    assert read_meta(s, "d", "rand").tolist() == [r["rand"] for r in _rows(csv_path)]
