@@ -32,9 +32,11 @@ def patients_in_several_splits(
     inv = inv.reshape(-1)
     per = np.zeros((len(names), 3), dtype=bool)
     per[inv, split] = True
+    order = np.argsort(inv, kind="stable")  # rows grouped by patient, in row order
+    starts = np.searchsorted(inv[order], np.arange(len(names) + 1))
     out = []
     for g in np.flatnonzero(per.sum(axis=1) > 1):
-        rows = np.flatnonzero(inv == g)
+        rows = order[starts[g] : starts[g + 1]]
         splits = tuple(_SPLITS[c] for c in range(3) if per[g, c])
         by_split = {s: [str(ids[r]) for r in rows if _SPLITS[split[r]] == s] for s in splits}
         out.append(PatientOverlap(group=str(names[g]), splits=splits, ids=by_split))

@@ -152,3 +152,21 @@ def test_cli_extract_meta_column(digits_csv, tmp_path):
         unregister_tiny()
     s = open_store(tmp_path / "t.zarr")
     assert read_meta(s, "d", "rand").tolist() == [r["rand"] for r in _rows(csv_path)]
+
+
+def test_patient_overlap_matches_a_brute_force_scan():
+    from embedstore.audit.patients import patients_in_several_splits
+
+    rng = np.random.default_rng(0)
+    group = np.array([f"p{i}" for i in rng.integers(0, 60, 400)])
+    split = rng.integers(0, 3, 400).astype(np.uint8)
+    ids = np.array([f"r{i}" for i in range(400)])
+    ref = {}
+    for name in np.unique(group):
+        rows = np.flatnonzero(group == name)
+        codes = sorted(set(split[rows].tolist()))
+        if len(codes) > 1:
+            names = ("train", "val", "test")
+            ref[name] = {names[c]: [ids[r] for r in rows if split[r] == c] for c in codes}
+    found = patients_in_several_splits(group, split, ids)
+    assert {o.group: o.ids for o in found} == ref and len(ref) > 0
