@@ -42,3 +42,28 @@ def test_mistakes_are_refused_before_reading(tmp_path):
         embedstore.audit(store, "toy")
     with pytest.raises(InvalidDataError, match="search method must be one of"):
         embedstore.audit(store, "toy", search="hnsw")
+
+
+def test_multilabel_dataset_is_audited_without_the_label_error_section(tmp_path):
+    from embedstore.store import write_meta
+    from tests.conftest import write_embeddings
+
+    rng = np.random.default_rng(0)
+    n = 120
+    Y = (rng.random((n, 3)) < 0.4).astype(np.uint8)
+    X = (Y @ rng.normal(size=(3, 8)) + 0.3 * rng.normal(size=(n, 8))).astype(np.float32)
+    X[100:104] = X[0:4]  # four test rows copy train rows
+    split = np.array([0] * 80 + [1] * 20 + [2] * 20, dtype=np.uint8)
+    store = embedstore.create_store(tmp_path / "ml.zarr")
+    store.add_dataset("ml", ids=[f"r{i}" for i in range(n)], labels=Y, split=split,
+                      task="multilabel", class_names=["a", "b", "c"])  # fmt: skip
+    write_embeddings(store, "ml", "bb", X)
+    write_meta(store, "ml", {"site": np.where(np.arange(n) % 2, "x", "y")})
+    result = embedstore.audit(store, "ml", meta=["site"])
+    assert {(p.id_a, p.id_b) for p in result.duplicates} >= {(f"r{100 + i}", f"r{i}")
+                                                             for i in range(4)}  # fmt: skip
+    leak = result.leak["bb"]
+    assert leak["n_flagged"] >= 4 and "auc" in leak["logistic"]["without_flagged"]
+    assert result.label_issues == {} and any("multilabel" in n for n in result.notes)
+    (short,) = result.shortcuts
+    assert not short.reads_attribute  # the site is the row parity: nothing in the features
