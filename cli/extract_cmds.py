@@ -112,6 +112,14 @@ def extract_cmd(
     group_column: Annotated[
         str | None, typer.Option("--group-column", help="CSV: patient/group id column.")
     ] = None,
+    meta_column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta-column",
+            help="CSV column / tar .json key with a per-sample attribute (site, scanner) to "
+            "store for `embedstore audit --meta`; repeatable.",
+        ),
+    ] = None,
     seed: Annotated[
         int,
         typer.Option(
@@ -187,6 +195,7 @@ def extract_cmd(
             class_names=class_names,
             seed=seed,
             skip_bad=skip_bad,
+            meta_columns=meta_column or (),
         )
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),

@@ -84,6 +84,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cli.analyze_cmds",
         "What features encode: backbone similarity (CKA), invariance, occlusion saliency.",
     ),
+    "audit": (
+        "cli.audit_cmds",
+        "Audit a dataset from its embeddings: duplicates, patients in two splits, label errors, "
+        "shortcuts.",
+    ),
     "export": (
         "cli.archive_cmds",
         "Write datasets and complete backbone arrays into one checksummed archive file.",

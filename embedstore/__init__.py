@@ -6,8 +6,8 @@ extract, probes, sweep, report).
 
 Every name but ``__version__`` and ``EmbedstoreError`` loads on first use (PEP 562), so that
 ``import embedstore`` (and every ``embedstore`` command) starts without importing torch, zarr,
-scikit-learn or faiss. ``embedstore.extract`` is both a submodule and the function of that name:
-the submodule, once imported, is made callable (``embedstore.extract(...)`` calls
+scikit-learn or faiss. ``embedstore.extract`` (and ``embedstore.audit``) is both a submodule and the function of that
+name: the submodule, once imported, is made callable (``embedstore.extract(...)`` calls
 ``embedstore.extract.extract(...)``), so neither import order can shadow the function.
 """
 
@@ -23,6 +23,7 @@ from embedstore.errors import EmbedstoreError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from embedstore.archive import export_archive, import_archive, merge_stores, verify
+    from embedstore.audit import audit
     from embedstore.backbones import register_backbone
     from embedstore.data import open_source
     from embedstore.extract import extract
@@ -44,6 +45,7 @@ __all__ = [
     "open_source",
     "evaluate_probes",
     "run_sweep",
+    "audit",
     "export_archive",
     "import_archive",
     "verify",
@@ -77,11 +79,15 @@ _LAZY = {
 }
 
 
+_CALLABLE_MODULES = ("extract", "audit")  # submodules that are also the function of their name
+
+
 class _CallableModule(types.ModuleType):
-    """The ``embedstore.extract`` module; calling it calls its ``extract`` function."""
+    """The ``embedstore.extract`` (``embedstore.audit``) module; calling it calls its function of
+    the same name."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.extract(*args, **kwargs)
+        return getattr(self, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
 
 
 class _Package(types.ModuleType):
@@ -89,7 +95,7 @@ class _Package(types.ModuleType):
     setattr; the ``extract`` submodule is made callable as it is bound."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "extract" and type(value) is types.ModuleType:
+        if name in _CALLABLE_MODULES and type(value) is types.ModuleType:
             value.__class__ = _CallableModule
         super().__setattr__(name, value)
 
@@ -98,9 +104,9 @@ sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
-    if name == "extract":
-        importlib.import_module("embedstore.extract")  # binds the callable module (above)
-        return globals()["extract"]
+    if name in _CALLABLE_MODULES:
+        importlib.import_module(f"embedstore.{name}")  # binds the callable module (above)
+        return globals()[name]
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # later look-ups skip this function

@@ -76,6 +76,7 @@ def open_source(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
     skip_bad: bool = False,
+    meta_columns: Sequence[str] = (),
 ) -> Source:
     """A folder, a ``.csv`` manifest, a ``.npz`` (MedMNIST), tar shards or ``"demo"`` -> a
     :class:`Source`.
@@ -92,7 +93,10 @@ def open_source(
         fractions, seed: the stratified splits made when the source has none.
         skip_bad: listed files that do not exist become missing rows at extraction instead
             of an error when the manifest is opened.
+        meta_columns: per-sample attributes to store beside the labels (``--meta-column``):
+            CSV columns, or keys of each tar sample's ``<key>.json``; other sources have none.
     """
+    meta_columns = list(meta_columns)
     if task is not None and task not in TASKS:
         raise SourceError(f"task must be one of {', '.join(TASKS)} (--task), got '{task}'")
     names = parse_class_names(class_names)
@@ -104,9 +108,12 @@ def open_source(
             )
         return spec
     if not isinstance(spec, (str, Path)):
-        return TarShardSource(spec, class_names=names, task=task, fractions=fractions, seed=seed)
+        return TarShardSource(
+            spec, class_names=names, task=task, fractions=fractions, seed=seed,
+            meta_columns=meta_columns,
+        )  # fmt: skip
     text = str(spec)
-    if text == "demo":
+    if text == "demo" and not meta_columns:
         return demo_source(fractions=fractions, seed=seed, task=task, class_names=names)
     suffix = Path(text.split("?", 1)[0]).suffix.lower()
     if suffix == ".csv" and (is_url(text) or Path(text).is_file()):
@@ -121,6 +128,7 @@ def open_source(
             fractions=fractions,
             seed=seed,
             allow_missing=skip_bad,
+            meta_columns=meta_columns,
         )
     if is_url(text):
         raise SourceError(
@@ -130,7 +138,15 @@ def open_source(
     path = Path(text)
     shards = looks_like_shards(text) and not path.is_dir()
     if shards or (path.is_dir() and _is_shard_folder(path)):
-        return TarShardSource(text, class_names=names, task=task, fractions=fractions, seed=seed)
+        return TarShardSource(
+            text, class_names=names, task=task, fractions=fractions, seed=seed,
+            meta_columns=meta_columns,
+        )  # fmt: skip
+    if meta_columns:
+        raise SourceError(
+            f"--meta-column {meta_columns[0]} needs a CSV manifest or tar shards (attributes are "
+            f"their columns / .json keys); source '{text}' is neither"
+        )
     if path.is_dir():
         return ImageFolderSource(path, task=task, class_names=names, fractions=fractions, seed=seed)
     if suffix == ".npz" and path.is_file():

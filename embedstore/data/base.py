@@ -92,7 +92,11 @@ class Source:
         label_note: how label values became classes where that is not the identity (e.g.
             integer labels 0, 1, 10000000 as classes 0..2), "" otherwise; stored in the
             dataset's ``source`` attribute.
+        meta: {column: (n,) str} per-sample attributes (``--meta-column``), stored beside the
+            labels for ``embedstore audit --meta``; empty unless asked for.
     """
+
+    meta: dict[str, np.ndarray] = {}  # noqa: RUF012 (replaced, never mutated)
 
     def __init__(
         self,

@@ -85,6 +85,8 @@ class CsvSource(Source):
         task: binary, multiclass, multilabel or ordinal (default: inferred; ordinal never is).
         allow_missing: keep rows whose local file does not exist (they fail to load, and
             ``skip_bad`` records them as missing rows) instead of refusing the manifest.
+        meta_columns: extra per-sample attribute columns (site, scanner, ...), kept as text in
+            ``meta`` and stored beside the labels.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class CsvSource(Source):
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         seed: int = 0,
         allow_missing: bool = False,
+        meta_columns: Sequence[str] = (),
     ) -> None:
         text = str(path)
         remote = is_url(text)
@@ -115,6 +118,8 @@ class CsvSource(Source):
             wanted["--split-column"] = [split_column]
         if group_column:
             wanted["--group-column"] = [group_column]
+        if meta_columns:
+            wanted["--meta-column"] = list(meta_columns)
         for option, names in wanted.items():
             for name in names:
                 if name not in columns:
@@ -167,6 +172,7 @@ class CsvSource(Source):
         )
         if not allow_missing:
             _check_files_exist(self.paths, ids, line_of, desc)
+        self.meta = {c: np.asarray([r[c] for r in rows], dtype=str) for c in meta_columns}
 
     def load(self, index: int) -> Image.Image | np.ndarray:
         return read_image(self.paths[index])

@@ -69,6 +69,7 @@ class TarShardSource(Source):
         task: str | None = None,
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         seed: int = 0,
+        meta_columns: Sequence[str] = (),
     ) -> None:
         paths = shard_paths(shards)
         desc = f"tar shards {shards if isinstance(shards, (str, Path)) else len(paths)}"
@@ -119,6 +120,7 @@ class TarShardSource(Source):
             seed=seed,
             label_note=note,
         )
+        self.meta = meta_fields(metas, ids, meta_columns, desc)
 
     def read_bytes(self, index: int) -> bytes:
         """The image member's bytes: one seek and one read in its shard."""
@@ -272,3 +274,22 @@ def _optional(fields: list[dict[str, Any]], name: str, desc: str) -> list[str] |
             f"give every sample a '{name}' or none"
         )
     return [str(f[name]) for f in fields]
+
+
+def meta_fields(
+    metas: list[dict[str, str]], ids: list[str], columns: Sequence[str], desc: str
+) -> dict[str, np.ndarray]:
+    """``--meta-column`` values from each sample's ``<key>.json`` object, as text."""
+    out: dict[str, np.ndarray] = {}
+    for column in columns:
+        values = []
+        for i, m in enumerate(metas):
+            obj = json.loads(m["json"]) if m.get("json") else {}
+            if not isinstance(obj, dict) or column not in obj:
+                raise SourceError(
+                    f"{desc}: sample '{ids[i]}' has no '{column}' in its <key>.json (--meta-column "
+                    f"{column}); every sample needs the attribute in its .json object"
+                )
+            values.append(str(obj[column]))
+        out[column] = np.asarray(values, dtype=str)
+    return out

@@ -47,7 +47,9 @@ class Options:
     overwrite: bool
     skip_bad: bool
     chunk_rows: int | None
-    threads: int | None = None  # CPU intra-op threads; None: a resume's recorded count, else torch's
+    threads: int | None = (
+        None  # CPU intra-op threads; None: a resume's recorded count, else torch's
+    )
 
 
 def check_options(

@@ -32,7 +32,7 @@ from embedstore.extract._plan import (
 from embedstore.extract._prepare import Prepared, numerics, prepare_backbones
 from embedstore.extract._records import ExtractProgress, ExtractSummary
 from embedstore.extract._world import World, join_world
-from embedstore.store import Store, create_store, default_chunk_rows, writer_lock
+from embedstore.store import Store, create_store, default_chunk_rows, write_meta, writer_lock
 
 __all__ = ["run_extract"]
 
@@ -87,6 +87,8 @@ def run_extract(
             ):
                 store = create_store(where, storage_options=storage_options)
                 store.add_dataset(opts.dataset, **src.dataset_fields(), overwrite=opts.overwrite)
+                if src.meta:  # --meta-column: attributes for `embedstore audit --meta`
+                    write_meta(store, opts.dataset, src.meta)
                 return _plan(store, src, opts, prepared, world.size, dev)
 
         plan = world.from_root(setup)

@@ -36,6 +36,7 @@ from embedstore.store._locations import _migrate_legacy as _migrate_legacy
 from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
 from embedstore.store._lock import writer_lock
+from embedstore.store._meta import meta_names, read_meta, require_meta, write_meta
 from embedstore.store._store import Store
 from embedstore.store._strings import read_text as _text  # noqa: F401
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
@@ -58,6 +59,10 @@ __all__ = [
     "Store",
     "create_store",
     "default_chunk_rows",
+    "meta_names",
     "open_store",
+    "read_meta",
+    "require_meta",
+    "write_meta",
     "writer_lock",
 ]
