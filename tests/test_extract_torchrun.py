@@ -151,6 +151,7 @@ def _probe(store: str) -> list[dict]:
     for r in records:
         r.pop("store", None)
         r.pop("seconds", None)
+        r.pop("record_id", None)  # a cell id names its store
         r.pop("created_at", None)
         r.pop("provenance", None)  # the extraction runs differ: world size, time
     return records
