@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from embedstore.probes.methods import DEFAULT_C, KNN_K_GRID
+from embedstore.probes.methods.core import DEFAULT_C, KNN_K_GRID
 from embedstore.probes.registry import ProbeOptions
 from embedstore.probes.selection import HOLDOUT_ABOVE, MAX_CV_FOLDS, SELECTIONS, cv_folds
 from embedstore.report import ProbeResult

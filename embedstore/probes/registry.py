@@ -31,7 +31,8 @@ How to add a method (touches one module)::
                            selected_on=choice.selected_on, n_train=len(S),
                            classes=model.classes_)
 
-in :mod:`embedstore.probes.methods` (or in its own module listed in ``METHOD_MODULES``). A preset
+in a new module of :mod:`embedstore.probes.methods` (every module there is imported when methods
+are first listed; nothing else changes). A preset
 with fixed hyper-parameters returns them without calling ``choose`` and says so in
 ``selected_on``. New options go in :class:`ProbeOptions`; a field every record should carry goes
 in :func:`run_cell`.
@@ -40,7 +41,6 @@ in :func:`run_cell`.
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,7 +58,6 @@ if TYPE_CHECKING:  # the store (zarr) is not imported to list methods (the CLI's
     from embedstore.probes.features import FeatureSet, LabelledData
 
 __all__ = [
-    "METHOD_MODULES",
     "Cell",
     "Method",
     "Outcome",
@@ -72,10 +71,6 @@ __all__ = [
     "run_cell",
 ]
 
-METHOD_MODULES = (
-    "embedstore.probes.methods",
-    "embedstore.probes.protocol_methods",
-)  # imported on first use; each registers its own
 _PREDICT_ROWS = 16384  # test rows per predict_proba call (bounded gathers)
 
 
@@ -176,8 +171,9 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def _registry() -> dict[str, Method]:
-    for module in METHOD_MODULES:
-        importlib.import_module(module)
+    from embedstore.probes.methods import load_all
+
+    load_all()  # each module registers its own methods
     return _REGISTRY
 
 

@@ -53,7 +53,7 @@ def _small_store(path, n_test=48):
 
 
 def test_registry_order_names_and_errors():
-    nielsen = ("nielsen-svm", "nielsen-knn", "nielsen-logreg")  # probes/protocol_methods.py
+    nielsen = ("nielsen-svm", "nielsen-knn", "nielsen-logreg")  # probes/methods/svm_nielsen.py
     assert method_names() == ("proto", "fewshot", "knn", "logreg", "dvme", "svm", *nielsen)
     assert method_names(sweep=True) == ("proto", "knn", "logreg", "dvme", "svm", *nielsen)
     with pytest.raises(InvalidDataError, match="'knnn' is not one of proto, fewshot"):
