@@ -29,7 +29,7 @@ from embedstore.errors import (
     InvalidDataError,
     StoreExistsError,
 )
-from embedstore.store import _DATA_ARRAYS, Store, _is_remote, open_store, writer_lock
+from embedstore.store import Store, _is_remote, is_data_array, open_store, writer_lock
 from embedstore.store._zipcheck import metadata_problems as _metadata_problems
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -164,7 +164,7 @@ def _exported(key: str, plan: dict[str, list[str]]) -> bool:
     if len(parts) < 2 or parts[0] not in plan:
         return False
     return (len(parts) == 2 and parts[1] == _META) or (
-        len(parts) > 2 and (parts[1] in _DATA_ARRAYS or parts[1] in plan[parts[0]])
+        len(parts) > 2 and (is_data_array(parts[1]) or parts[1] in plan[parts[0]])
     )
 
 

@@ -41,7 +41,7 @@ from embedstore.store._store import Store
 from embedstore.store._strings import read_text as _text  # noqa: F401
 from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
 from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
-from embedstore.store._validate import SPLIT_CODES, TASK_KINDS
+from embedstore.store._validate import SPLIT_CODES, TASK_KINDS, is_data_array
 from embedstore.store._validate import _iter_dataset_differences as _iter_dataset_differences
 from embedstore.store._writer import EmbeddingWriter
 
@@ -65,4 +65,5 @@ __all__ = [
     "require_meta",
     "write_meta",
     "writer_lock",
+    "is_data_array",
 ]

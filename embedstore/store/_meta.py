@@ -20,13 +20,12 @@ from embedstore.errors import InvalidDataError
 from embedstore.store._guard import reading, writing
 from embedstore.store._layout import compressor
 from embedstore.store._strings import TEXT_ENCODING, decode_text, encode_text
+from embedstore.store._validate import META_PREFIX
 
 if TYPE_CHECKING:
     from embedstore.store._store import Store
 
 __all__ = ["META_PREFIX", "meta_names", "read_meta", "require_meta", "write_meta"]
-
-META_PREFIX = "meta."
 
 
 def _check_column(name: str) -> None:

@@ -19,6 +19,7 @@ from embedstore.store._audit import (
 from embedstore.store._create import backbone_groups, marked_group
 from embedstore.store._layout import FORMAT_VERSION
 from embedstore.store._rawmeta import RawMeta
+from embedstore.store._validate import is_data_array
 
 
 class AuditedNodes:
@@ -116,7 +117,7 @@ class AuditedNodes:
             return backbone_groups(g)
         damaged = [
             n for n in names
-            if n not in ("ids", "labels", "split", "group")
+            if not is_data_array(n)
             and node_problems(self._meta(f"{dataset}/{n}"), "backbone", legacy=self._legacy)
         ]  # fmt: skip
         if not damaged:
@@ -125,6 +126,6 @@ class AuditedNodes:
         for n in names:
             if n in damaged:
                 done.append(n)
-            elif n not in ("ids", "labels", "split", "group"):
+            elif not is_data_array(n):
                 (done if marked_group(g, n) is not None else interrupted).append(n)
         return sorted(done), sorted(interrupted)

@@ -14,11 +14,20 @@ SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 TASK_KINDS = ("binary", "multiclass", "multilabel", "ordinal")
 EMBEDDING_DTYPES = ("float16", "float32")
 _DATA_ARRAYS = ("ids", "labels", "split", "group")
+META_PREFIX = "meta."  # per-sample attribute arrays of a dataset: <dataset>/meta.<column>
+
+
+def is_data_array(name: str) -> bool:
+    """Whether a dataset's child ``name`` is one of its data arrays (ids, labels, split, group,
+    or a ``meta.<column>`` attribute), not a backbone."""
+    return name in _DATA_ARRAYS or name.startswith(META_PREFIX)
+
+
 _IDENTITY_ATTRS = ("task", "class_names", "n_samples")
 
 
 def _check_name(name: str, what: str) -> None:
-    if not name or "/" in name or name.startswith(".") or name in _DATA_ARRAYS:
+    if not name or "/" in name or name.startswith(".") or is_data_array(name):
         raise InvalidDataError(
             f"{what} name must be non-empty, without '/', not starting with '.', and not one of "
             f"{', '.join(_DATA_ARRAYS)}; got '{name}'"
