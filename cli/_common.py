@@ -75,6 +75,15 @@ ProtocolOpt = Annotated[
         "`embedstore protocols`.",
     ),
 ]
+PredictionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--predictions",
+        help="Keep every record's per-image test predictions (Parquet, one file per record) in "
+        "the folder beside the results file (results.jsonl -> results.predictions/), for paired "
+        "tests and `embedstore report`.",
+    ),
+]
 ClassWeightOpt = Annotated[
     str,
     typer.Option(

@@ -16,6 +16,7 @@ from cli._common import (
     FuseOpt,
     GridOpt,
     NormalizeOpt,
+    PredictionsOpt,
     ProtocolOpt,
     StoreArg,
     check_choice,
@@ -68,15 +69,7 @@ def probe(
     ] = None,
     protocol: ProtocolOpt = None,
     class_weight: ClassWeightOpt = "none",
-    predictions: Annotated[
-        bool,
-        typer.Option(
-            "--predictions",
-            help="Keep every record's per-image test predictions (Parquet, one file per record) "
-            "in the folder beside --out (results.jsonl -> results.predictions/), for paired "
-            "tests and `embedstore report`.",
-        ),
-    ] = False,
+    predictions: PredictionsOpt = False,
 ) -> None:
     """Few-shot, nearest-prototype, kNN, logistic and DVME probes on stored embeddings."""
     from embedstore import open_store

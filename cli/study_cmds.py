@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._common import console, err_console, not_computed_line, user_errors
+from cli._common import PredictionsOpt, console, err_console, not_computed_line, user_errors
 
 study_app = typer.Typer(
     help="Studies: many datasets × backbones × protocols as one resumable plan.",
@@ -36,15 +36,7 @@ def run(
         str, typer.Option(help="Metric of the summary tables (accuracy, auc, ...).")
     ] = "accuracy",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, no tables.")] = False,
-    predictions: Annotated[
-        bool,
-        typer.Option(
-            "--predictions",
-            help="Keep every record's per-image test predictions (Parquet, one file per record) "
-            "in the folder beside the study's out file (results.jsonl -> results.predictions/), for paired "
-            "tests and `embedstore report`.",
-        ),
-    ] = False,
+    predictions: PredictionsOpt = False,
 ) -> None:
     """Run a study, or resume it: cells already in its results file are not run again.
 

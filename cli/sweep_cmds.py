@@ -18,6 +18,7 @@ from cli._common import (
     FuseOpt,
     GridOpt,
     NormalizeOpt,
+    PredictionsOpt,
     ProtocolOpt,
     StoreArg,
     check_choice,
@@ -99,15 +100,7 @@ def sweep(
             "at most N-fold)."
         ),
     ] = 1,
-    predictions: Annotated[
-        bool,
-        typer.Option(
-            "--predictions",
-            help="Keep every record's per-image test predictions (Parquet, one file per record) "
-            "in the folder beside --out (results.jsonl -> results.predictions/), for paired "
-            "tests and `embedstore report`.",
-        ),
-    ] = False,
+    predictions: PredictionsOpt = False,
 ) -> None:
     """Label-efficiency sweep: each backbone and fusion at label fractions or shots, over seeds."""
     from embedstore import open_store

@@ -172,47 +172,37 @@ def record_id(prep: Prepared, fs: tuple[str, ...], method: str, i: int, seed: in
 
 def _cell(prep: Prepared, features: FeatureSet, method: Method, i: int, seed: int, shared) -> Cell:
     data, opts = prep.data, prep.part.options
-    test = data.indices("test")
     if prep.settings[i] is None:  # probe: the published protocol on the full labels
-        tr, va, desc = selection_split(data, opts.seed)
+        tr, val, val_desc = selection_split(data, opts.seed)
         if method.probe_selection == "val":
             labelled, fit_on = tr, ("train+val" if method.refit_on_val else "train")
         else:
             labelled = np.concatenate([data.indices("train"), data.indices("val")])
             fit_on = "train+val"
-        return Cell(
-            data=data,
-            features=features,
-            labelled=labelled,
-            val=va,
-            val_desc=desc,
-            test=test,
-            pool=labelled,
-            selection=method.probe_selection,
-            refit=method.refit_on_val,
-            seed=opts.seed,
-            options=opts,
-            fit_on=fit_on,
-            memo=prep.memo,
-            shared=shared,
+        where = {"pool": labelled, "selection": method.probe_selection}
+        where |= {"refit": method.refit_on_val, "seed": opts.seed, "subset": None}
+    else:  # sweep: a labelled subset of train, the sweep's selection rule
+        sub = prep.subsets[seed][i]
+        labelled, val, val_desc, fit_on = (
+            sub.positions,
+            prep.val,
+            prep.val_desc,
+            "labelled subset of train",
         )
-    sub = prep.subsets[seed][i]
+        where = {"pool": prep.pool, "selection": prep.part.selection}
+        where |= {"refit": False, "seed": sub.seed, "subset": sub}
     return Cell(
         data=data,
         features=features,
-        labelled=sub.positions,
-        val=prep.val,
-        val_desc=prep.val_desc,
-        test=test,
-        pool=prep.pool,
-        selection=prep.part.selection,
-        refit=False,
-        seed=sub.seed,
+        labelled=labelled,
+        val=val,
+        val_desc=val_desc,
+        test=data.indices("test"),
         options=opts,
-        fit_on="labelled subset of train",
-        subset=sub,
+        fit_on=fit_on,
         memo=prep.memo,
         shared=shared,
+        **where,
     )
 
 
