@@ -55,7 +55,7 @@ dataset = "three"
 backbones = ["a", "b"]
 fusions = [["a", "b"]]
 [[protocols]]
-methods = ["knn", "logreg"]
+methods = ["knn", "proto"]  # cheap methods: the engine is under test (golden covers logreg)
 fractions = [0.2, 1.0]
 """
 

@@ -33,7 +33,7 @@ def test_study_records_equal_the_per_dataset_sweeps(study_dir):
             SETS,
             fractions=[0.2, 1.0],
             seeds=2,
-            methods="knn,logreg",
+            methods="knn,proto",
             options=ProbeOptions(n_bootstrap=0),
         )
         assert same_records([r for r in records if r.dataset == name], sweep)
