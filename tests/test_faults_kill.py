@@ -135,11 +135,17 @@ def _store_files(store: Path) -> dict[str, bytes]:
 
 
 def _state(store: Path) -> str:
-    """A fingerprint of everything on disk (paths and bytes; zarr.json included)."""
+    """A fingerprint of everything on disk (paths and bytes; zarr.json included). A half-written
+    metadata file (``zarr.<uuid>.partial``) that the stopped write's own clean-up removes while
+    the fingerprint is taken is not part of the state (seen once: FileNotFoundError)."""
     h = hashlib.sha256()
     for p in sorted(store.rglob("*")) if store.exists() else ():
-        if p.is_file():
-            h.update(p.relative_to(store).as_posix().encode() + b"\0" + p.read_bytes())
+        try:
+            data = p.read_bytes() if p.is_file() else None
+        except FileNotFoundError:
+            continue
+        if data is not None:
+            h.update(p.relative_to(store).as_posix().encode() + b"\0" + data)
     return h.hexdigest()
 
 
