@@ -86,19 +86,10 @@ def run_sweep(
         from ``out`` included).
     """
     from embedstore.engine import Plan, run_plan, sweep_part
+    from embedstore.engine.plan import label_settings
 
-    part = sweep_part(
-        store,
-        dataset,
-        feature_sets,
-        fractions=fractions,
-        shots=shots,
-        seeds=seeds,
-        methods=methods,
-        selection=selection,
-        options=options,
-        protocol=protocol,
-    )
+    how = {"methods": methods, "selection": selection, "options": options, "protocol": protocol}
+    part = sweep_part(store, dataset, feature_sets, label_settings(fractions, shots), seeds, how)
     return run_plan(
         Plan((part,)), out=out, progress=progress, workers=workers, predictions=predictions
     )

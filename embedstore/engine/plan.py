@@ -149,19 +149,20 @@ def sweep_part(
     store: Any,
     dataset: str,
     feature_sets: Sequence[Sequence[str]],
-    *,
-    fractions: Sequence[float] | None = None,
-    shots: Sequence[int] | None = None,
-    seeds: int | Sequence[int] = 5,
-    methods: str | Sequence[str] | None = None,
-    selection: str | None = None,
-    options: ProbeOptions | None = None,
-    protocol: str | None = None,
-    on_missing: str = "error",
+    settings: Sequence[LabelSetting],
+    seeds: int | Sequence[int],
+    how: dict[str, Any],
 ) -> Part:
-    """A label-efficiency sweep of ``feature_sets`` on one dataset (see :func:`run_sweep`)."""
-    opts = options or ProbeOptions()
-    settings = label_settings(fractions, shots)
+    """A label-efficiency sweep of ``feature_sets`` on one dataset (see
+    :func:`embedstore.sweep.run_sweep` for the meaning of each choice).
+
+    ``settings``: from :func:`label_settings` (fractions, shots; none with a preset that sets
+    them); ``how``: ``methods``, ``selection``, ``options``, ``protocol`` and ``on_missing``, each
+    optional.
+    """
+    methods, selection = how.get("methods"), how.get("selection")
+    protocol, on_missing = how.get("protocol"), how.get("on_missing", "error")
+    opts = how.get("options") or ProbeOptions()
     if selection is not None:
         check_selection(selection)
     methods, selection, settings, opts = apply_preset(

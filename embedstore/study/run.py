@@ -55,19 +55,9 @@ def _part(spec: StudySpec, d, k: int, pr) -> Part:
         options=options,
         flags=flags,
     )
-    return sweep_part(
-        d.store,
-        d.dataset,
-        spec.feature_sets,
-        fractions=pr.fractions,
-        shots=pr.shots,
-        seeds=spec.seeds,
-        methods=pr.methods,
-        selection=pr.selection,
-        options=options,
-        protocol=pr.preset,
-        on_missing=spec.on_missing,
-    )
+    how = {"methods": pr.methods, "selection": pr.selection, "options": options}
+    how |= {"protocol": pr.preset, "on_missing": spec.on_missing}
+    return sweep_part(d.store, d.dataset, spec.feature_sets, settings, spec.seeds, how)
 
 
 def plan_study(spec: StudySpec) -> Plan:
