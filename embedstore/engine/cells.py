@@ -19,7 +19,8 @@ import numpy as np
 
 from embedstore.data.subsets import LabelSetting, LabelSubset, labelled_subsets
 from embedstore.engine.plan import Part, cell_id
-from embedstore.errors import ArrayNotFoundError, CellFailedError, ProtocolError
+from embedstore.errors import CellFailedError, EmbedstoreError, ProtocolError
+from embedstore.names import resolve_backbone
 from embedstore.probes.features import FeatureSet, LabelledData, load_labelled_data
 from embedstore.probes.registry import (
     Cell,
@@ -77,17 +78,14 @@ def prepare(part: Part, store: Any, on_skip: Callable[[str, str], None] | None =
     """
     sets, skipped = list(part.feature_sets), []
     if part.on_missing == "skip":
-        stored = set(store.backbones(part.dataset))
-        from embedstore.names import resolve_backbone
-
+        stored = store.backbones(part.dataset)
         keep = []
         for fs in sets:
             try:
                 for b in fs:
-                    if resolve_backbone(b, stored, dataset=part.dataset) not in stored:
-                        raise ArrayNotFoundError(b)
+                    resolve_backbone(b, stored, dataset=part.dataset)  # raises when absent
                 keep.append(fs)
-            except Exception as exc:  # an absent backbone: recorded, not fatal
+            except EmbedstoreError as exc:  # an absent backbone: recorded, not fatal
                 skipped.append((tuple(fs), f"not in dataset '{part.dataset}': {exc}"))
         sets = keep
     if not sets:

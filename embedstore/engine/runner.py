@@ -32,7 +32,7 @@ from embedstore.engine.plan import Plan
 from embedstore.errors import InvalidDataError
 from embedstore.report import ProbeResult, read_jsonl, write_jsonl
 
-__all__ = ["run_plan", "Progress"]
+__all__ = ["Progress", "cell_ids", "plan_units", "prepare_plan", "run_plan"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -171,7 +171,7 @@ def _execute(
 ) -> dict[str, ProbeResult]:
     """Run the cells of ``todo`` not in ``done``, here or in ``workers`` processes; the new
     records by record id."""
-    ids = {id(u): _cell_ids(prepared, u) for u in todo}
+    ids = {id(u): cell_ids(prepared, u) for u in todo}
     wanted = set().union(*ids.values()) if ids else set()
     total, finished = len(wanted), len(wanted & done)
     results: dict[str, ProbeResult] = {}
@@ -200,7 +200,8 @@ def _execute(
     return results
 
 
-def _cell_ids(prepared: list[Prepared], u: Unit) -> set[str]:
+def cell_ids(prepared: list[Prepared], u: Unit) -> set[str]:
+    """The record ids of a unit's cells (what a results file is matched against)."""
     prep = prepared[u.part]
     fs = prep.sets[u.fs]
     return {record_id(prep, fs, m, i, s) for m in u.method.split(",") for i, s in u.cells}

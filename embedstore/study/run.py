@@ -131,7 +131,7 @@ class StudyStatus:
 
 def study_status(study: str | os.PathLike[str] | StudySpec) -> StudyStatus:
     """Count the study's cells, those already in its results file, and estimate the rest."""
-    from embedstore.engine.runner import _cell_ids, plan_units, prepare_plan
+    from embedstore.engine.runner import cell_ids, plan_units, prepare_plan
 
     spec = study if isinstance(study, StudySpec) else read_study(study)
     prepared = prepare_plan(plan_study(spec), on_skip=lambda m, why: None)
@@ -140,7 +140,7 @@ def study_status(study: str | os.PathLike[str] | StudySpec) -> StudyStatus:
     per: dict[str, dict[str, int]] = {}
     left_by_method: dict[str, int] = {}
     for u in plan_units(prepared):
-        ids = _cell_ids(prepared, u)
+        ids = cell_ids(prepared, u)
         n_done = len(ids & set(have))
         ds = per.setdefault(prepared[u.part].part.dataset, {"total": 0, "done": 0})
         ds["total"] += len(ids)
