@@ -31,7 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout, uninstalled
-from embedstore.audit.search import nearest  # noqa: E402
+from embedstore.auditing.search import nearest  # noqa: E402
 
 
 def data(n: int, dim: int, plant: int, seed: int = 0):

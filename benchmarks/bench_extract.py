@@ -30,7 +30,7 @@ import torch
 
 from embedstore.backbones import load_model
 from embedstore.data import ImageTransform, Source, demo_source
-from embedstore.extract import default_workers, extract
+from embedstore.extraction import default_workers, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 A, B = "mobilenet_v2.tv_in1k", "efficientnet_lite0.in1k"

@@ -53,8 +53,8 @@ def audit(
     """Audit a dataset from its embeddings: duplicates, patients in two splits, label errors,
     shortcuts."""
     with user_errors():
-        from embedstore.audit import audit as run_audit
-        from embedstore.audit import write_records
+        from embedstore.auditing import audit as run_audit
+        from embedstore.auditing import write_records
 
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -39,7 +39,7 @@ def parse_weights(items: list[str]) -> dict[str, str]:
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A library warning (a class missing from a split) as one yellow line, as it happens; under
     torchrun only rank 0 prints it (every rank checks the same source)."""
-    from embedstore.extract import is_main_process
+    from embedstore.extraction import is_main_process
 
     if not is_main_process():
         return
@@ -181,7 +181,7 @@ def extract_cmd(
     """Extract embeddings of each backbone over SOURCE into STORE (resumable; rerun to continue)."""
     from embedstore.data import open_source
     from embedstore.data.splits import SmallClassWarning
-    from embedstore.extract import ExtractProgress, extract, is_main_process
+    from embedstore.extraction import ExtractProgress, extract, is_main_process
 
     with user_errors():
         weight_map = parse_weights(weights or [])

@@ -167,7 +167,7 @@ def reference_store(path: Path, images: Path) -> Path:
     register_tiny()
     try:
         with one_thread():
-            from embedstore.extract import extract
+            from embedstore.extraction import extract
 
             extract(path, dataset="ds", source=images, backbones=[TINY, TINY2], batch_size=4,
                     chunk_rows=8, workers=0, device="cpu", dtype="float32")  # fmt: skip

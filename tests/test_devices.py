@@ -7,7 +7,7 @@ import torch
 
 from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError
-from embedstore.extract._prepare import check_options
+from embedstore.extraction._prepare import check_options
 
 GPU = torch.cuda.is_available()
 

@@ -20,7 +20,7 @@ from embedstore.errors import (
     InvalidDataError,
     UnknownBackboneError,
 )
-from embedstore.extract import ExtractProgress, extract
+from embedstore.extraction import ExtractProgress, extract
 from tests.extract_helpers import TINY, TINY2, assert_stored_close, tiny_conv
 
 NAN = "nanconv.test"

@@ -19,9 +19,9 @@ from embedstore.errors import (
     UnknownBackboneError,
     WeightsNotFoundError,
 )
-from embedstore.extract import extract
-from embedstore.extract._plan import Job, split_work
-from embedstore.extract._prepare import is_cnn
+from embedstore.extraction import extract
+from embedstore.extraction._plan import Job, split_work
+from embedstore.extraction._prepare import is_cnn
 from tests.extract_helpers import (
     TINY,
     TINY2,

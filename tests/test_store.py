@@ -322,9 +322,10 @@ def test_disjoint_row_blocks_fill_one_array_like_a_single_writer(tmp_path):
 
 def test_public_api_names_are_the_functions():
     import embedstore
-    import embedstore.extract  # noqa: F401  (a submodule import must not shadow the function)
+    import embedstore.auditing  # noqa: F401  (a subpackage import must not shadow a function)
+    import embedstore.extraction  # noqa: F401
 
-    for name in ("extract", "evaluate_probes", "run_sweep", "export_archive", "verify"):
+    for name in ("extract", "audit", "evaluate_probes", "run_sweep", "export_archive", "verify"):
         assert callable(getattr(embedstore, name)), name
 
 

@@ -19,7 +19,7 @@ from embedstore.backbones import get_backbone, load_model, register, unregister
 from embedstore.backbones.convert import convert_sparsam
 from embedstore.backbones.zoo import SPARSAM_SHA256
 from embedstore.errors import CheckpointError, ChecksumError
-from embedstore.extract import extract
+from embedstore.extraction import extract
 
 timm = pytest.importorskip("timm")
 

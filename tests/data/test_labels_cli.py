@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from embedstore.extract import extract
+from embedstore.extraction import extract
 from tests.data.conftest import TINY as IN_PROCESS
 from tests.data.conftest import save_png
 from tests.extract_helpers import ROOT, TINY

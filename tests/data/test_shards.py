@@ -17,7 +17,7 @@ from embedstore import open_store
 from embedstore.data import ImageFolderSource, TarShardSource, open_source, read_dicom, tarindex
 from embedstore.data.tarindex import expand_braces
 from embedstore.errors import SourceError
-from embedstore.extract import extract
+from embedstore.extraction import extract
 from tests.data.conftest import TINY, mixed_folder
 
 runner = CliRunner()

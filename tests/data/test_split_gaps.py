@@ -42,7 +42,7 @@ def test_extract_warns_before_loading_a_model(tmp_path):
     """The library's warning (the CLI prints it as one line): SmallClassWarning from extract()."""
     from embedstore.data.splits import SmallClassWarning
     from embedstore.errors import EmbedstoreError
-    from embedstore.extract import extract
+    from embedstore.extraction import extract
 
     src = ArraySource(
         np.zeros((11, 4, 4, 3), np.uint8), np.array([0] * 10 + [1]), class_names=["a", "b"]

@@ -130,7 +130,7 @@ def test_numeric_grade_folders_are_ordinal_without_names(tmp_path):
 
 
 def test_python_extract_takes_task_class_names_and_skip_bad(tmp_path, npz):
-    from embedstore.extract import extract
+    from embedstore.extraction import extract
 
     names = ["no DR", "mild", "moderate", "severe", "proliferative"]
     extract(tmp_path / "a.zarr", dataset="ds", source=str(npz), backbones=[TINY], workers=0,

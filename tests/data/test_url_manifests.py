@@ -14,7 +14,7 @@ from cli.main import app
 from embedstore import open_store
 from embedstore.data import CsvSource, ImageFolderSource, open_source
 from embedstore.errors import BadImageError
-from embedstore.extract import extract
+from embedstore.extraction import extract
 from tests.data.conftest import TINY, mixed_folder
 from tests.servers import moto_s3, serve_folder
 

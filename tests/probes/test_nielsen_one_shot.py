@@ -26,7 +26,7 @@ from embedstore import open_store
 from embedstore.backbones import weights_available
 from embedstore.data.subsets import labelled_subsets
 from embedstore.errors import CellFailedError
-from embedstore.extract import extract
+from embedstore.extraction import extract
 from embedstore.probes.nielsen import NIELSEN_SHOTS, nielsen_fit_predict
 from embedstore.probes.registry import ProbeOptions
 from embedstore.sweep import run_sweep

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import embedstore
-from embedstore.audit.duplicates import calibrate
-from embedstore.audit.search import nearest
+from embedstore.auditing.duplicates import calibrate
+from embedstore.auditing.search import nearest
 from embedstore.store import open_store
 
 from .conftest import SIZE

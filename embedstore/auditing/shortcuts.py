@@ -2,7 +2,7 @@
 label accuracy survives a change of that attribute.
 
 1. **Reading the attribute.** Out-of-fold probabilities of the attribute from a logistic probe over
-   all rows, folds grouped by patient (:func:`embedstore.audit._probe.out_of_fold_proba`);
+   all rows, folds grouped by patient (:func:`embedstore.auditing._probe.out_of_fold_proba`);
    balanced accuracy and AUC with 95% bootstrap intervals
    (:func:`embedstore.probes.metrics.classification_metrics`). Chance is 1/K for balanced accuracy
    and 0.5 for AUC. The backbone *reads* the attribute when the lower end of the balanced
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.audit._probe import choose_C, fit_logistic, out_of_fold_proba, proba_full
+from embedstore.auditing._probe import choose_C, fit_logistic, out_of_fold_proba, proba_full
 from embedstore.probes.metrics import classification_metrics
 
 __all__ = ["COLLAPSE_DROP", "MIN_ROWS", "READ_MARGIN", "ShortcutResult", "shortcut"]

@@ -1,7 +1,7 @@
 """Near-duplicates across and within splits, with a threshold calibrated per backbone.
 
 For each backbone: the nearest train/val row of every test row, and the nearest other row of the
-same split for every row of each split (:func:`embedstore.audit.search.nearest`, cosine on
+same split for every row of each split (:func:`embedstore.auditing.search.nearest`, cosine on
 L2-normalised embeddings). Together these nearest-neighbour similarities describe how close
 *ordinary* neighbours are in this embedding; a duplicate is an outlier of that distribution.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.audit.search import nearest, resolve_method
+from embedstore.auditing.search import nearest, resolve_method
 
 __all__ = ["K_MAD", "DuplicatePair", "DuplicateSearch", "calibrate", "search_backbone"]
 

@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 from embedstore.data import Source
 from embedstore.data.images import SKIP_HINT
 from embedstore.errors import BadImageError, InvalidDataError
-from embedstore.extract._plan import Job, Share
-from embedstore.extract._prepare import Options, Prepared
-from embedstore.extract._world import World
+from embedstore.extraction._plan import Job, Share
+from embedstore.extraction._prepare import Options, Prepared
+from embedstore.extraction._world import World
 from embedstore.store import EmbeddingWriter, Store
 
 __all__ = ["PassResult", "run_pass"]

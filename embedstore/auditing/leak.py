@@ -1,6 +1,6 @@
 """What a leak was worth: the headline probes on the test split with and without flagged rows.
 
-For each backbone, the logistic probe (C chosen on val, see :mod:`embedstore.audit._probe`) and
+For each backbone, the logistic probe (C chosen on val, see :mod:`embedstore.auditing._probe`) and
 DINO's weighted kNN (k = 20, T = 0.07) are fitted once on train+val with all labels and scored on
 (a) every test row and (b) the test rows that are not candidate duplicates of a train/val row.
 A drop from (a) to (b) is what the duplicates added to the published number.
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.audit._probe import choose_C, fit_logistic, proba_full
+from embedstore.auditing._probe import choose_C, fit_logistic, proba_full
 from embedstore.probes.knn import KNNClassifier
 from embedstore.probes.metrics import classification_metrics
 
@@ -55,7 +55,7 @@ def leak_effect(
 ) -> dict[str, Any]:
     """``{"logistic": {"all": metrics, "without_flagged": metrics}, "knn": ..., "n_test",
     "n_flagged"}`` for one backbone; ``flagged_test``: test rows to drop in (b); ``C``: the
-    logistic probe's (default: chosen on val by :func:`~embedstore.audit._probe.choose_C`)."""
+    logistic probe's (default: chosen on val by :func:`~embedstore.auditing._probe.choose_C`)."""
     ok = np.ones(len(X), bool) if valid is None else valid
     train = np.flatnonzero((split == 0) & ok)
     val = np.flatnonzero((split == 1) & ok)

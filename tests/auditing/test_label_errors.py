@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import embedstore
-from embedstore.audit._probe import out_of_fold_proba
-from embedstore.audit.label_errors import confident_learning
+from embedstore.auditing._probe import out_of_fold_proba
+from embedstore.auditing.label_errors import confident_learning
 from embedstore.store import open_store
 
 

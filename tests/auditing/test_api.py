@@ -1,4 +1,4 @@
-"""``embedstore.audit`` as a lazy public name, and its checks before any embedding is read."""
+"""``embedstore.audit`` as a lazy public name (the function of ``embedstore.auditing``), and its checks before any embedding is read."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.conftest import make_dataset
 
 def test_audit_is_callable_whichever_is_imported_first():
     code = (
-        "import embedstore.audit.api, embedstore\n"
+        "import embedstore.auditing.api, embedstore\n"
         "from embedstore import audit\n"
         "assert callable(embedstore.audit) and callable(audit)\n"
         "import sys; print('torch' in sys.modules)\n"

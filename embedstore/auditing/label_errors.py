@@ -1,7 +1,7 @@
 """Suspected label errors by confident learning (Northcutt et al. 2021) on out-of-fold probabilities.
 
 Probabilities: a logistic probe on train+val, cross-validated with folds grouped by patient
-(:func:`embedstore.audit._probe.out_of_fold_proba`), so no row is scored by a probe that saw it
+(:func:`embedstore.auditing._probe.out_of_fold_proba`), so no row is scored by a probe that saw it
 or its patient. Then, as cleanlab's ``find_label_issues(filter_by="confident_learning")``:
 
 - per-class thresholds ``t_j`` = mean probability of class j over the rows labelled j;

@@ -22,7 +22,7 @@ import torch
 from embedstore import errors
 from embedstore.devices import resolve_device
 from embedstore.errors import EmbedstoreError, RankFailedError
-from embedstore.extract._check import is_main_process
+from embedstore.extraction._check import is_main_process
 
 __all__ = ["World", "join_world", "is_main_process"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from embedstore.data import Source, open_source
 from embedstore.data.splits import SmallClassWarning
-from embedstore.extract._check import check_backbone_names, check_options
-from embedstore.extract._records import ExtractProgress, ExtractSummary
+from embedstore.extraction._check import check_backbone_names, check_options
+from embedstore.extraction._records import ExtractProgress, ExtractSummary
 
 __all__ = ["extract"]
 
@@ -102,7 +102,7 @@ def extract(
     check_backbone_names(backbones, weights, backbones_file)
     src = open_source(source, task=task, class_names=class_names, skip_bad=skip_bad)
     _warn_split_gaps(src)
-    from embedstore.extract._run import run_extract  # heavy: torch, torchvision, timm
+    from embedstore.extraction._run import run_extract  # heavy: torch, torchvision, timm
 
     return run_extract(
         store_path,

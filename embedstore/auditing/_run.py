@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.audit.api import AuditResult, Progress
-from embedstore.audit.duplicates import collect_pairs, count_by_split_pair, search_backbone
-from embedstore.audit.label_errors import confident_learning, ranked_issues
-from embedstore.audit.leak import leak_effect
-from embedstore.audit.patients import patients_in_several_splits, splits_made_by_embedstore
-from embedstore.audit.shortcuts import shortcut
+from embedstore.auditing.api import AuditResult, Progress
+from embedstore.auditing.duplicates import collect_pairs, count_by_split_pair, search_backbone
+from embedstore.auditing.label_errors import confident_learning, ranked_issues
+from embedstore.auditing.leak import leak_effect
+from embedstore.auditing.patients import patients_in_several_splits, splits_made_by_embedstore
+from embedstore.auditing.shortcuts import shortcut
 
 
 def run_audit(
@@ -28,8 +28,8 @@ def run_audit(
     seed: int,
     progress: Progress | None,
 ) -> AuditResult:
-    """Run every section (see :func:`embedstore.audit.audit`)."""
-    from embedstore.audit._probe import choose_C, out_of_fold_proba
+    """Run every section (see :func:`embedstore.auditing.audit`)."""
+    from embedstore.auditing._probe import choose_C, out_of_fold_proba
     from embedstore.store import read_meta
 
     ids, labels, split = store.ids(dataset), store.labels(dataset), store.split(dataset)

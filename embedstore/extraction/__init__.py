@@ -6,29 +6,14 @@ touched), ``_world`` (a single process, or the ranks of a torchrun job), ``_plan
 to do, grouped into passes and split over ranks), ``_pass`` (one decode per image for every
 backbone of a pass, forward passes, background chunk writer) ``_run`` (the heavy half) and ``_api`` (:func:`extract`:
 checks, then ``_run``).
-
-``embedstore.extract`` is both this package and, in ``embedstore``'s namespace, the function;
-the package is callable too, so ``embedstore.extract(...)`` works however it was imported.
+``embedstore.extract`` (the public name) is :func:`extract` of this package.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
-from embedstore.extract._api import extract
-from embedstore.extract._check import default_workers, is_main_process
-from embedstore.extract._records import ExtractProgress, ExtractSummary
+from embedstore.extraction._api import extract
+from embedstore.extraction._check import default_workers, is_main_process
+from embedstore.extraction._records import ExtractProgress, ExtractSummary
 
 __all__ = ["ExtractProgress", "ExtractSummary", "default_workers", "extract", "is_main_process"]
 
-
-class _CallablePackage(types.ModuleType):
-    """Calling the package calls :func:`extract` (the package shares the function's name)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return extract(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

@@ -50,7 +50,7 @@ class AuditResult:
 
     def records(self) -> list[dict[str, Any]]:
         """JSON-ready records: a summary, then one per finding (``"kind"`` says which)."""
-        from embedstore.audit.records import audit_records
+        from embedstore.auditing.records import audit_records
 
         return audit_records(self)
 
@@ -106,28 +106,28 @@ def audit(
         dataset: the dataset to audit.
         backbones: backbones to use (default: every backbone of the dataset; all must be complete).
         meta: attribute columns stored with ``--meta-column`` to test as shortcuts.
-        k_mad: the duplicate threshold's k (default :data:`~embedstore.audit.duplicates.K_MAD`).
+        k_mad: the duplicate threshold's k (default :data:`~embedstore.auditing.duplicates.K_MAD`).
         search: nearest-neighbour search, "auto", "exact", "flat" or "ivf"
-            (:mod:`embedstore.audit.search`).
+            (:mod:`embedstore.auditing.search`).
         top: suspected label errors listed per backbone.
         device: "cpu", "cuda", "cuda:N" or "auto": the probes' and the search's device.
         progress: called with (step, done, total) after each step.
     """
-    from embedstore.audit.search import resolve_method
+    from embedstore.auditing.search import resolve_method
     from embedstore.store import Store, open_store
 
     if not isinstance(store, Store):
         if not isinstance(store, (str, os.PathLike)):
             raise InvalidDataError(f"store must be a Store or a path; got {type(store).__name__}")
         store = open_store(store)
-    from embedstore.audit.duplicates import K_MAD
+    from embedstore.auditing.duplicates import K_MAD
     from embedstore.devices import resolve_device
 
     k = K_MAD if k_mad is None else float(k_mad)
     device = resolve_device(device)
     resolve_method(search, 1, device)  # an unknown method raises here
     names, ctx = _check(store, dataset, backbones, list(meta), k, top)
-    from embedstore.audit._run import run_audit
+    from embedstore.auditing._run import run_audit
 
     return run_audit(store, dataset, names, ctx["info"], list(meta), k=k, search=search,
                      top=int(top), device=device, seed=seed, progress=progress)  # fmt: skip

@@ -155,7 +155,7 @@ def test_cli_extract_meta_column(digits_csv, tmp_path):
 
 
 def test_patient_overlap_matches_a_brute_force_scan():
-    from embedstore.audit.patients import patients_in_several_splits
+    from embedstore.auditing.patients import patients_in_several_splits
 
     rng = np.random.default_rng(0)
     group = np.array([f"p{i}" for i in rng.integers(0, 60, 400)])

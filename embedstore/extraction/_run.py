@@ -19,9 +19,9 @@ import torchvision
 from embedstore._version import __version__
 from embedstore.data import Source
 from embedstore.errors import InvalidDataError
-from embedstore.extract._check import Options
-from embedstore.extract._pass import PassResult, autocast_name, run_pass
-from embedstore.extract._plan import (
+from embedstore.extraction._check import Options
+from embedstore.extraction._pass import PassResult, autocast_name, run_pass
+from embedstore.extraction._plan import (
     Job,
     Share,
     aligned_batch_size,
@@ -29,9 +29,9 @@ from embedstore.extract._plan import (
     split_work,
     todo_chunks,
 )
-from embedstore.extract._prepare import Prepared, numerics, prepare_backbones
-from embedstore.extract._records import ExtractProgress, ExtractSummary
-from embedstore.extract._world import World, join_world
+from embedstore.extraction._prepare import Prepared, numerics, prepare_backbones
+from embedstore.extraction._records import ExtractProgress, ExtractSummary
+from embedstore.extraction._world import World, join_world
 from embedstore.store import Store, create_store, default_chunk_rows, write_meta, writer_lock
 
 __all__ = ["run_extract"]
@@ -58,7 +58,7 @@ def run_extract(
     progress: Callable[[ExtractProgress], None] | None,
     storage_options: dict[str, Any] | None,
 ) -> list[ExtractSummary]:
-    """:func:`~embedstore.extract.extract` once its arguments are checked: load the models,
+    """:func:`~embedstore.extraction.extract` once its arguments are checked: load the models,
     set the store up (rank 0, under a lock), run the passes, complete the arrays."""
     world, dev = join_world(opts.device)
     locks = contextlib.ExitStack()

@@ -21,7 +21,7 @@ from embedstore.backbones import (
 )
 from embedstore.data import ImageTransform
 from embedstore.errors import InvalidDataError
-from embedstore.extract._check import (
+from embedstore.extraction._check import (
     Options,
     check_backbone_names,
     check_options,
@@ -35,7 +35,7 @@ def numerics(device: torch.device, dtype: str, threads: int) -> dict:
     """What determines an array's bits besides its inputs and weights, recorded when the array
     is created: a resume under another configuration is refused (see ``Store.writer``). CPU
     intra-op threads change how reductions are split, so they count on the CPU only."""
-    from embedstore.extract._pass import autocast_name
+    from embedstore.extraction._pass import autocast_name
 
     cuda = device.type == "cuda"
     return {
