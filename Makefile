@@ -38,7 +38,7 @@ test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"
 
 docs: $(VENV)/.installed
-	$(BIN)/python -m cli.docs_tables --check
+	$(BIN)/python -m tools.docs_tables --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(VENV)/.installed
@@ -49,9 +49,10 @@ demo: $(VENV)/.installed
 		--fuse mobilenet_v2.tv_in1k,efficientnet_lite0.in1k --method all
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check embedstore cli tests benchmarks
-	$(BIN)/ruff format --check embedstore cli tests benchmarks
+	$(BIN)/ruff check embedstore tests benchmarks tools
+	$(BIN)/ruff format --check embedstore tests benchmarks tools
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) demo-out site

@@ -105,7 +105,7 @@ def main() -> None:
         t_import, rss_import = child([py, "-c", "import embedstore.interop, embedstore.store"])
         t_load, rss_load = child([py, "-c", f"import numpy as np; np.load({str(path)!r}).sum()"]
                                  if args.format == "npy" else [py, "-c", "pass"])  # fmt: skip
-        cmd = [py, "-m", "cli.main", "add", str(store), "-d", "bench", "-b", "ext", "--from",
+        cmd = [py, "-m", "embedstore.cli.main", "add", str(store), "-d", "bench", "-b", "ext", "--from",
                str(path), "--labels", str(folder / "table.csv")]  # fmt: skip
         if args.format == "npy":
             cmd += ["--ids", str(folder / "ids.txt")]

@@ -122,7 +122,7 @@ def decode_once(src: Source, bs: int, workers: int, repeats: int) -> None:
 
 def _torchrun(nproc: int, csv: Path, bs: int, tmp: str) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "--no-python", sys.executable, "-m", "cli.main",
+           f"--nproc-per-node={nproc}", "--no-python", sys.executable, "-m", "embedstore.cli.main",
            "extract", f"{tmp}/p{nproc}.zarr", "-d", "br35h", "--source", str(csv),
            "--label-column", "label", "-b", A, "--batch-size", str(bs),
            "--chunk-rows", str(bs), "--workers", "0", "--device", "cpu"]  # fmt: skip

@@ -6,7 +6,7 @@ by plain zarr-python reading the same store, for comparison), hostile inputs ref
 
     python benchmarks/bench_faults.py [--kills 30] [--images 512]
 
-The fast versions of the same checks run in the test suite (tests/test_faults_*.py).
+The fast versions of the same checks run in the test suite (tests/faults/test_faults_*.py).
 """
 
 from __future__ import annotations
@@ -25,19 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import zarr  # noqa: E402  (after the repo root is importable)
-
-from embedstore import open_store  # noqa: E402
-from embedstore.archive import import_archive, verify  # noqa: E402
-from embedstore.errors import EmbedstoreError  # noqa: E402
-from tests.faults_harness import (  # noqa: E402
-    BACKBONE,
-    chunk_files,
-    command,
-    env,
-    kill_and_resume,
-    write_images,
-)
-from tests.hostile import HOSTILE, chunk_bomb, make_declared, make_hostile  # noqa: E402
 from tests.test_faults_damage import (  # noqa: E402
     DAMAGES,
     OVERSIZED,
@@ -45,6 +32,19 @@ from tests.test_faults_damage import (  # noqa: E402
     _labels_out_of_range,
     make_store,
 )
+
+from embedstore import open_store  # noqa: E402
+from embedstore.archive import import_archive, verify  # noqa: E402
+from embedstore.errors import EmbedstoreError  # noqa: E402
+from embedstore.testing.harness import (  # noqa: E402
+    BACKBONE,
+    chunk_files,
+    command,
+    env,
+    kill_and_resume,
+    write_images,
+)
+from embedstore.testing.hostile import HOSTILE, chunk_bomb, make_declared, make_hostile  # noqa: E402
 
 TABLE: dict[str, str] = {}  # the summary printed at the end, one row per class of fault
 
@@ -240,13 +240,13 @@ print(report.ok, imported, int(hwm.split()[1]) * 1024)
 def bad_inputs(tmp: Path) -> None:
     """Every command against damaged metadata of every node kind: one line, never a traceback."""
     import numpy as np
+    from tests.test_faults_cli import COMMAND_LIST, _fill
     from typer.testing import CliRunner
 
-    from cli.main import app
     from embedstore import create_store
+    from embedstore.cli.main import app
+    from embedstore.testing.damage import damaged_copy, damages
     from tests.conftest import make_dataset, write_embeddings
-    from tests.damaged_meta import damaged_copy, damages
-    from tests.test_faults_cli import COMMAND_LIST, _fill
 
     good = create_store(tmp / "good.zarr")
     make_dataset(good, n=40)

@@ -86,7 +86,7 @@ def peak_rss(argv: list[str], code: Path) -> tuple[float, float, int]:
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *argv],
+        [sys.executable, "-m", "embedstore.cli.main", *argv],
         env=env,
         cwd=code,
         stdout=subprocess.DEVNULL,

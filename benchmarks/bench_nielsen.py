@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedstore import create_store  # noqa: E402
 from embedstore.data.subsets import labelled_subsets  # noqa: E402
+from embedstore.engine.sweep import run_sweep  # noqa: E402
 from embedstore.probes.nielsen import NIELSEN_SHOTS  # noqa: E402
-from embedstore.probes.registry import ProbeOptions  # noqa: E402
-from embedstore.sweep import run_sweep  # noqa: E402
+from embedstore.probes.options import ProbeOptions  # noqa: E402
 
 
 def make_store(path: Path, n: int, dim: int, seed: int = 0):

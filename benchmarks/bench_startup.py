@@ -3,7 +3,7 @@
     python benchmarks/bench_startup.py [--repeat 5]
 
 Each command runs in a fresh interpreter (as a user's shell runs it), the code of this checkout
-(`python -m cli.main`, PYTHONPATH = the repository root). Prints the best of --repeat wall-clock
+(`python -m embedstore.cli.main`, PYTHONPATH = the repository root). Prints the best of --repeat wall-clock
 times, each as a ratio to `python -c pass` and as the seconds on top of it, and the child's CPU
 time (user + system; steadier than wall time on a busy machine). `import torch` alone is timed
 for scale: every command paid at least that before imports were made lazy.
@@ -69,7 +69,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "s.zarr"
         make_store(store, env)
-        cli = [py, "-m", "cli.main"]
+        cli = [py, "-m", "embedstore.cli.main"]
         cases = {
             "python -c pass": [py, "-c", "pass"],
             "embedstore --version": [*cli, "--version"],

@@ -32,12 +32,12 @@ from bench_sweep import make_store, sklearn_cell  # noqa: E402
 
 from embedstore import open_store  # noqa: E402
 from embedstore.data.subsets import labelled_subsets  # noqa: E402
+from embedstore.engine.sweep import run_sweep  # noqa: E402
 from embedstore.probes.features import load_feature_sets  # noqa: E402
 from embedstore.probes.grids import GRIDS  # noqa: E402
 from embedstore.probes.options import ProbeOptions  # noqa: E402
 from embedstore.probes.selection import cv_folds  # noqa: E402
 from embedstore.study import run_study  # noqa: E402
-from embedstore.sweep import run_sweep  # noqa: E402
 
 FRACTIONS = (0.01, 0.1, 1.0)
 SETS = [["dino"], ["swav"], ["dino", "swav"]]

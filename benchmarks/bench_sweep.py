@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embedstore import create_store  # noqa: E402
 from embedstore.data.subsets import labelled_subsets  # noqa: E402
-from embedstore.probes.evaluate import ProbeOptions  # noqa: E402
+from embedstore.engine.probe import ProbeOptions  # noqa: E402
+from embedstore.engine.sweep import KNN_K_GRID, cv_folds, run_sweep  # noqa: E402
 from embedstore.probes.features import load_feature_sets  # noqa: E402
 from embedstore.probes.logistic import GRIDS  # noqa: E402
-from embedstore.sweep import KNN_K_GRID, cv_folds, run_sweep  # noqa: E402
 
 
 def make_store(path: Path, n: int, dim: int, seed: int = 0, dataset: str = "demo"):

@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from embedstore.auditing import audit
     from embedstore.backbones import register_backbone
     from embedstore.data import open_source
+    from embedstore.engine.probe import evaluate_probes
+    from embedstore.engine.sweep import run_sweep
     from embedstore.extraction import extract
-    from embedstore.probes.evaluate import evaluate_probes
     from embedstore.store import (
         SPLIT_CODES,
         TASK_KINDS,
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
         create_store,
         open_store,
     )
-    from embedstore.sweep import run_sweep
 
 __all__ = [
     "__version__",
@@ -59,8 +59,8 @@ __all__ = [
 
 # public name -> the module that defines it; imported on first attribute access.
 _LAZY = {
-    "evaluate_probes": "embedstore.probes.evaluate",
-    "run_sweep": "embedstore.sweep",
+    "evaluate_probes": "embedstore.engine.probe",
+    "run_sweep": "embedstore.engine.sweep",
     "export_archive": "embedstore.archive",
     "import_archive": "embedstore.archive",
     "verify": "embedstore.archive",

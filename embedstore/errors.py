@@ -111,14 +111,12 @@ class ProtocolError(EmbedstoreError, ValueError):
     """An evaluation protocol cannot run on this data (too few samples, wrong task kind)."""
 
 
-class LabelsError(InvalidDataError, ProtocolError):
-    """Labels a classifier cannot learn from: fewer than two classes, or a binary task without two.
-
-    Also an InvalidDataError and a ProtocolError: the probes raised one or the other before.
-    """
+class LabelsError(ProtocolError):
+    """Labels a classifier cannot learn from: fewer than two classes, or a binary task without two
+    (a protocol that cannot run on these labels)."""
 
 
-class NotFittedError(InvalidDataError, ProtocolError):
+class NotFittedError(InvalidDataError):
     """An estimator was asked to predict before ``fit`` (the same class in every probe)."""
 
 

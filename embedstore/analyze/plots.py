@@ -1,7 +1,7 @@
 """Figures of the analyses: the CKA heatmap, invariance bars, and the saliency grid.
 
 matplotlib is an optional extra (``pip install 'embedstore[plot]'``), imported only when a figure
-is drawn and without pyplot, so drawing changes no global matplotlib state (as ``embedstore.plot``).
+is drawn and without pyplot, so drawing changes no global matplotlib state (as ``embedstore.results.figures``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Analysis records: one per (analysis, features, setting), frozen, JSON lines on disk.
 
-They follow the probe records (``embedstore.report.ProbeResult``): a ``metrics`` dict of
+They follow the probe records (``embedstore.results.records.ProbeResult``): a ``metrics`` dict of
 ``{"value", "ci_low", "ci_high"}``, the settings that produced them, the number of samples, the
 backbones' provenance, and free-form ``extra``. An interrupted analysis resumes by reading its
 ``--out`` file back (:func:`read_records`) and skipping what :meth:`AnalysisResult.key` says is done.
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from embedstore._version import __version__
-from embedstore.report import json_default as _json_default
-from embedstore.report import read_records as read_all
-from embedstore.report import write_jsonl
+from embedstore.results.records import json_default as _json_default
+from embedstore.results.records import read_records as read_all
+from embedstore.results.records import write_jsonl
 
 __all__ = [
     "AnalysisResult",
@@ -84,7 +84,7 @@ def write_records(results: Iterable[AnalysisResult], path: str | os.PathLike[str
 
 def read_records(path: str | os.PathLike[str]) -> list[AnalysisResult]:
     """The analysis records of a results file (probe records in the same file are skipped), by
-    the one reader of :mod:`embedstore.report` and its torn-line rule."""
+    the one reader of :mod:`embedstore.results.records` and its torn-line rule."""
     return read_all(path, analysis=True)
 
 

@@ -2,8 +2,13 @@
 
 - :mod:`~embedstore.engine.plan`: a :class:`Plan` of :class:`Part` s, presets applied, cell ids;
 - :mod:`~embedstore.engine.cells`: a part prepared and checked, its cells run into records;
+- :mod:`~embedstore.engine.records`: a method's outcome on a cell -> its record (the one place
+  records are assembled);
 - :mod:`~embedstore.engine.runner`: :func:`run_plan` - resume, the results-file lock, workers
-  (:mod:`~embedstore.engine.workers`) and torchrun ranks.
+  (:mod:`~embedstore.engine.workers`) and torchrun ranks;
+- :mod:`~embedstore.engine.probe` (``evaluate_probes``) and :mod:`~embedstore.engine.sweep`
+  (``run_sweep``): plans of one part (the published presets they apply are
+  :mod:`embedstore.probes.presets`).
 """
 
 from __future__ import annotations

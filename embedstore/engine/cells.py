@@ -19,19 +19,13 @@ import numpy as np
 
 from embedstore.data.subsets import LabelSetting, LabelSubset, labelled_subsets
 from embedstore.engine.plan import Part, cell_id
+from embedstore.engine.records import cell_cache_key, run_cell, test_proba
 from embedstore.errors import CellFailedError, EmbedstoreError, ProtocolError
 from embedstore.names import resolve_backbone
 from embedstore.probes.features import FeatureSet, LabelledData, load_labelled_data
-from embedstore.probes.registry import (
-    Cell,
-    Method,
-    cell_cache_key,
-    parse_methods,
-    run_cell,
-    test_proba,
-)
+from embedstore.probes.method import Cell, Method, parse_methods
 from embedstore.probes.selection import pool_and_val, selection_split
-from embedstore.report import ProbeResult
+from embedstore.results.records import ProbeResult
 
 __all__ = ["Prepared", "Unit", "prepare", "run_unit", "skipped_record"]
 
@@ -89,7 +83,7 @@ def prepare(part: Part, store: Any, on_skip: Callable[[str, str], None] | None =
                 skipped.append((tuple(fs), f"not in dataset '{part.dataset}': {exc}"))
         sets = keep
     if not sets:
-        data, resolved = None, []
+        data, resolved = None, list[tuple[str, ...]]()
     else:
         data, resolved = load_labelled_data(
             store, part.dataset, sets, normalize=part.options.normalize
@@ -120,8 +114,9 @@ def prepare(part: Part, store: Any, on_skip: Callable[[str, str], None] | None =
         prep.methods.append(m)
     if sweep:
         prep.pool, prep.val, prep.val_desc = pool_and_val(data, part.selection, part.options.seed)
-        fractions = [s.value for s in part.settings if s.kind == "fraction"]
-        shots = [s.value for s in part.settings if s.kind == "shots"]
+        settings = part.settings or ()  # a sweep part always has its settings
+        fractions = [float(s.value) for s in settings if s.kind == "fraction"]
+        shots = [int(s.value) for s in settings if s.kind == "shots"]
         prep.subsets = {
             s: labelled_subsets(
                 data.labels,
@@ -177,10 +172,11 @@ def _cell(prep: Prepared, features: FeatureSet, method: Method, i: int, seed: in
         else:
             labelled = np.concatenate([data.indices("train"), data.indices("val")])
             fit_on = "train+val"
-        where = {"pool": labelled, "selection": method.probe_selection}
+        where: dict[str, Any] = {"pool": labelled, "selection": method.probe_selection}
         where |= {"refit": method.refit_on_val, "seed": opts.seed, "subset": None}
     else:  # sweep: a labelled subset of train, the sweep's selection rule
         sub = prep.subsets[seed][i]
+        assert prep.val is not None and prep.pool is not None  # set for every sweep part
         labelled, val, val_desc, fit_on = (
             sub.positions,
             prep.val,
@@ -222,7 +218,7 @@ def run_unit(
     test predictions are written there (:mod:`embedstore.results.predictions`) before the
     record is handed on.
     """
-    from embedstore.probes.registry import get_method
+    from embedstore.probes.method import get_method
 
     methods = [get_method(n) for n in unit.method.split(",")]
     fs = prep.sets[unit.fs]

@@ -18,7 +18,7 @@ from typing import Any
 
 from embedstore.data.subsets import LabelSetting, check_fractions, check_shots
 from embedstore.errors import InvalidDataError
-from embedstore.probes.registry import ProbeOptions
+from embedstore.probes.options import ProbeOptions
 from embedstore.probes.selection import check_selection
 
 __all__ = ["Part", "Plan", "apply_preset", "cell_id", "probe_part", "sweep_part"]
@@ -75,7 +75,7 @@ def apply_preset(
     settings: Sequence[LabelSetting] | None,
     options: ProbeOptions,
     flags: dict[str, str] | None = None,
-) -> tuple[str | tuple[str, ...] | None, str | None, list[LabelSetting] | None, ProbeOptions]:
+) -> tuple[str | Sequence[str] | None, str | None, Sequence[LabelSetting] | None, ProbeOptions]:
     """A preset's methods, selection, label settings and options; a contradiction raises.
 
     ``kind`` is "probe" or "sweep" (a preset belongs to one); ``flags`` names how the caller's
@@ -83,7 +83,7 @@ def apply_preset(
     """
     if protocol is None:
         return methods, selection, settings, options
-    from embedstore.protocols import get_protocol
+    from embedstore.probes.presets import get_protocol
 
     flags = {
         "methods": "--method" if kind == "probe" else "--methods",
@@ -130,14 +130,14 @@ def probe_part(
 ) -> Part:
     """The probe of ``feature_sets`` × ``methods`` on the dataset's splits (all labels)."""
     opts = options or ProbeOptions()
-    methods, _, _, opts = apply_preset(
+    chosen, _, _, opts = apply_preset(
         "probe", protocol, methods=methods, selection=None, settings=None, options=opts
     )
     return Part(
         store=store,
         dataset=dataset,
         feature_sets=_feature_sets(feature_sets),
-        methods=_methods(methods if methods is not None else "all"),
+        methods=_methods(chosen if chosen is not None else "all"),
         settings=None,
         seeds=(opts.seed,),
         selection="probe",
@@ -154,7 +154,7 @@ def sweep_part(
     how: dict[str, Any],
 ) -> Part:
     """A label-efficiency sweep of ``feature_sets`` on one dataset (see
-    :func:`embedstore.sweep.run_sweep` for the meaning of each choice).
+    :func:`embedstore.engine.sweep.run_sweep` for the meaning of each choice).
 
     ``settings``: from :func:`label_settings` (fractions, shots; none with a preset that sets
     them); ``how``: ``methods``, ``selection``, ``options``, ``protocol`` and ``on_missing``, each
@@ -165,9 +165,10 @@ def sweep_part(
     opts = how.get("options") or ProbeOptions()
     if selection is not None:
         check_selection(selection)
-    methods, selection, settings, opts = apply_preset(
+    methods, selection, chosen_settings, opts = apply_preset(
         "sweep", protocol, methods=methods, selection=selection, settings=settings, options=opts
     )
+    settings = list(chosen_settings or ())
     selection = "train-cv" if selection is None else selection  # a preset's may be "none"
     if not settings:
         raise InvalidDataError("give label fractions (--fractions) or shots per class (--shots)")
@@ -225,7 +226,7 @@ def _methods(methods: str | Sequence[str]) -> str | tuple[str, ...]:
         return "all"
     names = tuple(dict.fromkeys(_names(methods)))
     if not names:
-        from embedstore.probes.registry import method_names
+        from embedstore.probes.method import method_names
 
         raise InvalidDataError(f"give at least one method: {', '.join(method_names())}")
     return names
@@ -249,7 +250,8 @@ def cell_id(
     """
     opts = {k: v for k, v in asdict(options).items() if k != "device"}
     where = store if "://" in store else os.path.abspath(store)
-    key = [where, dataset, list(features), method, list(setting) if setting else "all labels"]
+    key: list[Any] = [where, dataset, list(features), method]
+    key += [list(setting) if setting else "all labels"]
     key += [int(seed), selection, opts]
     text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]

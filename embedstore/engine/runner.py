@@ -30,7 +30,7 @@ from embedstore.engine.cells import (
 )
 from embedstore.engine.plan import Plan
 from embedstore.errors import InvalidDataError
-from embedstore.report import ProbeResult, read_jsonl, write_jsonl
+from embedstore.results.records import ProbeResult, read_jsonl, write_jsonl
 
 __all__ = ["Progress", "cell_ids", "plan_units", "prepare_plan", "run_plan"]
 
@@ -98,7 +98,7 @@ def run_plan(
             "with --predictions"
         )
     folder = None
-    if predictions:
+    if predictions and out is not None:  # checked above
         from embedstore.results.predictions import predictions_folder
 
         folder = predictions_folder(out)

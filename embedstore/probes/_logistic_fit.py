@@ -76,8 +76,8 @@ def fit_many(
         coef0 = torch.as_tensor(
             np.broadcast_to(init[0], (len(Cs), *init[0].shape)).copy(), device=device
         ).to(dt)
-        b0 = np.asarray(init[1]) if fit_intercept else np.zeros(n_out)
-        b0 = torch.as_tensor(np.broadcast_to(b0, (len(Cs), n_out)).copy(), device=device).to(dt)
+        b0_np = np.asarray(init[1]) if fit_intercept else np.zeros(n_out)
+        b0 = torch.as_tensor(np.broadcast_to(b0_np, (len(Cs), n_out)).copy(), device=device).to(dt)
         theta0 = _solvers.from_original(basis, coef0, b0)
     theta, n_iter, _ = _solvers.solve_logistic(
         basis,

@@ -89,10 +89,10 @@ def make_basis(
         lam, U = _eigh(Xc @ Xc.T)  # (n,), (n, n): the representer basis
         keep = lam > lam.max().clamp_min(torch.finfo(dtype).tiny) * (1e3 * torch.finfo(dtype).eps)
         lam, U = lam[keep], U[:, keep]
-        s = lam.sqrt()
-        V = (Xc.T @ U) / s  # (D, r), orthonormal columns
+        root = lam.sqrt()
+        V = (Xc.T @ U) / root  # (D, r), orthonormal columns
         Z = torch.empty((n, U.shape[1] + 1), dtype=dtype, device=device)
-        Z[:, :-1] = U * s  # (n, r)
+        Z[:, :-1] = U * root  # (n, r)
     else:
         if not rotate:
             V = torch.eye(D, dtype=dtype, device=device)

@@ -56,7 +56,7 @@ def class_weights(class_weight: Any, classes: np.ndarray, y: np.ndarray) -> np.n
     classes = np.asarray(classes)
     if cw is None:
         return np.ones(len(classes))
-    if cw == "balanced":
+    if isinstance(cw, str):  # "balanced" (check_class_weight allows no other string)
         idx = np.searchsorted(classes, y)
         counts = np.bincount(idx, minlength=len(classes)).astype(np.float64)
         if (counts == 0).any():

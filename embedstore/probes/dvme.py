@@ -251,7 +251,9 @@ class DVMEClassifier(ProbeEstimator):
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            val_loss = None if Xv is None else self._loss(net, Xv, tv, loss_fn, device)
+            val_loss = (
+                None if Xv is None or tv is None else self._loss(net, Xv, tv, loss_fn, device)
+            )
             history.append({"epoch": epoch, "train_loss": total / len(xt), "val_loss": val_loss})
             if val_loss is None:
                 continue
@@ -340,8 +342,8 @@ class DVMEClassifier(ProbeEstimator):
         return {"mean": att.mean(axis=0).tolist(), "per_class": per_class}
 
     # ----------------------------------------------------------------------------- helpers
-    @property
-    def _multilabel(self) -> bool:
+    @property  # per instance (its task); the base class's is a class attribute
+    def _multilabel(self) -> bool:  # type: ignore[override]
         return self.task == "multilabel"
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:

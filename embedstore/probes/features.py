@@ -188,7 +188,8 @@ def load_features(
     valid[data.rows] = True
     train = data.split == SPLIT_CODES["train"]
     widths = {b: store.array_info(dataset, b).shape[1] for b in needed}
-    outs, where = [], {b: [] for b in needed}  # where[b]: (matrix, first column) pairs
+    outs: list[Any] = []
+    where: dict[str, list[Any]] = {b: [] for b in needed}  # where[b]: (matrix, first column) pairs
     for fs in feature_sets:
         fs = tuple(fs)
         X = np.empty((len(data.rows), sum(widths[b] for b in fs)), dtype=np.float32)

@@ -32,17 +32,7 @@ from embedstore.probes._weights import class_weights
 from embedstore.probes.neighbors import block_topk
 from embedstore.probes.validation import check_choice, check_features, check_fitted, check_labels
 
-__all__ = [
-    "KNN_METRICS",
-    "KNN_BACKENDS",
-    "KNNClassifier",
-    "similarity_matrix",
-    "knn_topk",
-    "knn_vote",
-    "knn_grid_proba",
-    "knn_proba_from_neighbors",
-    "knn_proba_from_similarity",
-]
+__all__ = ["KNN_METRICS", "KNN_BACKENDS", "KNNClassifier", "knn_vote"]
 
 KNN_METRICS = ("cosine", "euclidean")
 KNN_BACKENDS = ("auto", "faiss", "torch")
@@ -96,50 +86,6 @@ def _resolve_backend(
     return "faiss" if on_gpu and faiss_gpu else "torch"
 
 
-def similarity_matrix(
-    query: Any, base: Any, *, metric: str = "cosine", device: str = "cpu"
-) -> torch.Tensor:
-    """All query × base similarities (see the module docstring), float32 tensor (nq, nb) on device.
-
-    Memory is ``4 * nq * nb`` bytes: fine for a test × train matrix of the probe sizes.
-    """
-    _check_choice("metric", metric, KNN_METRICS)
-    q = _as_tensor(query, device, "query")
-    b = _as_tensor(base, device, "base", n_features=q.shape[1])
-    with torch.no_grad():
-        if metric == "cosine":
-            return _normalize(q) @ _normalize(b).T
-        sim = q @ b.T - 0.5 * (q * q).sum(1, keepdim=True) - 0.5 * (b * b).sum(1)
-        return sim.clamp_(max=0.0)
-
-
-def knn_topk(
-    query: Any,
-    base: Any,
-    k: int,
-    *,
-    metric: str = "cosine",
-    backend: str = "auto",
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest base rows of each query row.
-
-    Args:
-        query: (nq, D) features; base: (nb, D) features; k: neighbours (clipped to nb).
-
-    Returns:
-        ``(sims, idx)``: float32 (nq, k) similarities, largest first, and int64 (nq, k) base rows.
-    """
-    _check_choice("metric", metric, KNN_METRICS)
-    _check_k(k)
-    q = _as_tensor(query, device, "query")
-    b = _as_tensor(base, device, "base", n_features=q.shape[1])
-    k = min(int(k), b.shape[0])
-    if metric == "cosine":
-        q, b = _normalize(q), _normalize(b)
-    return _topk_prepared(q, b, k, metric, backend, device)
-
-
 def _topk_prepared(q: torch.Tensor, b: torch.Tensor, k: int, metric: str, backend: str, device):
     """Top-k of validated tensors, already L2-normalised for cosine."""
     if _resolve_backend(backend, device) == "faiss":
@@ -154,7 +100,7 @@ def _topk_faiss(q: torch.Tensor, b: torch.Tensor, k: int, metric: str):
     qn = np.ascontiguousarray(q.cpu().numpy(), dtype=np.float32)
     bn = np.ascontiguousarray(b.cpu().numpy(), dtype=np.float32)
     d = bn.shape[1]
-    index = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
+    index: Any = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
     if q.device.type == "cuda" and _faiss_gpu_available():
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), q.device.index or 0, index)
     index.add(bn)
@@ -179,8 +125,9 @@ def knn_vote(
 ) -> list[np.ndarray]:
     """DINO's weighted vote of the first k neighbours, for every k in ``ks``, in one pass.
 
-    The one implementation of the vote: :func:`knn_proba_from_neighbors` (one k, all columns),
-    :func:`knn_grid_proba` (a grid of k) and :class:`KNNClassifier` all call it.
+    The one implementation of the vote: ``--method knn`` (the engine's cells, one sorted top-k per
+    labelled subset from a :class:`~embedstore.probes.neighbors.SimilarityCache`, every k of the
+    grid) and :class:`KNNClassifier` both call it.
 
     Args:
         sims: (nq, kmax) similarities of each query's neighbours, in neighbour order (for several
@@ -234,70 +181,6 @@ def knn_vote(
         norm += wk.sum(axis=1)
         out[k], done = votes / norm[:, None], k
     return [out[int(k)] for k in ks]
-
-
-def knn_proba_from_neighbors(
-    sims: Any, labels_of_neighbors: Any, *, temperature: float = 0.07, n_classes: int | None = None
-) -> np.ndarray:
-    """DINO's weighted vote of all the given neighbours (see :func:`knn_vote`).
-
-    Args:
-        sims: (nq, k) similarities of each query's neighbours.
-        labels_of_neighbors: (nq, k) int class indices in [0, n_classes), or (nq, k, L) 0/1 labels.
-
-    Returns:
-        (nq, C) class probabilities, or (nq, L) per-label probabilities for multilabel.
-    """
-    k = np.shape(sims)[1] if np.ndim(sims) == 2 else 1
-    (proba,) = knn_vote(
-        sims, labels_of_neighbors, [k], temperature=temperature, n_classes=n_classes
-    )
-    return proba
-
-
-def knn_grid_proba(
-    sim: Any,
-    y_base: np.ndarray,
-    grid: Sequence[int],
-    *,
-    temperature: float,
-    n_classes: int | None,
-) -> list[np.ndarray]:
-    """Probabilities for every k of a grid from ONE top-k of a (nq, nb) similarity matrix.
-
-    ``y_base``: (nb,) labels or (nb, L) 0/1. Returns one array per k, in grid order.
-    """
-    S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))
-    with torch.no_grad():
-        v, i = S.topk(max(grid), dim=1)  # (nq, kmax), largest first
-    labels = np.asarray(y_base)[i.cpu().numpy()]  # (nq, kmax) or (nq, kmax, L)
-    return knn_vote(v, labels, grid, temperature=temperature, n_classes=n_classes)
-
-
-def knn_proba_from_similarity(
-    sim: Any, y_base: Any, *, k: int = 20, temperature: float = 0.07, n_classes: int | None = None
-) -> np.ndarray:
-    """Weighted-vote probabilities from a precomputed (nq, nb) similarity matrix.
-
-    ``sim[:, cols]`` with ``y_base[cols]`` evaluates a label subset with a top-k only.
-    ``y_base``: (nb,) int labels in [0, n_classes) or (nb, L) 0/1. Returns (nq, C) or (nq, L).
-
-    For several k on one subset, take the top-k once for the largest k and slice: top-k is sorted,
-    so ``v, i = sim.topk(k_max)`` then ``knn_proba_from_neighbors(v[:, :k], y_base[i[:, :k]], ...)``
-    for each k gives the same probabilities as calling this function once per k.
-    """
-    _check_k(k)
-    S = sim if torch.is_tensor(sim) else torch.from_numpy(np.asarray(sim))
-    y = check_labels(y_base, name="y_base")
-    if S.ndim != 2 or S.shape[1] != y.shape[0]:
-        raise InvalidDataError(
-            f"sim must be (n_query, n_base) with n_base = len(y_base) = {y.shape[0]}; "
-            f"received {tuple(S.shape)}"
-        )
-    with torch.no_grad():
-        v, i = S.topk(min(int(k), S.shape[1]), dim=1)
-    yt = torch.from_numpy(y).to(S.device)
-    return knn_proba_from_neighbors(v, yt[i], temperature=temperature, n_classes=n_classes)
 
 
 class KNNClassifier(ProbeEstimator):
@@ -367,13 +250,23 @@ class KNNClassifier(ProbeEstimator):
         q = _as_tensor(X, self.device, "X", n_features=self.n_features_in_)
         if self.metric == "cosine":
             q = _normalize(q)
-        sims, idx = _topk_prepared(q, self._X, self.k_, self.metric, self.backend, self.device)
+        sims, idx = self._neighbors(q)
         n_classes = None if self.multilabel_ else self.classes_.size
         labels = self._y[torch.from_numpy(idx)]  # (n, k) or (n, k, L)
         t, cw = self.temperature, self.class_weight_
         (proba,) = knn_vote(sims, labels, [sims.shape[1]], temperature=t, n_classes=n_classes,
                             class_weight=cw)  # fmt: skip
         return proba
+
+    def neighbors(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k_`` nearest training rows of each row of X: ``(sims, idx)``, float32 (n, k_)
+        similarities, largest first (see the module docstring), and int64 (n, k_) row indices."""
+        check_fitted(self, "_X")
+        q = _as_tensor(X, self.device, "X", n_features=self.n_features_in_)
+        return self._neighbors(_normalize(q) if self.metric == "cosine" else q)
+
+    def _neighbors(self, q: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return _topk_prepared(q, self._X, self.k_, self.metric, self.backend, self.device)
 
     def predict(self, X: Any) -> np.ndarray:
         """(n,) class labels, or (n, L) 0/1 labels (probability >= 0.5) for multilabel."""

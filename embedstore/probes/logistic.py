@@ -72,6 +72,9 @@ class LogisticProbe(ProbeEstimator):
     ``n_features_in_``. ``n_out`` is 1 for two classes, the number of classes or labels otherwise.
     """
 
+    coef_: np.ndarray  # set by fit
+    intercept_: np.ndarray
+
     def __init__(
         self,
         *,

@@ -5,7 +5,7 @@ test row, a bootstrap replicate uses how many times each row was drawn. That tur
 replicates into a few matrix products instead of 1,000 calls into ``sklearn.metrics``; the tests
 check every metric against ``sklearn.metrics`` on the point estimate and on explicit resamples.
 
-The input checks live in :mod:`embedstore.probes.validation` (re-exported here for old imports).
+The input checks live in :mod:`embedstore.probes.validation`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ __all__ = [
     "Metric",
     "classification_metrics",
     "mean_ci",
-    "check_features",
-    "check_labels",
 ]
 
 METRIC_TASKS = TASK_KINDS
@@ -286,7 +284,7 @@ def classification_metrics(
         for key, values in _all_metrics(W, y, proba, pred, task, auc_labels).items():
             reps[key].append(values)
     alpha = (1.0 - ci) / 2.0
-    unit = {"ci_unit": u.kind, "n_units": u.n_units}
+    unit: dict[str, Any] = {"ci_unit": u.kind, "n_units": u.n_units}
     boot = "percentile bootstrap" + (" over patients (cluster)" if u.kind == "patient" else "")
     result = {}
     for key, v in point.items():

@@ -31,8 +31,8 @@ def prepare_rows(X, rows: np.ndarray | None, device, *, normalize: bool) -> torc
         block = X if rows is None else X[torch.as_tensor(rows, device=X.device)]
         block = block.to(device=device, dtype=torch.float32)
     else:
-        block = np.asarray(X if rows is None else X[rows], dtype=np.float32)
-        block = torch.from_numpy(block).to(device)
+        gathered = np.asarray(X if rows is None else X[rows], dtype=np.float32)
+        block = torch.from_numpy(gathered).to(device)
     return torch.nn.functional.normalize(block, dim=1) if normalize else block
 
 
@@ -79,9 +79,10 @@ def block_topk(
             qi = None if q_rows is None else q_rows[qs]
             rows = np.arange(qs.start, qs.stop) if qi is None else qi
             q = prepare_rows(Q, rows, device, normalize=normalize and cosine)
-            best_v = best_i = None
+            best_v: torch.Tensor | None = None
+            best_i: torch.Tensor | None = None
             for bs in _spans(nb, b_step):
-                if whole_base:
+                if base is not None:  # the whole base, prepared once
                     b = base
                 else:
                     bi = np.arange(bs.start, bs.stop) if b_rows is None else b_rows[bs]
@@ -91,10 +92,11 @@ def block_topk(
                     block -= 0.5 * (b * b).sum(1)
                 v, i = block.topk(min(k, block.shape[1]), dim=1)  # sorted, largest first
                 i = i + bs.start
-                if best_v is not None:
+                if best_v is not None and best_i is not None:
                     v, j = torch.cat([best_v, v], dim=1).topk(k, dim=1)
                     i = torch.cat([best_i, i], dim=1).gather(1, j)
                 best_v, best_i = v, i
+            assert best_v is not None and best_i is not None  # nb >= 1: one block at least
             if not cosine:  # -||q-b||^2/2 = q.b - |b|^2/2 - |q|^2/2
                 best_v = (best_v - 0.5 * (q * q).sum(1, keepdim=True)).clamp_(max=0.0)
             sims.append(best_v.cpu())

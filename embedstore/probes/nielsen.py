@@ -50,8 +50,8 @@ import numpy as np
 
 from embedstore.errors import CellFailedError, InvalidDataError
 from embedstore.probes.power import YeoJohnson
+from embedstore.probes.presets import PROTOCOLS
 from embedstore.probes.validation import check_features, check_labels
-from embedstore.protocols import PROTOCOLS
 
 __all__ = [
     "NIELSEN_CLASSIFIERS",
@@ -64,7 +64,7 @@ __all__ = [
     "nielsen_transform",
 ]
 
-# The settings are the preset's (embedstore/protocols.py), so records, `embedstore protocols` and
+# The settings are the preset's (embedstore/probes/presets.py), so records, `embedstore protocols` and
 # this code read one object.
 NIELSEN_SHOTS = tuple(PROTOCOLS["nielsen"].subsets["shots"])
 NIELSEN_CLASSIFIERS = {m: PROTOCOLS["nielsen"].hyperparameters[m] for m in ("svm", "knn", "logreg")}

@@ -35,7 +35,7 @@ class ProbeOptions:
     n_episodes: int = 600
     n_bootstrap: int = 1000
     class_weight: str | None = None  # None or "balanced" (methods with ``class_weighted``)
-    preset: str | None = None  # the protocol preset (embedstore.protocols) a run follows
+    preset: str | None = None  # the protocol preset (embedstore.probes.presets) a run follows
 
     def __post_init__(self) -> None:
         from embedstore.probes.grids import GRIDS
@@ -71,7 +71,7 @@ class ProbeOptions:
         if not isinstance(self.device, str):
             raise bad("device", "cpu, cuda, cuda:N or auto")
         if self.preset is not None:
-            from embedstore.protocols import get_protocol
+            from embedstore.probes.presets import get_protocol
 
             get_protocol(self.preset)  # an unknown name lists the presets
 

@@ -36,7 +36,7 @@ from embedstore.errors import InvalidDataError, ProtocolError
 
 if TYPE_CHECKING:
     from embedstore.probes.features import LabelledData
-    from embedstore.probes.registry import Cell
+    from embedstore.probes.method import Cell
 
 __all__ = [
     "HOLDOUT_ABOVE",
@@ -81,14 +81,16 @@ def score(y: np.ndarray, proba: np.ndarray, *, classes: np.ndarray | None = None
     return float((pred == y).mean())
 
 
-def pick(grid: Sequence[float], scores: np.ndarray, default: float | None = None) -> int:
+def pick(
+    grid: Sequence[float] | np.ndarray, scores: np.ndarray, default: float | None = None
+) -> int:
     """Index of the best score; ties go to the value nearest ``default`` (log scale), or to the
     first in grid order when ``default`` is None."""
     scores = np.asarray(scores, dtype=np.float64)
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
     if default is None:
         return int(best[0])
-    return int(min(best, key=lambda i: abs(np.log(grid[i]) - np.log(default))))
+    return int(min(best, key=lambda i: abs(np.log(grid[int(i)]) - np.log(default))))
 
 
 def selection_split(data: LabelledData, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -175,12 +177,12 @@ class Choice:
     on: str
 
 
-Evaluate = Callable[[np.ndarray, np.ndarray, Sequence[Any]], np.ndarray]
+Evaluate = Callable[[np.ndarray, np.ndarray, Sequence[Any] | np.ndarray], np.ndarray]
 
 
 def choose(
     cell: Cell,
-    grid_for: Callable[[int], Sequence[Any]],
+    grid_for: Callable[[int], Sequence[Any] | np.ndarray],
     evaluate: Evaluate,
     *,
     name: str,

@@ -6,9 +6,9 @@ One error class per kind of mistake, the same in every estimator:
   (not 2-D, NaN/inf, lengths that disagree, a feature count other than the fitted one, an unknown
   task kind or option).
 - :class:`~embedstore.errors.LabelsError`: labels a classifier cannot learn from (fewer than two
-  classes, a binary task without exactly two). It is also an ``InvalidDataError`` and a
-  ``ProtocolError``, as the estimators raised one or the other before.
-- :class:`~embedstore.errors.NotFittedError`: ``predict`` before ``fit`` (also both of the above).
+  classes, a binary task without exactly two); a ``ProtocolError``.
+- :class:`~embedstore.errors.NotFittedError`: ``predict`` before ``fit``; an ``InvalidDataError``
+  (and scikit-learn's ``NotFittedError``).
 
 The task kinds are the store's (``embedstore.store.TASK_KINDS``), declared once there.
 """

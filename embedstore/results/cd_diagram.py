@@ -5,7 +5,7 @@ are closer than CD (not significantly different at the ranking's alpha).
 Rank 1 (best) is on the left; the better half of the feature sets is labelled on the left, the
 rest on the right. Where Friedman/Nemenyi could not be tested (too few datasets), the ranks are
 drawn without a CD bar and the figure says why. matplotlib is imported only when drawing, and
-without pyplot (as :mod:`embedstore.plot`).
+without pyplot (as :mod:`embedstore.results.figures`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from embedstore.plot import _format, _matplotlib
+from embedstore.results.figures import _format, _matplotlib
 from embedstore.results.ranking import Ranking
 
 __all__ = ["cd_figure", "cliques", "figure_svg", "plot_cd"]
@@ -27,7 +27,7 @@ def cliques(ranking: Ranking) -> list[tuple[str, ...]]:
         return []
     names = ranking.features
     r = [ranking.mean_rank[n] for n in names]
-    spans = []
+    spans: list[tuple[int, int]] = []
     for i in range(len(names)):
         j = i
         while j + 1 < len(names) and r[j + 1] - r[i] < ranking.cd:

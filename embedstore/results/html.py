@@ -7,9 +7,9 @@ allow it:
 1. the study table per method and label setting (:mod:`embedstore.results.study_table`);
 2. ranks across datasets with the Friedman test, the Nemenyi critical difference, the
    critical-difference diagram and pairwise Wilcoxon-Holm tests (:mod:`.ranking`);
-3. label-efficiency curves per dataset (:func:`embedstore.plot.sweep_figure`);
+3. label-efficiency curves per dataset (:func:`embedstore.results.figures.sweep_figure`);
 4. paired comparisons on the same test images, from the saved predictions (:mod:`.paired`),
-   and the across-seed comparisons of :func:`embedstore.stats.compare_feature_sets`;
+   and the across-seed comparisons of :func:`embedstore.results.seeds.compare_feature_sets`;
 5. every record caveat as a numbered footnote;
 6. the provenance of every array used (backbone, weights sha256 and whether verified, software
    versions, when extracted).
@@ -24,8 +24,8 @@ from html import escape
 from typing import Any
 
 from embedstore._version import __version__
-from embedstore.report import ProbeResult
 from embedstore.results.predictions import Predictions
+from embedstore.results.records import ProbeResult
 
 __all__ = ["build_html", "record_id"]
 
@@ -81,7 +81,7 @@ def _study_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
     from embedstore.results.cd_diagram import cd_figure, figure_svg
     from embedstore.results.ranking import rank_feature_sets
     from embedstore.results.study_table import cell_text, study_tables
-    from embedstore.tables import setting_label
+    from embedstore.results.tables import setting_label
 
     out = ["<h2>Study table</h2>"]
     for t in study_tables(records, metric=metric):
@@ -139,8 +139,8 @@ def _study_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
 
 def _curves_section(records: Sequence[ProbeResult], metric: str) -> list[str]:
     from embedstore.data.subsets import setting_key
-    from embedstore.plot import sweep_figure
     from embedstore.results.cd_diagram import figure_svg
+    from embedstore.results.figures import sweep_figure
 
     out = []
     for d in dict.fromkeys(r.dataset for r in records):
@@ -163,8 +163,8 @@ def _paired_section(
 ) -> list[str]:
     from embedstore.data.subsets import setting_key
     from embedstore.results.paired import compare_records
-    from embedstore.stats import compare_feature_sets
-    from embedstore.tables import setting_label
+    from embedstore.results.seeds import compare_feature_sets
+    from embedstore.results.tables import setting_label
 
     out = ["<h2>Paired comparisons</h2>"]
     rows = []
@@ -197,8 +197,8 @@ def _paired_section(
 
 
 def _caveats_section(records: Sequence[ProbeResult]) -> list[str]:
-    from embedstore.caveats import describe
-    from embedstore.tables import FLAGS, _caveats
+    from embedstore.results.caveats import describe
+    from embedstore.results.tables import FLAGS, _caveats
 
     notes: dict[str, list[str]] = {}
     for r in records:

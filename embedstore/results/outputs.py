@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from embedstore.errors import InvalidDataError
-from embedstore.report import ProbeResult, check_metric, read_jsonl
+from embedstore.results.records import ProbeResult, check_metric, read_jsonl
 
 __all__ = ["load_results", "parse_pairs", "write_report_files"]
 
@@ -127,11 +127,11 @@ def _slug(text: str) -> str:
 
 def _figures(records: Sequence[ProbeResult], folder: Path, metric: str) -> list[Path]:
     from embedstore.data.subsets import setting_key
-    from embedstore.plot import sweep_figure
     from embedstore.results.cd_diagram import cd_figure
+    from embedstore.results.figures import sweep_figure
     from embedstore.results.ranking import rank_feature_sets
     from embedstore.results.study_table import study_tables
-    from embedstore.tables import setting_label
+    from embedstore.results.tables import setting_label
 
     folder.mkdir(parents=True, exist_ok=True)
     figs = []

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from embedstore.results.paired import holm
+from embedstore.results.seeds import MIN_WILCOXON
 from embedstore.results.study_table import StudyTable
-from embedstore.stats import MIN_WILCOXON
 
 __all__ = ["MIN_FRIEDMAN", "PairTest", "Ranking", "friedman", "nemenyi_cd", "rank_feature_sets"]
 
@@ -146,7 +146,8 @@ def rank_feature_sets(table: StudyTable, *, alpha: float = 0.05) -> Ranking:
             f"fall under 0.05 with fewer than {MIN_WILCOXON}"
         )
     have = [n for n, v in enumerate(w_p) if v is not None]
-    adjusted = dict(zip(have, holm([w_p[n] for n in have]), strict=True)) if have else {}
+    tested = [v for v in w_p if v is not None]
+    adjusted = dict(zip(have, holm(tested), strict=True)) if have else {}
     pairs = []
     for n, (i, j) in enumerate(pairs_idx):
         d = V[:, i] - V[:, j]

@@ -6,7 +6,7 @@ Records are grouped by (dataset, feature set, method, label setting) and average
 first. A cell's interval: with several seeds, the t-interval of the mean over seeds; with one
 record (or every seed on the same labelled subset), the record's own interval (bootstrap over
 images or patients, or exact) - the caption says which. Rendered as Markdown, LaTeX (booktabs)
-and CSV with the markers and footnotes of :mod:`embedstore.tables`.
+and CSV with the markers and footnotes of :mod:`embedstore.results.tables`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from embedstore.data.subsets import setting_key
 from embedstore.errors import InvalidDataError
-from embedstore.report import METRICS, ProbeResult
-from embedstore.table_formats import tex
-from embedstore.tables import FLAGS, Setting, _flags, setting_label
+from embedstore.results.records import METRICS, ProbeResult
+from embedstore.results.table_formats import tex
+from embedstore.results.tables import FLAGS, Setting, _flags, setting_label
 
 __all__ = ["STUDY_FORMATS", "StudyCell", "StudyTable", "render_study", "study_tables"]
 
@@ -75,7 +75,8 @@ class StudyTable:
 
 def _metric(r: ProbeResult, metric: str) -> dict | None:
     m = r.metrics.get(metric)
-    if not m or m.get("value") is None or not math.isfinite(m["value"]):
+    value = m.get("value") if m else None
+    if m is None or value is None or not math.isfinite(value):
         return None
     return m
 

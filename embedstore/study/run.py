@@ -14,8 +14,8 @@ from typing import Any
 
 from embedstore.engine import Part, Plan, probe_part, run_plan, sweep_part
 from embedstore.errors import EmbedstoreError, InvalidDataError
-from embedstore.probes.registry import ProbeOptions
-from embedstore.report import ProbeResult, read_jsonl
+from embedstore.probes.options import ProbeOptions
+from embedstore.results.records import ProbeResult, read_jsonl
 from embedstore.study.spec import StudySpec, read_study
 
 __all__ = ["StudyStatus", "plan_study", "run_study", "study_status"]
@@ -31,7 +31,7 @@ def _part(spec: StudySpec, d, k: int, pr) -> Part:
     }
     kind = "sweep" if (pr.fractions or pr.shots) else "probe"
     if pr.preset is not None:
-        from embedstore.protocols import get_protocol
+        from embedstore.probes.presets import get_protocol
 
         kind = get_protocol(pr.preset).command
     if kind == "probe":

@@ -168,7 +168,8 @@ def read_study(path: str | os.PathLike[str]) -> StudySpec:
                 "study's tables and ranks name datasets by name: list each dataset once",
             )
     features = w.keys(doc.get("features", {}), _KEYS["features"], "[features]")
-    sets = [(b,) for b in _strings(w, features.get("backbones", []), "[features].backbones")]
+    backbones = _strings(w, features.get("backbones", []), "[features].backbones")
+    sets: list[tuple[str, ...]] = [(b,) for b in backbones]
     fusions = features.get("fusions", [])
     if not isinstance(fusions, list):
         raise w.error("[features].fusions", f"expected a list of lists of names, got {fusions!r}")
@@ -200,7 +201,7 @@ def read_study(path: str | os.PathLike[str]) -> StudySpec:
 def _options(w: _Where, table: Any, key: str) -> dict[str, Any]:
     from dataclasses import fields
 
-    from embedstore.probes.registry import ProbeOptions
+    from embedstore.probes.options import ProbeOptions
 
     names = {f.name for f in fields(ProbeOptions)} - {"preset", "seed"}
     table = w.keys(table, names, key)
@@ -217,7 +218,7 @@ def _protocol(w: _Where, pr: Any, i: int) -> ProtocolSpec:
     methods = _strings(w, pr["methods"], f"{key}.methods") if "methods" in pr else None
     preset = pr.get("preset")
     if preset is not None:
-        from embedstore.protocols import get_protocol
+        from embedstore.probes.presets import get_protocol
 
         try:
             get_protocol(preset)

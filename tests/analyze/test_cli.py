@@ -7,9 +7,9 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
 from embedstore.analyze import read_records
+from embedstore.cli.main import app
 from tests.conftest import make_dataset, write_embeddings
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import embedstore
-from cli.main import app
+from embedstore.cli.main import app
 from embedstore.data import open_source
 from embedstore.errors import EmbedstoreError, SourceError
 from embedstore.store import meta_names, open_store, read_meta, write_meta
@@ -136,7 +136,7 @@ def test_cli_bad_input_is_one_clear_error(digits_csv):
 
 
 def test_cli_extract_meta_column(digits_csv, tmp_path):
-    from tests.extract_helpers import TINY, register_tiny, unregister_tiny
+    from tests.extraction.helpers import TINY, register_tiny, unregister_tiny
 
     _, csv_path, _, _ = digits_csv
     register_tiny()

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore.backbones import list_backbones
+from embedstore.cli.main import app
 
 runner = CliRunner()
 

@@ -45,7 +45,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     if "HF_HUB_OFFLINE" not in env:
         full_env.pop("HF_HUB_OFFLINE", None)
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "embedstore.cli.main", *args],
         capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=300,
     )  # fmt: skip
 

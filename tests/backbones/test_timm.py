@@ -180,8 +180,8 @@ def test_local_timm_folder_by_name(tmp_path):
 def test_cli_extract_timm_name_with_local_weights(tmp_path, vit_file):
     from typer.testing import CliRunner
 
-    from cli.main import app
     from embedstore import open_store
+    from embedstore.cli.main import app
 
     model, path = vit_file
     root = tmp_path / "img"

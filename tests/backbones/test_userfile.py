@@ -14,9 +14,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import embedstore
-from cli.main import app
 from embedstore import open_store
 from embedstore.backbones import get_backbone, load_backbones_file, load_model, registry, unregister
+from embedstore.cli.main import app
 from embedstore.errors import SourceError
 
 timm = pytest.importorskip("timm")

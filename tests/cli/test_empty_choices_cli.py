@@ -8,9 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
 from embedstore.backbones import BackboneSpec, Preprocess, register, unregister
+from embedstore.cli.main import app
 
 from ..conftest import make_dataset, write_embeddings
 

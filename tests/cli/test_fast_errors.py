@@ -61,7 +61,7 @@ def world(tmp_path_factory):
 def _run(world: Path, *args: str, env: dict[str, str] | None = None):
     path = os.pathsep.join([str(world / "fake"), str(ROOT)])
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "embedstore.cli.main", *args],
         env={**os.environ, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": "", **(env or {})},
         capture_output=True,
         text=True,

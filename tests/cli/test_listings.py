@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.main import app
+from embedstore.cli.main import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_backbones_never_show_a_made_up_dim_or_licence():
 
 
 def test_protocols_cite_only_what_a_user_can_open():
-    from embedstore.protocols import PROTOCOLS
+    from embedstore.probes.presets import PROTOCOLS
 
     result = runner.invoke(app, ["protocols", "--json"])
     assert result.exit_code == 0
@@ -42,8 +42,8 @@ def test_protocols_cite_only_what_a_user_can_open():
 
 
 def test_the_few_shot_ways_rule_is_stated_as_it_runs():
+    from embedstore.probes.presets import PROTOCOLS
     from embedstore.probes.prototypes import WAYS_RULE, default_n_way
-    from embedstore.protocols import PROTOCOLS
 
     assert PROTOCOLS["ericsson-fewshot"].hyperparameters["n_way"] == WAYS_RULE
     assert [default_n_way(k) for k in (2, 3, 4, 5, 9)] == [2, 3, 4, 5, 5]

@@ -1,4 +1,4 @@
-"""The command table of cli/main.py: lazy loading, help lines, and what start-up imports."""
+"""The command table of embedstore/cli/main.py: lazy loading, help lines, and what start-up imports."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.main import COMMANDS, LazyGroup, app
+from embedstore.cli.main import COMMANDS, LazyGroup, app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def _first_paragraph(text: str | None) -> str:
 def test_root_help_and_version_import_no_library():
     loaded = _imported_after(
         "from typer.testing import CliRunner\n"
-        "from cli.main import app\n"
+        "from embedstore.cli.main import app\n"
         "r = CliRunner().invoke(app, ['--help'])\n"
         "assert r.exit_code == 0 and 'backbones' in r.output, r.output\n"
         "r = CliRunner().invoke(app, ['--version'])\n"
@@ -52,13 +52,13 @@ def test_root_help_and_version_import_no_library():
 @pytest.mark.parametrize(
     "module",
     [
-        "cli.store_cmds",
-        "cli.extract_cmds",
-        "cli.probe_cmds",
-        "cli.sweep_cmds",
-        "cli.analyze_cmds",
-        "cli.protocols_cmds",
-        "cli.backbones_cmds",
+        "embedstore.cli.store_cmds",
+        "embedstore.cli.extract_cmds",
+        "embedstore.cli.probe_cmds",
+        "embedstore.cli.sweep_cmds",
+        "embedstore.cli.analyze_cmds",
+        "embedstore.cli.protocols_cmds",
+        "embedstore.cli.backbones_cmds",
     ],
 )
 def test_command_modules_import_no_heavy_library(module):
@@ -71,7 +71,7 @@ def test_listing_the_backbones_imports_no_torch():
     loaded = _imported_after(
         "import json\n"
         "from typer.testing import CliRunner\n"
-        "from cli.main import app\n"
+        "from embedstore.cli.main import app\n"
         "r = CliRunner().invoke(app, ['backbones'])\n"
         "assert r.exit_code == 0 and 'vit_small_patch16.dino_last4' in r.output, r.output\n"
         "r = CliRunner().invoke(app, ['backbones', '--json'])\n"

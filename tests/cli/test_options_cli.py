@@ -9,8 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
+from embedstore.cli.main import app
 from embedstore.devices import resolve_device
 from embedstore.errors import InvalidDataError
 

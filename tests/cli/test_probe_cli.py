@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
-from embedstore.report import read_jsonl
+from embedstore.cli.main import app
+from embedstore.results.records import read_jsonl
 
 from ..conftest import write_embeddings
 

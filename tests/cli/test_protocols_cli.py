@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from cli.main import app
-from embedstore.protocols import PROTOCOLS
+from embedstore.cli.main import app
+from embedstore.probes.presets import PROTOCOLS
 
 runner = CliRunner()
 

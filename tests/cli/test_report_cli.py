@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
+from embedstore.cli.main import app
 
 from ..conftest import make_dataset, write_embeddings
 

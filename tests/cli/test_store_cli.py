@@ -5,8 +5,8 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from cli.main import COMMANDS, app
 from embedstore import __version__
+from embedstore.cli.main import COMMANDS, app
 
 runner = CliRunner()
 

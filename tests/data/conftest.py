@@ -25,7 +25,7 @@ def _tiny() -> torch.nn.Module:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def tiny_backbone():
     """``tinydata.test``: a seeded 2-layer CNN, 6-d output, 20 px crop (no weights file)."""
     spec = BackboneSpec(TINY, "tinydata", 6, _tiny, None, dict, Preprocess(resize=24, crop=20))

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import open_store
+from embedstore.cli.main import app
 from embedstore.data import ImageFolderSource, read_image
 from embedstore.data.images import MAX_IMAGE_PIXELS
 from embedstore.errors import BadImageError

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import open_store
+from embedstore.cli.main import app
 from embedstore.data import CsvSource
 from embedstore.errors import SourceError
 from tests.data.conftest import TINY, good_folder

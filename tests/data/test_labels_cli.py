@@ -15,18 +15,18 @@ import pytest
 from embedstore.extraction import extract
 from tests.data.conftest import TINY as IN_PROCESS
 from tests.data.conftest import save_png
-from tests.extract_helpers import ROOT, TINY
+from tests.extraction.helpers import ROOT, TINY
 
 pytestmark = pytest.mark.slow  # runs the CLI in real processes
 
 
 def _processes(commands: dict[str, list[str]]) -> dict[str, tuple[int, str]]:
-    """Run ``python -m tests.extract_helpers ARGS`` for each entry at once (one torch thread
+    """Run ``python -m tests.extraction.helpers ARGS`` for each entry at once (one torch thread
     each): name -> (exit code, stdout and stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     running = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "tests.extract_helpers", *args],
+            [sys.executable, "-m", "tests.extraction.helpers", *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

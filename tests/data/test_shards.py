@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import open_store
+from embedstore.cli.main import app
 from embedstore.data import ImageFolderSource, TarShardSource, open_source, read_dicom, tarindex
 from embedstore.data.tarindex import expand_braces
 from embedstore.errors import SourceError

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import open_store
+from embedstore.cli.main import app
 from embedstore.data import ImageFolderSource, open_source
 from embedstore.errors import SourceError
 from tests.data.conftest import TINY, save_png

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import open_store
+from embedstore.cli.main import app
 from embedstore.data import CsvSource, ImageFolderSource, open_source
 from embedstore.errors import BadImageError
 from embedstore.extraction import extract
 from tests.data.conftest import TINY, mixed_folder
-from tests.servers import moto_s3, serve_folder
+from tests.store.servers import moto_s3, serve_folder
 
 pytestmark = pytest.mark.slow  # moto S3 and HTTP servers
 

@@ -44,8 +44,8 @@ def make_store(path, *, n=180, dim=6, seed=7):
 
 def runs():
     """(name, function of the store returning records) for every golden run."""
-    from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
-    from embedstore.sweep import run_sweep
+    from embedstore.engine.probe import ProbeOptions, evaluate_probes
+    from embedstore.engine.sweep import run_sweep
 
     fast = ProbeOptions(n_bootstrap=200, **FEWSHOT)
     yield "probe-all", lambda s: evaluate_probes(s, "d", SETS, "all", fast)
@@ -92,7 +92,7 @@ def comparable(record: dict) -> dict:
 def main() -> None:
     import tempfile
 
-    from embedstore.report import json_default
+    from embedstore.results.records import json_default
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

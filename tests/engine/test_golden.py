@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from embedstore.report import json_default
+from embedstore.results.records import json_default
 from tests.engine.golden import GOLDEN, comparable, make_store, runs
 
 EXPECTED = json.loads(GOLDEN.read_text())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedstore.probes.evaluate import ProbeOptions, evaluate_probes
+from embedstore.engine.probe import ProbeOptions, evaluate_probes
 from embedstore.results.predictions import predictions_folder, read_predictions
 from tests.engine.conftest import make_study_store
 

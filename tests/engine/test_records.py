@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore.analyze.records import AnalysisResult, read_records
+from embedstore.cli.main import app
 from embedstore.errors import InvalidDataError
-from embedstore.probes.registry import ProbeOptions, method_names
-from embedstore.report import ProbeResult, read_jsonl, write_jsonl
+from embedstore.probes.method import method_names
+from embedstore.probes.options import ProbeOptions
+from embedstore.results.records import ProbeResult, read_jsonl, write_jsonl
 from tests.conftest import write_embeddings
 from tests.engine.conftest import make_study_store
 
@@ -101,9 +102,9 @@ def test_info_resolves_a_short_name_as_probe_does(tmp_path):
 
 def test_a_fraction_column_says_what_share_of_train_it_holds(tmp_path):
     store = make_study_store(tmp_path / "s.zarr", "d", n=20)  # 12 training rows, 3 classes
-    from embedstore.sweep import run_sweep
-    from embedstore.table_formats import to_markdown
-    from embedstore.tables import build_tables
+    from embedstore.engine.sweep import run_sweep
+    from embedstore.results.table_formats import to_markdown
+    from embedstore.results.tables import build_tables
 
     records = run_sweep(store, "d", [["a"]], fractions=[0.1, 1.0], seeds=2, methods="knn")
     (table,) = build_tables(records, metric="accuracy")

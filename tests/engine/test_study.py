@@ -8,14 +8,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import open_store
+from embedstore.cli.main import app
+from embedstore.engine.sweep import run_sweep
 from embedstore.errors import InvalidDataError, StoreBusyError
-from embedstore.probes.registry import ProbeOptions
-from embedstore.report import read_jsonl
+from embedstore.probes.options import ProbeOptions
+from embedstore.results.records import read_jsonl
 from embedstore.store import writer_lock
 from embedstore.study import read_study, run_study, study_status
-from embedstore.sweep import run_sweep
 from tests.engine.conftest import make_study_store, same_records
 
 runner = CliRunner()

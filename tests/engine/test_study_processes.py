@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from embedstore.report import read_jsonl
+from embedstore.results.records import read_jsonl
 from embedstore.study import run_study
 from tests.engine.conftest import same_records
 
@@ -25,7 +25,7 @@ def _study(study_dir: Path, *launch: str) -> list[str]:
         *launch,
         sys.executable,
         "-m",
-        "cli.main",
+        "embedstore.cli.main",
         "study",
         "run",
         str(study_dir / "study.toml"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from embedstore.cli.main import app
 from embedstore.errors import EmbedstoreError
 from embedstore.interop import add_file
 from tests.interop.conftest import tree_digest, write_eva

@@ -21,7 +21,7 @@ N, DIM, CHUNK = 30000, 32, 64
 
 
 def _add(store: Path, data: Path) -> list[str]:
-    return [sys.executable, "-m", "cli.main", "add", str(store), "-d", "toy", "-b", "big",
+    return [sys.executable, "-m", "embedstore.cli.main", "add", str(store), "-d", "toy", "-b", "big",
             "--from", str(data / "x.npy"), "--ids", str(data / "ids.txt"),
             "--chunk-rows", str(CHUNK)]  # fmt: skip
 

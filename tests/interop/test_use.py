@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store, export_archive, extract, open_store, verify
+from embedstore.cli.main import app
+from embedstore.engine.probe import evaluate_probes
 from embedstore.interop import add_file, export_features
-from embedstore.probes.evaluate import evaluate_probes
-from embedstore.probes.registry import ProbeOptions
+from embedstore.probes.options import ProbeOptions
 from tests.conftest import make_dataset, write_embeddings
-from tests.extract_helpers import TINY, register_tiny, unregister_tiny, write_images
+from tests.extraction.helpers import TINY, register_tiny, unregister_tiny, write_images
 
 FAST = ProbeOptions(n_episodes=50, n_bootstrap=100)
 runner = CliRunner()

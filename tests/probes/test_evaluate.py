@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 
 from embedstore import create_store, open_store
+from embedstore.engine.probe import ProbeOptions, evaluate_probes, selection_split
 from embedstore.errors import ArrayNotFoundError, IncompleteArrayError, ProtocolError
-from embedstore.probes.evaluate import ProbeOptions, evaluate_probes, selection_split
 from embedstore.probes.features import load_feature_sets
 
 from ..conftest import write_embeddings

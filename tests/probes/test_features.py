@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
+from embedstore.cli.main import app
 from embedstore.errors import ArrayNotFoundError, InvalidDataError
 from embedstore.names import resolve_backbone
 from embedstore.probes.features import load_feature_sets

@@ -7,13 +7,7 @@ import pytest
 import torch
 
 from embedstore.errors import InvalidDataError
-from embedstore.probes.knn import (
-    KNNClassifier,
-    knn_proba_from_neighbors,
-    knn_proba_from_similarity,
-    knn_topk,
-    similarity_matrix,
-)
+from embedstore.probes.knn import KNNClassifier, knn_vote
 
 
 @pytest.fixture
@@ -61,19 +55,25 @@ def test_matches_brute_force(data, metric, T, backend):
     ref_p, ref_nb = _brute(Xtr, ytr, Xte, k=7, T=T, metric=metric, classes=model.classes_)
     np.testing.assert_allclose(model.predict_proba(Xte), ref_p, rtol=1e-4, atol=1e-6)
     assert np.array_equal(model.predict(Xte), model.classes_[ref_p.argmax(1)])
-    _, idx = knn_topk(Xte, Xtr, 7, metric=metric, backend=backend)
+    _, idx = model.neighbors(Xte)
     assert np.array_equal(idx, ref_nb)
 
 
 def test_backends_agree_and_sims_are_sorted(data):
-    Xtr, _, Xte, _ = data
+    Xtr, ytr, Xte, _ = data
     for metric in ("cosine", "euclidean"):
-        s_t, i_t = knn_topk(Xte, Xtr, 10, metric=metric, backend="torch")
-        s_f, i_f = knn_topk(Xte, Xtr, 10, metric=metric, backend="faiss")
+        s_t, i_t = KNNClassifier(k=10, metric=metric, backend="torch").fit(Xtr, ytr).neighbors(Xte)
+        s_f, i_f = KNNClassifier(k=10, metric=metric, backend="faiss").fit(Xtr, ytr).neighbors(Xte)
         assert np.array_equal(i_t, i_f)
         np.testing.assert_allclose(s_t, s_f, rtol=1e-4, atol=1e-5)
         assert (np.diff(s_t, axis=1) <= 0).all()
-        full = similarity_matrix(Xte, Xtr, metric=metric).numpy()
+        a, b = Xte.astype(np.float64), Xtr.astype(np.float64)  # every similarity, by numpy
+        if metric == "cosine":
+            a = a / np.linalg.norm(a, axis=1, keepdims=True)
+            b = b / np.linalg.norm(b, axis=1, keepdims=True)
+            full = a @ b.T
+        else:
+            full = -0.5 * ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
         np.testing.assert_allclose(np.take_along_axis(full, i_t, 1), s_t, rtol=1e-4, atol=1e-5)
 
 
@@ -99,26 +99,26 @@ def test_multilabel_vote_matches_brute_force(data):
     assert model.score(Xte, model.predict(Xte)) == 1.0
 
 
-def test_label_subset_from_one_similarity_matrix(data):
+def test_one_sorted_top_k_gives_every_k_of_a_grid(data):
+    """The engine's kNN cells vote every k of the grid from one sorted top-k (``knn_vote`` with
+    several k); each equals a classifier fitted with that k."""
     Xtr, ytr, Xte, _ = data
-    classes, ycode = np.unique(ytr, return_inverse=True)
-    sim = similarity_matrix(Xte, Xtr)  # computed once
     cols = np.random.default_rng(2).choice(200, 40, replace=False)
-    proba = knn_proba_from_similarity(sim[:, cols], ycode[cols], k=20, n_classes=4)
-    direct = KNNClassifier(k=20).fit(Xtr[cols], ytr[cols]).predict_proba(Xte)
-    present = np.isin(classes, ytr[cols])  # the subset's model only knows its classes
-    np.testing.assert_allclose(proba[:, present], direct, rtol=1e-4, atol=1e-6)
-    # numpy input and explicit neighbours give the same thing
-    np.testing.assert_allclose(
-        knn_proba_from_similarity(sim.numpy()[:, cols], ycode[cols], k=20, n_classes=4), proba
-    )
+    model = KNNClassifier(k=30).fit(Xtr[cols], ytr[cols])
+    sims, idx = model.neighbors(Xte)
+    codes = np.searchsorted(model.classes_, ytr[cols])[idx]
+    grid = [1, 3, 10, 30]
+    votes = knn_vote(sims, codes, grid, n_classes=model.classes_.size)
+    for k, proba in zip(grid, votes, strict=True):
+        direct = KNNClassifier(k=k).fit(Xtr[cols], ytr[cols]).predict_proba(Xte)
+        np.testing.assert_allclose(proba, direct, rtol=1e-4, atol=1e-6)
 
 
 def test_proba_from_neighbors_hand_case():
     sims = np.array([[0.0, np.log(3.0) * 0.5]])  # weights exp(sim / 0.5): 1 and 3
-    p = knn_proba_from_neighbors(sims, np.array([[1, 0]]), temperature=0.5, n_classes=3)
+    (p,) = knn_vote(sims, np.array([[1, 0]]), [2], temperature=0.5, n_classes=3)
     np.testing.assert_allclose(p, [[0.75, 0.25, 0.0]])
-    p = knn_proba_from_neighbors(sims, np.array([[[1, 1], [0, 1]]]), temperature=0.5)
+    (p,) = knn_vote(sims, np.array([[[1, 1], [0, 1]]]), [2], temperature=0.5)
     np.testing.assert_allclose(p, [[0.25, 1.0]])
 
 
@@ -163,5 +163,5 @@ def test_validation_errors(data):
         KNNClassifier(backend="annoy").fit(Xtr, ytr)
     with pytest.raises(InvalidDataError, match="k must be an integer"):
         KNNClassifier(k=0).fit(Xtr, ytr)
-    with pytest.raises(InvalidDataError, match="n_base = len"):
-        knn_proba_from_similarity(np.zeros((3, 5)), np.zeros(4, dtype=int), n_classes=2)
+    with pytest.raises(InvalidDataError, match=r"sims must be \(nq, k\)"):
+        knn_vote(np.zeros((3, 5)), np.zeros((3, 4), dtype=int), [1], n_classes=2)

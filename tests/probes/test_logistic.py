@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from embedstore.errors import InvalidDataError
+from embedstore.errors import InvalidDataError, LabelsError
 from embedstore.probes.logistic import GRIDS, LogisticProbe, fit_best, logistic_sweep
 
 
@@ -135,7 +135,8 @@ def test_sweep_matches_sklearn_per_C_and_selects_on_val():
 )
 def test_input_validation(call, match):
     X, y = _data(n=50, k=3)
-    with pytest.raises(InvalidDataError, match=match):
+    error = LabelsError if "classes" in match else InvalidDataError  # labels it cannot learn from
+    with pytest.raises(error, match=match):
         call(LogisticProbe(), X, y)
 
 

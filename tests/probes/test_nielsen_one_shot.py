@@ -25,11 +25,11 @@ from sklearn.svm import SVC
 from embedstore import open_store
 from embedstore.backbones import weights_available
 from embedstore.data.subsets import labelled_subsets
+from embedstore.engine.sweep import run_sweep
 from embedstore.errors import CellFailedError
 from embedstore.extraction import extract
 from embedstore.probes.nielsen import NIELSEN_SHOTS, nielsen_fit_predict
-from embedstore.probes.registry import ProbeOptions
-from embedstore.sweep import run_sweep
+from embedstore.probes.options import ProbeOptions
 
 BACKBONE = "mobilenet_v2.tv_in1k"
 CLASSES = ("circle", "cross", "square", "triangle")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedstore.report import ProbeResult
+from embedstore.results.records import ProbeResult
 
 
 def study_records(

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
 from embedstore import create_store
-from embedstore.report import write_jsonl
+from embedstore.cli.main import app
 from embedstore.results.predictions import predictions_folder, write_predictions
+from embedstore.results.records import write_jsonl
 
 from ..conftest import make_dataset, write_embeddings
 from .conftest import run_chromium, study_records

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from cli.main import app
-from embedstore.report import write_jsonl
+from embedstore.cli.main import app
+from embedstore.results.records import write_jsonl
 
 from .conftest import study_records
 

@@ -1,6 +1,6 @@
 """The probe methods: every module of this package registers its methods on import.
 
-Adding a method is one new module here: a :class:`~embedstore.probes.registry.Method` subclass
+Adding a method is one new module here: a :class:`~embedstore.probes.method.Method` subclass
 with ``@register`` (its name, title, tuned hyper-parameter and grid, ``run(cell)``). The
 registry imports every module of this package the first time methods are listed, so the CLI's
 help, ``--method all``, the engine and the caveats pick it up without another file changing.

@@ -1,4 +1,4 @@
-"""The built-in probe methods, one :class:`~embedstore.probes.registry.Method` each.
+"""The built-in probe methods, one :class:`~embedstore.probes.method.Method` each.
 
 Registered in this order (the order of ``--method all`` and of the tables): proto, fewshot, knn,
 logreg, dvme. The estimators live in their own modules (prototypes, knn, logistic, dvme); the
@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 
 from embedstore.data.subsets import labelled_subsets
-from embedstore.probes.registry import (
+from embedstore.probes.method import (
     Cell,
     Method,
     Outcome,
-    ProbeOptions,
     predict_rows,
     register,
 )
+from embedstore.probes.options import ProbeOptions
 from embedstore.probes.selection import HOLDOUT_ABOVE, choose, score
 
 __all__ = ["DEFAULT_C", "KNN_K_GRID", "REFIT_TOL"]
@@ -111,7 +111,8 @@ class FewShot(Method):
             "data_ci": data_ci.describe() if data_ci else "none (classes too small to resample)",
             "fit_on": "support sets of each episode",
         }
-        return Outcome({}, "none", 0, metrics={"accuracy": acc}, protocol=protocol)
+        metrics: dict[str, dict[str, float | None]] = {"accuracy": dict(acc)}
+        return Outcome({}, "none", 0, metrics=metrics, protocol=protocol)
 
 
 @register
@@ -208,7 +209,6 @@ class Logistic(Method):
         last: dict[str, Any] = {}
 
         def evaluate(tr: np.ndarray, ev: np.ndarray, grid) -> np.ndarray:
-            rows = {"train_rows": tr, "val_rows": ev}  # rows of X, not copies of them
             sw = logistic_sweep(
                 X,
                 y[tr],
@@ -218,7 +218,8 @@ class Logistic(Method):
                 Cs=grid,
                 device=opts.device,
                 class_weight=opts.class_weight,
-                **rows,
+                train_rows=tr,  # rows of X, not copies of them
+                val_rows=ev,
             )
             last["sweep"] = sw
             return sw.val_scores
@@ -278,7 +279,8 @@ class DVME(Method):
             seed=sub.seed,
             group=data.group,
             class_names=data.class_names,
-            **{"fractions" if sub.kind == "fraction" else "shots": [sub.value]},
+            fractions=[float(sub.value)] if sub.kind == "fraction" else None,
+            shots=[int(sub.value)] if sub.kind == "shots" else None,
         )[0]
         V = drawn.positions
         return V, f"val subset ({sub.kind} {sub.value}, {len(V)} rows; early stopping)"

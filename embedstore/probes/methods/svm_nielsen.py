@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from embedstore.errors import CellFailedError
-from embedstore.probes.registry import Cell, Method, Outcome, ProbeOptions, predict_rows, register
+from embedstore.probes.method import Cell, Method, Outcome, predict_rows, register
+from embedstore.probes.options import ProbeOptions
 from embedstore.probes.selection import HOLDOUT_ABOVE, choose
 
 __all__ = ["NielsenKNN", "NielsenLogistic", "NielsenSVM", "SVM"]
