@@ -13,20 +13,18 @@ from __future__ import annotations
 
 from embedstore.backbones.recipes import RECIPES
 from embedstore.backbones.registry import (
-    BackboneSpec,
-    Preprocess,
-    WeightsSource,
     check_name,
     get_backbone,
     list_backbones,
     list_entries,
     list_names,
     register,
-    store_name,
     unregister,
 )
+from embedstore.backbones.specs import BackboneSpec, Preprocess, WeightsSource
 from embedstore.backbones.userfile import load_backbones_file, register_backbone
 from embedstore.backbones.weights import weights_available as _weights_available_for_source
+from embedstore.names import store_name
 
 __all__ = [
     "BackboneSpec",

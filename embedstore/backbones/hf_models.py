@@ -11,24 +11,25 @@
   image feature, what ``model.encode_image`` returns (not normalised).
 
 Neither ``transformers`` nor ``open_clip`` is needed to run them; the tests use both as references.
+This module makes their entries (specs); ``loading.py`` loads their weights.
 Facts that live in those repos' config files are read from the files, never restated here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from embedstore.backbones.convert import _keep, convert_hf_dinov2, unwrap
-from embedstore.backbones.registry import BackboneSpec, Preprocess, WeightsSource
+from embedstore.backbones.convert import convert_hf_dinov2, unwrap
+from embedstore.backbones.hub import hub_cached, hub_file
+from embedstore.backbones.specs import BackboneSpec, Preprocess
 from embedstore.errors import InvalidDataError
 
 __all__ = [
+    "OPEN_CLIP_FILES",
     "hf_entries",
-    "load_hf",
     "convert_hf_dinov2",
     "preprocess_from_hf_processor",
     "preprocess_from_open_clip",
@@ -87,14 +88,10 @@ def preprocess_from_open_clip(cfg: Mapping[str, Any]) -> Preprocess:
 
 
 def _cached(repo: str, filename: str) -> bool:
-    from embedstore.backbones.hub import hub_cached
-
     return hub_cached(repo, (filename,))
 
 
 def _read_json(repo: str, filename: str, name: str) -> dict[str, Any]:
-    from embedstore.backbones.hub import hub_file
-
     with open(hub_file(repo, (filename,), name=name), encoding="utf-8") as f:
         return json.load(f)
 
@@ -103,7 +100,7 @@ def hf_dinov2_entry(name: str, repo: str, **fields: Any):
     """A lazy entry for a transformers DINOv2 repo, run as timm's DINOv2 ViT."""
 
     def make() -> BackboneSpec:
-        from embedstore.backbones.timm_models import timm_entry
+        from embedstore.backbones.timm_models import named_timm_spec  # timm, torch: on first use
 
         cfg = _read_json(repo, "config.json", name)
         if cfg.get("model_type") != "dinov2" or cfg.get("use_swiglu_ffn"):
@@ -121,11 +118,11 @@ def hf_dinov2_entry(name: str, repo: str, **fields: Any):
         preprocess = preprocess_from_hf_processor(
             _read_json(repo, "preprocessor_config.json", name)
         )
-        spec = timm_entry(
+        spec = named_timm_spec(
             name, "vit_base_patch14_dinov2", model_kwargs=kwargs, preprocess=preprocess,
             convert=convert_hf_dinov2, recipe="cls", layer="pooler_output (norm(cls_token))",
             **fields,
-        )()  # fmt: skip
+        )  # fmt: skip
         return replace(spec, hub_id=repo)
 
     make.stub = stub(name, repo, "timm", **fields)  # type: ignore[attr-defined]
@@ -168,37 +165,6 @@ def open_clip_entry(name: str, repo: str, **fields: Any):
     return make
 
 
-def load_hf(spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool):
-    """Load an ``open_clip`` entry: the ``visual.*`` weights into an OpenClipTower, strictly."""
-    from embedstore.backbones.embedder import OpenClipTower
-    from embedstore.backbones.hub import hub_file
-    from embedstore.backbones.loading import (
-        LoadedBackbone,
-        _read_dict,
-        build_model,
-        load_state_dict_strict,
-    )
-    from embedstore.backbones.weights import ResolvedWeights, file_sha256, resolve_weights
-
-    if weights is not None:
-        src = WeightsSource(url=None, filename=os.path.basename(os.fspath(weights)))
-        resolved = resolve_weights(src, weights, name=spec.name, unverified=unverified)
-    else:
-        path = hub_file(spec.hub_id, OPEN_CLIP_FILES, name=spec.name)
-        resolved = ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
-    sd = unwrap(_read_dict(resolved.path, spec.name))
-    if any(k.startswith("visual.") for k in sd):
-        sd = _keep(sd, "visual.")
-    tower = build_model(replace(spec, builder=lambda: OpenClipTower(**dict(spec.model_kwargs))))
-    load_state_dict_strict(tower, sd, what=spec.name)
-    tower.eval()
-    for p in tower.parameters():
-        p.requires_grad_(False)
-    return LoadedBackbone(
-        spec, tower, resolved.path, resolved.sha256, resolved.verified, resolved.origin
-    )
-
-
 def stub(name: str, repo: str, source: str, **fields: Any) -> BackboneSpec:
     """What `embedstore backbones` shows for an entry whose repo config is not on this machine."""
     note = f" [config not cached here: `huggingface-cli download {repo}`]"
@@ -237,12 +203,3 @@ def hf_entries() -> dict:
             reference="huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         ),  # fmt: skip
     }
-
-
-def __getattr__(name: str):
-    """``OpenClipTower`` lives in ``embedder.py`` (torch); this module imports no torch."""
-    if name == "OpenClipTower":
-        from embedstore.backbones.embedder import OpenClipTower
-
-        return OpenClipTower
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedstore.backbones.registry import WeightsSource
+from embedstore.backbones.specs import WeightsSource
 from embedstore.errors import CheckpointError, ChecksumError, WeightsNotFoundError
 
 __all__ = [

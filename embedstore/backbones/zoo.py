@@ -28,13 +28,8 @@ from embedstore.backbones.convert import (
     convert_vissl,
 )
 from embedstore.backbones.hf_models import hf_entries
-from embedstore.backbones.registry import (
-    BackboneSpec,
-    Preprocess,
-    WeightsSource,
-    register,
-    register_lazy,
-)
+from embedstore.backbones.registry import register, register_lazy
+from embedstore.backbones.specs import BackboneSpec, Preprocess, WeightsSource
 
 __all__ = ["ZOO", "LAZY_ZOO", "SPARSAM_SHA256"]
 
@@ -182,15 +177,15 @@ _SPARSAM_DOMAIN = {"bm": "bone-marrow microscopy", "endo": "endoscopy", "isic": 
 
 
 def timm_entry(name: str, timm_name: str, dim: int, *, from_timm: dict | None = None, **fields):
-    """A lazy timm entry: made from timm on first use (``timm_models.timm_entry``), listed without
-    timm from the facts stated here: ``dim`` (the recipe's output width) and ``from_timm``, the
+    """A lazy timm entry: made from timm on first use (``timm_models.named_timm_spec``), listed
+    without timm from the facts stated here: ``dim`` (the recipe's output width) and ``from_timm``, the
     facts the resolved entry reads from timm's pretrained_cfg (preprocess, hub_id, licence).
     tests/backbones/test_timm.py checks that the listing equals the resolved entry."""
 
-    def make():
-        from embedstore.backbones.timm_models import timm_entry as from_timm_cfg
+    def make() -> BackboneSpec:
+        from embedstore.backbones.timm_models import named_timm_spec  # timm, torch: on first use
 
-        return from_timm_cfg(name, timm_name, **fields)()
+        return named_timm_spec(name, timm_name, **fields)
 
     recipe = fields.get("recipe", "pooled")
     listed = {**fields, **(from_timm or {})}
