@@ -16,4 +16,3 @@ from embedstore.extraction._check import default_workers, is_main_process
 from embedstore.extraction._records import ExtractProgress, ExtractSummary
 
 __all__ = ["ExtractProgress", "ExtractSummary", "default_workers", "extract", "is_main_process"]
-

@@ -110,7 +110,7 @@ class World:
     def from_root(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on rank 0 only and hand its value (or its error) to every rank."""
         if self.rank != 0:
-            payload = self.broadcast(None)
+            payload: Any = self.broadcast(None)  # rank 0's ("ok", value) or ("error", kind, why)
             if payload[0] == "error":
                 raise _on_all_ranks(_rebuild(0, payload[1], payload[2]))
             return payload[1]
