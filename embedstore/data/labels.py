@@ -15,7 +15,7 @@ of whole numbers and text in one column is refused with one error naming the row
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def parse_int(value: str) -> int | float | None:
 
 
 def order_classes(
-    found: Sequence[str], given: Sequence[str] | None, task: str | None, where: str
+    found: Iterable[str], given: Sequence[str] | None, task: str | None, where: str
 ) -> list[str]:
     """The class order for labels that are names: ``given`` (which must name exactly the classes
     found), else the found names sorted. An ordinal task needs its grades' order, so sorted
