@@ -24,7 +24,7 @@ from typing import Any
 
 from embedstore.backbones.convert import convert_hf_dinov2, unwrap
 from embedstore.backbones.hub import hub_cached, hub_file
-from embedstore.backbones.specs import BackboneSpec, Preprocess
+from embedstore.backbones.specs import BackboneSpec, LazyEntry, Preprocess, rgb
 from embedstore.errors import InvalidDataError
 
 __all__ = [
@@ -47,6 +47,7 @@ def preprocess_from_hf_processor(cfg: Mapping[str, Any]) -> Preprocess:
         size = {"shortest_edge": size}
     crop = cfg.get("crop_size") or {}
     crop = crop.get("height") if isinstance(crop, Mapping) else crop
+    resize: int | None
     if "shortest_edge" in size:
         resize, mode = int(size["shortest_edge"]), "center"
     elif size.get("height") and size.get("height") == size.get("width"):
@@ -62,8 +63,8 @@ def preprocess_from_hf_processor(cfg: Mapping[str, Any]) -> Preprocess:
     normalize = cfg.get("do_normalize", True)
     return Preprocess(
         resize=resize, crop=int(crop),
-        mean=tuple(float(v) for v in cfg["image_mean"]) if normalize else None,
-        std=tuple(float(v) for v in cfg["image_std"]) if normalize else None,
+        mean=rgb(cfg["image_mean"]) if normalize else None,
+        std=rgb(cfg["image_std"]) if normalize else None,
         interpolation=_PIL_RESAMPLE.get(int(cfg.get("resample", 3)), "bicubic"),
         crop_mode=mode, crop_pct=None,
     )  # fmt: skip
@@ -81,7 +82,7 @@ def preprocess_from_open_clip(cfg: Mapping[str, Any]) -> Preprocess:
     std = pre.get("std") or (0.26862954, 0.26130258, 0.27577711)  # open_clip OPENAI_DATASET_STD
     return Preprocess(
         resize=int(image_size), crop=int(image_size),
-        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+        mean=rgb(mean), std=rgb(std),
         interpolation="bilinear" if pre.get("interpolation") == "bilinear" else "bicubic",
         crop_mode=mode, crop_pct=1.0,
     )  # fmt: skip
@@ -96,7 +97,7 @@ def _read_json(repo: str, filename: str, name: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def hf_dinov2_entry(name: str, repo: str, **fields: Any):
+def hf_dinov2_entry(name: str, repo: str, **fields: Any) -> LazyEntry:
     """A lazy entry for a transformers DINOv2 repo, run as timm's DINOv2 ViT."""
 
     def make() -> BackboneSpec:
@@ -125,12 +126,12 @@ def hf_dinov2_entry(name: str, repo: str, **fields: Any):
         )  # fmt: skip
         return replace(spec, hub_id=repo)
 
-    make.stub = stub(name, repo, "timm", **fields)  # type: ignore[attr-defined]
-    make.cached = lambda: _cached(repo, "config.json")  # type: ignore[attr-defined]
-    return make
+    return LazyEntry(
+        make, stub=stub(name, repo, "timm", **fields), cached=lambda: _cached(repo, "config.json")
+    )
 
 
-def open_clip_entry(name: str, repo: str, **fields: Any):
+def open_clip_entry(name: str, repo: str, **fields: Any) -> LazyEntry:
     """A lazy entry for an open_clip hub repo whose image tower is a timm model."""
 
     def make() -> BackboneSpec:
@@ -150,19 +151,21 @@ def open_clip_entry(name: str, repo: str, **fields: Any):
         with torch.device("meta"):
             tower = OpenClipTower(**dict(kwargs))
         preprocess = preprocess_from_open_clip(cfg)
+        size = preprocess.crop
+        assert size is not None  # preprocess_from_open_clip always crops to the image size
         with torch.no_grad():
-            dim = tower(torch.empty(1, 3, preprocess.crop, preprocess.crop, device="meta")).shape[
-                -1
-            ]
+            dim = tower(torch.empty(1, 3, size, size, device="meta")).shape[-1]
         return BackboneSpec(
             name, vision["timm_model_name"], int(dim), None, None, unwrap, preprocess,
             source="open_clip", recipe="pooled", model_kwargs=kwargs, hub_id=repo,
             layer="encode_image (projected, not normalised)", **fields,
         )  # fmt: skip
 
-    make.stub = stub(name, repo, "open_clip", **fields)  # type: ignore[attr-defined]
-    make.cached = lambda: _cached(repo, "open_clip_config.json")  # type: ignore[attr-defined]
-    return make
+    return LazyEntry(
+        make,
+        stub=stub(name, repo, "open_clip", **fields),
+        cached=lambda: _cached(repo, "open_clip_config.json"),
+    )
 
 
 def stub(name: str, repo: str, source: str, **fields: Any) -> BackboneSpec:
@@ -175,7 +178,7 @@ def stub(name: str, repo: str, source: str, **fields: Any) -> BackboneSpec:
     )  # fmt: skip
 
 
-def hf_entries() -> dict:
+def hf_entries() -> dict[str, LazyEntry]:
     """The built-in entries of this kind (lazy: their config files are read on first use)."""
     return {
         # RAD-DINO (Pérez-García et al. 2024, Nat. Mach. Intell.): DINOv2 ViT-B/14 continued on

@@ -150,8 +150,10 @@ def _timm_weights(
     spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool
 ) -> ResolvedWeights:
     """The file a timm entry loads: explicit > the entry's source > HF hub (as timm) > URL."""
-    if weights is not None or spec.weights is not None:
-        src = spec.weights or WeightsSource(url=None, filename=Path(os.fspath(weights)).name)
+    if spec.weights is not None:
+        return resolve_weights(spec.weights, weights, name=spec.name, unverified=unverified)
+    if weights is not None:
+        src = WeightsSource(url=None, filename=Path(os.fspath(weights)).name)
         return resolve_weights(src, weights, name=spec.name, unverified=unverified)
     cfg = spec.pretrained_cfg or {}
     if cfg.get("source") == "local-dir":  # timm/local-dir:<folder> (config.json + weights file)
@@ -161,13 +163,13 @@ def _timm_weights(
         repo, _, revision = spec.hub_id.partition("@")
         path = hub_file(repo, files, name=spec.name, revision=revision or None)
         return ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
-    src = timm_weights(spec)
-    if src is None:
+    timm_src = timm_weights(spec)
+    if timm_src is None:
         raise WeightsNotFoundError(
             f"timm has no pretrained weights for '{spec.arch}' (no hf_hub_id or url in its "
             f"pretrained_cfg); pass a checkpoint with --weights {spec.name}=PATH"
         )
-    return resolve_weights(src, name=spec.name)
+    return resolve_weights(timm_src, name=spec.name)
 
 
 def _local_dir_file(folder: str, name: str) -> WeightsSource:
@@ -216,6 +218,11 @@ def _load_open_clip(
     if weights is not None:
         src = WeightsSource(url=None, filename=os.path.basename(os.fspath(weights)))
         resolved = resolve_weights(src, weights, name=spec.name, unverified=unverified)
+    elif spec.hub_id is None:
+        raise WeightsNotFoundError(
+            f"open_clip entry '{spec.name}' names no Hugging Face repo (hub_id); expected one, "
+            f"or pass a checkpoint with --weights {spec.name}=PATH"
+        )
     else:
         path = hub_file(spec.hub_id, OPEN_CLIP_FILES, name=spec.name)
         resolved = ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
@@ -253,15 +260,15 @@ def load_model(
     model = build_model(spec)
     path = digest = origin = None
     verified = False
-    if spec.weights is not None or weights is not None:
-        if spec.weights is not None:
-            resolved = resolve_weights(
-                spec.weights, weights, name=spec.name, unverified=unverified_weights
-            )
-            path, digest = resolved.path, resolved.sha256
-            verified, origin = resolved.verified, resolved.origin
-        else:
-            path, digest, origin = os.fspath(weights), file_sha256(weights), "explicit"
+    if spec.weights is not None:
+        resolved = resolve_weights(
+            spec.weights, weights, name=spec.name, unverified=unverified_weights
+        )
+        path, digest = resolved.path, resolved.sha256
+        verified, origin = resolved.verified, resolved.origin
+    elif weights is not None:
+        path, digest, origin = os.fspath(weights), file_sha256(weights), "explicit"
+    if path is not None:
         load_state_dict_strict(model, spec.convert(_read_dict(path, spec.name)), what=spec.name)
     model.eval()
     for p in model.parameters():

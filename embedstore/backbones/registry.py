@@ -209,18 +209,21 @@ def _entries(listing: bool, cached: bool = True) -> list[BackboneSpec]:
     out = []
     with _LOCK:
         for k in _known_names():
+            # A lazy entry may carry its facts as plain data (``specs.LazyEntry``'s ``listing``)
+            # or a ``stub`` for when its hub config is not on this machine.
             factory = _LAZY.get(k)
-            if k not in _REGISTRY and listing and hasattr(factory, "listing"):
-                out.append(factory.listing)
+            listed = getattr(factory, "listing", None)
+            stub = getattr(factory, "stub", None)
+            if k not in _REGISTRY and listing and listed is not None:
+                out.append(listed)
                 continue
             is_cached = getattr(factory, "cached", lambda: True)
-            if k not in _REGISTRY and hasattr(factory, "stub") and not (cached and is_cached()):
-                out.append(factory.stub)  # a listing never goes online for a hub config
+            if k not in _REGISTRY and stub is not None and not (cached and is_cached()):
+                out.append(stub)  # a listing never goes online for a hub config
                 continue
             try:
                 out.append(get_backbone(k))
             except EmbedstoreError:
-                stub = getattr(_LAZY.get(k), "stub", None)
                 if stub is None:
                     raise
                 out.append(stub)

@@ -10,7 +10,7 @@ embedding recipe to read. Extraction reads everything it needs from the entry an
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,12 +23,22 @@ __all__ = [
     "Preprocess",
     "WeightsSource",
     "BackboneSpec",
+    "LazyEntry",
     "jsonable",
+    "rgb",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_MODES = ("center", "squash", "border")
+
+
+def rgb(values: Iterable[Any]) -> tuple[float, float, float]:
+    """Three floats, one per channel (a mean or std); InvalidDataError for any other count."""
+    out = tuple(float(v) for v in values)
+    if len(out) != 3:
+        raise InvalidDataError(f"expected 3 values (one per RGB channel), got {list(out)}")
+    return out[0], out[1], out[2]
 
 
 @dataclass(frozen=True)
@@ -74,8 +84,8 @@ class Preprocess:
         return cls(
             resize=math.floor(h / crop_pct),  # as timm's transforms_imagenet_eval does
             crop=int(h),
-            mean=tuple(float(v) for v in data_config["mean"]),
-            std=tuple(float(v) for v in data_config["std"]),
+            mean=rgb(data_config["mean"]),
+            std=rgb(data_config["std"]),
             interpolation=str(data_config.get("interpolation") or "bilinear"),
             crop_mode=str(data_config.get("crop_mode") or "center"),
             crop_pct=crop_pct,
@@ -171,6 +181,26 @@ class BackboneSpec:
         if self.pretrained_cfg is not None:
             out["timm_pretrained_cfg"] = jsonable(dict(self.pretrained_cfg))
         return out
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class LazyEntry:
+    """A registry entry whose spec is made on first use (``registry.register_lazy``): calling it
+    makes the spec. ``listing``: the spec as `embedstore backbones` lists it without making it
+    (facts stated as plain data, ``zoo.timm_entry``); ``stub``: what is listed while ``cached()``
+    is False, i.e. the config it is made from is not on this machine (``hf_models``)."""
+
+    make: Callable[[], BackboneSpec]
+    listing: BackboneSpec | None = None
+    stub: BackboneSpec | None = None
+    cached: Callable[[], bool] = _always
+
+    def __call__(self) -> BackboneSpec:
+        return self.make()
 
 
 def jsonable(obj: Any) -> Any:
