@@ -85,7 +85,7 @@ def write_records(results: Iterable[AnalysisResult], path: str | os.PathLike[str
 def read_records(path: str | os.PathLike[str]) -> list[AnalysisResult]:
     """The analysis records of a results file (probe records in the same file are skipped), by
     the one reader of :mod:`embedstore.report` and its torn-line rule."""
-    return read_all(path, analysis=True)
+    return read_all(path, analysis=True, parse=AnalysisResult.from_dict)
 
 
 def mean_ci(values: Sequence[float | None] | np.ndarray) -> dict[str, float | None]:
