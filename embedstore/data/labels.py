@@ -166,7 +166,7 @@ def read_labels(
         return np.asarray([index[v] for v in values], dtype=np.int64), names, ""
     bad = [i for i, p in enumerate(parsed) if isinstance(p, float)]
     if bad:
-        nan = any(math.isnan(parsed[i]) for i in bad)  # type: ignore[arg-type]
+        nan = any(isinstance(p, float) and math.isnan(p) for p in parsed)
         raise SourceError(
             f"{where}: {_values(values, bad)}{at} on {rows(bad)} "
             f"{'is not a class' if _one(values, bad) else 'are not classes'}: expected "
