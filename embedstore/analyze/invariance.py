@@ -72,9 +72,18 @@ def _grid(lo: float, hi: float, steps: int, identity: float) -> list[float]:
     return [float(v) for v in np.linspace(lo, hi, steps) if not math.isclose(v, identity)]
 
 
+def _fixed(fn: Callable[[Image.Image, Any], Image.Image], arg: Any) -> View:
+    """The view ``fn(img, arg)``: the same for every image (the generator is not used)."""
+
+    def view(img: Image.Image, g: np.random.Generator) -> Image.Image:
+        return fn(img, arg)
+
+    return view
+
+
 def _colour(fn: Callable[[Image.Image, float], Image.Image], lo: float, hi: float, ident: float):
     def views(steps: int, size: int) -> list[tuple[str, View]]:
-        return [(f"{v:.3g}", lambda img, g, v=v: fn(img, v)) for v in _grid(lo, hi, steps, ident)]
+        return [(f"{v:.3g}", _fixed(fn, v)) for v in _grid(lo, hi, steps, ident)]
 
     return views
 
@@ -82,7 +91,7 @@ def _colour(fn: Callable[[Image.Image, float], Image.Image], lo: float, hi: floa
 def _rotation(steps: int, size: int) -> list[tuple[str, View]]:
     # authors: torch.linspace(0, 360, k + 1)[:k], F.rotate without expanding (black corners)
     angles = [360.0 * i / steps for i in range(1, steps)]
-    return [(f"{a:.4g}°", lambda img, g, a=a: F.rotate(img, a)) for a in angles]
+    return [(f"{a:.4g}°", _fixed(F.rotate, a)) for a in angles]
 
 
 def _blur(steps: int, size: int) -> list[tuple[str, View]]:
@@ -90,7 +99,11 @@ def _blur(steps: int, size: int) -> list[tuple[str, View]]:
     # first sigma (1e-5) is the identity and is left out.
     kernel = 1 + 2 * (size // 20)
     sigmas = [float(s) for s in np.linspace(1e-5, 20.0, steps)[1:]]
-    return [(f"σ={s:.3g}", lambda img, g, s=s: F.gaussian_blur(img, kernel, s)) for s in sigmas]
+
+    def blur(img: Image.Image, sigma: float) -> Image.Image:
+        return F.gaussian_blur(img, kernel, sigma)
+
+    return [(f"σ={s:.3g}", _fixed(blur, s)) for s in sigmas]
 
 
 def _resized_crop(steps: int, size: int) -> list[tuple[str, View]]:
@@ -108,7 +121,7 @@ def _resized_crop(steps: int, size: int) -> list[tuple[str, View]]:
             img, round(t * H), round(l * W), max(1, round(h * H)), max(1, round(w * W)), [size]
         )
 
-    return [(f"{b}", lambda img, g, b=b: crop(img, b)) for b in boxes]
+    return [(f"{b}", _fixed(crop, b)) for b in boxes]
 
 
 def _random_crop_box(img: Image.Image, g: np.random.Generator) -> tuple[int, int, int, int]:
@@ -258,7 +271,7 @@ def evaluate_invariance(
     dev = resolve_device(device)
     for name in names:
         store.array_info(dataset, name)  # fail early on an unknown backbone
-    src = src_index = None
+    opened: tuple[Source, np.ndarray] | None = None  # the images, opened on first need
     for name in names:
         keys = {
             t: AnalysisResult("invariance", dataset, (name,), t, {}, settings, 0).key()
@@ -270,8 +283,9 @@ def evaluate_invariance(
                 yield previous[keys[t]]
         if not todo:
             continue
-        if src is None:
-            src, src_index = open_dataset_source(store, dataset, source)
+        if opened is None:
+            opened = open_dataset_source(store, dataset, source)
+        src, src_index = opened
         bb = ImageBackbone.open(store, dataset, name, weights=(weights or {}).get(name), device=dev)
         valid = store.valid_rows(dataset, name)
         mean, chol = whitening(store.embeddings(dataset, name)[valid], eps=eps)

@@ -91,8 +91,12 @@ def plot_invariance(
         vals, errs = [], []
         for t in transforms:
             m = by_key.get((name, t))
-            vals.append(np.nan if m is None else m["value"])
-            lo = None if m is None else m.get("ci_low")
+            if m is None:
+                vals.append(np.nan)
+                errs.append(0.0)
+                continue
+            lo = m.get("ci_low")
+            vals.append(m["value"])
             errs.append(0.0 if lo is None else m["value"] - lo)
         bars = ax.bar(x + (b - (len(names) - 1) / 2) * width, vals, width, yerr=errs,
                       label=name, color=f"C{b % 10}", capsize=2)  # fmt: skip

@@ -85,11 +85,12 @@ def write_records(results: Iterable[AnalysisResult], path: str | os.PathLike[str
 def read_records(path: str | os.PathLike[str]) -> list[AnalysisResult]:
     """The analysis records of a results file (probe records in the same file are skipped), by
     the one reader of :mod:`embedstore.results.records` and its torn-line rule."""
-    return read_all(path, analysis=True)
+    return read_all(path, analysis=True, parse=AnalysisResult.from_dict)
 
 
-def mean_ci(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
-    """Mean with a normal 95% interval, mean ± 1.96·σ/√n (σ the sample std; the few-shot rule)."""
+def mean_ci(values: Sequence[float | None] | np.ndarray) -> dict[str, float | None]:
+    """Mean with a normal 95% interval, mean ± 1.96·σ/√n (σ the sample std; the few-shot rule);
+    None and non-finite values are left out."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:
@@ -103,6 +104,8 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
 
 def backbone_provenance(info_provenance: dict[str, Any]) -> dict[str, Any]:
     """The parts of a stored array's provenance that identify the backbone that made it."""
-    keep = ("backbone", "weights_sha256", "weights_path", "extracted_at", "source", "dtype")
-    keep += ("computed_by", "imported")  # embeddings brought in with `embedstore add`
+    keep = (
+        "backbone", "weights_sha256", "weights_path", "extracted_at", "source", "dtype",
+        "computed_by", "imported",  # these two: embeddings brought in with `embedstore add`
+    )  # fmt: skip
     return {k: info_provenance[k] for k in keep if k in info_provenance}

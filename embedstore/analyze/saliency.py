@@ -189,7 +189,7 @@ def evaluate_saliency(
     dev = resolve_device(device)
     for name in names:
         store.array_info(dataset, name)
-    src = src_index = None
+    opened: tuple[Source, np.ndarray] | None = None  # the images, opened on first need
     for name in names:
         rows = sample_rows(store.valid_rows(dataset, name), n_images, seed)
         ids = store.ids(dataset)
@@ -205,8 +205,9 @@ def evaluate_saliency(
                 yield previous[key]
                 continue
             if bb is None:
-                if src is None:
-                    src, src_index = open_dataset_source(store, dataset, source)
+                if opened is None:
+                    opened = open_dataset_source(store, dataset, source)
+                src, src_index = opened
                 bb = ImageBackbone.open(
                     store, dataset, name, weights=(weights or {}).get(name), device=dev
                 )

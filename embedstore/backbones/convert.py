@@ -17,6 +17,7 @@ from embedstore.errors import CheckpointError
 __all__ = [
     "StateDict",
     "unwrap",
+    "keep_prefix",
     "convert_torchvision",
     "convert_simclr_v1",
     "convert_dino",
@@ -24,7 +25,6 @@ __all__ = [
     "convert_moco",
     "convert_byol",
     "convert_vissl",
-    "convert_efficientnet_lite",
     "convert_efficientnet_lite_timm",
     "convert_sparsam",
     "convert_auto",
@@ -111,7 +111,7 @@ def _drop(sd: StateDict, prefixes: Iterable[str]) -> StateDict:
     return {k: v for k, v in sd.items() if not k.startswith(prefixes)}
 
 
-def _keep(sd: StateDict, prefix: str) -> StateDict:
+def keep_prefix(sd: StateDict, prefix: str) -> StateDict:
     """Only the keys under ``prefix``, with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
 
@@ -144,12 +144,15 @@ def convert_dino(ckpt: Mapping[str, Any]) -> StateDict:
             ckpt = ckpt["student"]
     sd = _strip(unwrap(ckpt), ["module."])
     if any(k.startswith("backbone.") for k in sd):
-        sd = _keep(sd, "backbone.")
+        sd = keep_prefix(sd, "backbone.")
     return _drop(sd, _HEADS)
 
 
 def convert_swav(ckpt: Mapping[str, Any]) -> StateDict:
-    """SwAV (``swav_800ep_pretrain.pth.tar``): ``module.`` keys; drop projection, prototypes."""
+    """SwAV (``swav_800ep_pretrain.pth.tar``): ``module.`` keys; drop projection, prototypes.
+
+    Also the ``efficientnet_lite`` format (``efficientnet-lite-pytorch`` files: bare keys, the
+    ImageNet classifier ``_fc`` dropped): the same rule, so the same function."""
     return _drop(_strip(unwrap(ckpt), ["module."]), _HEADS)
 
 
@@ -158,7 +161,7 @@ def convert_moco(ckpt: Mapping[str, Any]) -> StateDict:
     module.queue, module.queue_ptr}``; keep the query encoder, drop its MLP head."""
     sd = _strip(unwrap(ckpt), ["module."])
     if any(k.startswith("encoder_q.") for k in sd):
-        sd = _keep(sd, "encoder_q.")
+        sd = keep_prefix(sd, "encoder_q.")
     return _drop(_fix_densenet(sd), _HEADS)
 
 
@@ -182,11 +185,6 @@ def convert_vissl(ckpt: Mapping[str, Any]) -> StateDict:
     return _drop(sd, _HEADS)
 
 
-def convert_efficientnet_lite(ckpt: Mapping[str, Any]) -> StateDict:
-    """``efficientnet-lite-pytorch`` files: bare keys; drop the ImageNet classifier ``_fc``."""
-    return _drop(_strip(unwrap(ckpt), ["module."]), _HEADS)
-
-
 # efficientnet-lite-pytorch block order (flat ``_blocks.N``) -> timm's (stage, block): repeats per
 # stage of EfficientNet-Lite0 (TF efficientnet_lite_builder.py; timm ``_gen_efficientnet_lite``).
 _LITE0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
@@ -202,8 +200,9 @@ _LITE_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head"
 
 def convert_efficientnet_lite_timm(ckpt: Mapping[str, Any]) -> StateDict:
     """``efficientnet-lite-pytorch`` Lite0 file -> timm ``tf_efficientnet_lite0`` keys; the
-    ImageNet classifier ``_fc`` is dropped."""
-    sd = convert_efficientnet_lite(ckpt)
+    ImageNet classifier ``_fc`` is dropped (``convert_swav``'s rule, the ``efficientnet_lite``
+    format), then the blocks are renamed."""
+    sd = convert_swav(ckpt)
     where = [(s, b) for s, n in enumerate(_LITE0_REPEATS) for b in range(n)]
     out: StateDict = {}
     for k, v in sd.items():
@@ -235,7 +234,7 @@ def convert_sparsam(ckpt: Mapping[str, Any]) -> StateDict:
             f"a sparsam checkpoint holds 'backbone.*' and 'projection_head.*' keys; this one has "
             f"none under 'backbone.' (first keys: {list(sd)[:5]}); pass format 'auto' for others"
         )
-    return _keep(sd, "backbone.")
+    return keep_prefix(sd, "backbone.")
 
 
 # Sub-models kept when present (self-supervised wrappers), and a wrapper prefix that every key
@@ -258,7 +257,7 @@ def convert_auto(ckpt: Mapping[str, Any]) -> StateDict:
     sd = {_WRAPPED.sub(r"\1", k): v for k, v in sd.items()}
     for prefix in _SUBMODELS:
         if any(k.startswith(prefix) for k in sd):
-            sd = _keep(sd, prefix)
+            sd = keep_prefix(sd, prefix)
             break
     while sd and all("." in k for k in sd):
         first = {k.split(".", 1)[0] for k in sd}
@@ -275,7 +274,7 @@ def convert_hf_dinov2(ckpt: Mapping[str, Any]) -> StateDict:
     The mask token (masked-image pretraining only) is dropped."""
     sd = unwrap(ckpt)
     if any(k.startswith("dinov2.") for k in sd):
-        sd = _keep(sd, "dinov2.")
+        sd = keep_prefix(sd, "dinov2.")
     out: StateDict = {}
     qkv: dict[int, dict[str, Any]] = {}
     renames = {
@@ -330,7 +329,7 @@ CONVERTERS: dict[str, Callable[[Mapping[str, Any]], StateDict]] = {
     "moco": convert_moco,
     "byol": convert_byol,
     "vissl": convert_vissl,
-    "efficientnet_lite": convert_efficientnet_lite,
+    "efficientnet_lite": convert_swav,  # the same rule: `module.` stripped, heads dropped
     "efficientnet_lite_timm": convert_efficientnet_lite_timm,
     "sparsam": convert_sparsam,
     "hf_dinov2": convert_hf_dinov2,

@@ -22,7 +22,8 @@ class Embedder(nn.Module):
 
     def __init__(self, model: nn.Module, recipe: str) -> None:
         super().__init__()
-        self.model = model
+        # A timm model: forward_features / forward_intermediates are timm's, not nn.Module's.
+        self.model: Any = model
         self.recipe = recipe
         self.kind, self.n = parse_recipe(recipe)
         prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
@@ -88,6 +89,7 @@ class OpenClipTower(nn.Module):
                 f"open_clip tower with pool={pool!r}, proj={proj!r} is not supported "
                 "(linear or no projection, timm pooling only)"
             )
+        self.trunk: Any  # a timm model: reset_classifier / num_features are timm's
         if proj == "linear":  # open_clip: trunk without classifier, then Dropout + Linear
             self.trunk = timm.create_model(model_name, pretrained=False, **timm_kwargs)
             self.trunk.reset_classifier(0, **({"global_pool": pool} if pool else {}))

@@ -11,24 +11,25 @@
   image feature, what ``model.encode_image`` returns (not normalised).
 
 Neither ``transformers`` nor ``open_clip`` is needed to run them; the tests use both as references.
+This module makes their entries (specs); ``loading.py`` loads their weights.
 Facts that live in those repos' config files are read from the files, never restated here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from embedstore.backbones.convert import _keep, convert_hf_dinov2, unwrap
-from embedstore.backbones.registry import BackboneSpec, Preprocess, WeightsSource
+from embedstore.backbones.convert import convert_hf_dinov2, unwrap
+from embedstore.backbones.hub import hub_cached, hub_file
+from embedstore.backbones.specs import BackboneSpec, LazyEntry, Preprocess, rgb
 from embedstore.errors import InvalidDataError
 
 __all__ = [
+    "OPEN_CLIP_FILES",
     "hf_entries",
-    "load_hf",
     "convert_hf_dinov2",
     "preprocess_from_hf_processor",
     "preprocess_from_open_clip",
@@ -46,6 +47,7 @@ def preprocess_from_hf_processor(cfg: Mapping[str, Any]) -> Preprocess:
         size = {"shortest_edge": size}
     crop = cfg.get("crop_size") or {}
     crop = crop.get("height") if isinstance(crop, Mapping) else crop
+    resize: int | None
     if "shortest_edge" in size:
         resize, mode = int(size["shortest_edge"]), "center"
     elif size.get("height") and size.get("height") == size.get("width"):
@@ -61,8 +63,8 @@ def preprocess_from_hf_processor(cfg: Mapping[str, Any]) -> Preprocess:
     normalize = cfg.get("do_normalize", True)
     return Preprocess(
         resize=resize, crop=int(crop),
-        mean=tuple(float(v) for v in cfg["image_mean"]) if normalize else None,
-        std=tuple(float(v) for v in cfg["image_std"]) if normalize else None,
+        mean=rgb(cfg["image_mean"]) if normalize else None,
+        std=rgb(cfg["image_std"]) if normalize else None,
         interpolation=_PIL_RESAMPLE.get(int(cfg.get("resample", 3)), "bicubic"),
         crop_mode=mode, crop_pct=None,
     )  # fmt: skip
@@ -80,30 +82,26 @@ def preprocess_from_open_clip(cfg: Mapping[str, Any]) -> Preprocess:
     std = pre.get("std") or (0.26862954, 0.26130258, 0.27577711)  # open_clip OPENAI_DATASET_STD
     return Preprocess(
         resize=int(image_size), crop=int(image_size),
-        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+        mean=rgb(mean), std=rgb(std),
         interpolation="bilinear" if pre.get("interpolation") == "bilinear" else "bicubic",
         crop_mode=mode, crop_pct=1.0,
     )  # fmt: skip
 
 
 def _cached(repo: str, filename: str) -> bool:
-    from embedstore.backbones.hub import hub_cached
-
     return hub_cached(repo, (filename,))
 
 
 def _read_json(repo: str, filename: str, name: str) -> dict[str, Any]:
-    from embedstore.backbones.hub import hub_file
-
     with open(hub_file(repo, (filename,), name=name), encoding="utf-8") as f:
         return json.load(f)
 
 
-def hf_dinov2_entry(name: str, repo: str, **fields: Any):
+def hf_dinov2_entry(name: str, repo: str, **fields: Any) -> LazyEntry:
     """A lazy entry for a transformers DINOv2 repo, run as timm's DINOv2 ViT."""
 
     def make() -> BackboneSpec:
-        from embedstore.backbones.timm_models import timm_entry
+        from embedstore.backbones.timm_models import named_timm_spec  # timm, torch: on first use
 
         cfg = _read_json(repo, "config.json", name)
         if cfg.get("model_type") != "dinov2" or cfg.get("use_swiglu_ffn"):
@@ -121,19 +119,19 @@ def hf_dinov2_entry(name: str, repo: str, **fields: Any):
         preprocess = preprocess_from_hf_processor(
             _read_json(repo, "preprocessor_config.json", name)
         )
-        spec = timm_entry(
+        spec = named_timm_spec(
             name, "vit_base_patch14_dinov2", model_kwargs=kwargs, preprocess=preprocess,
             convert=convert_hf_dinov2, recipe="cls", layer="pooler_output (norm(cls_token))",
             **fields,
-        )()  # fmt: skip
+        )  # fmt: skip
         return replace(spec, hub_id=repo)
 
-    make.stub = stub(name, repo, "timm", **fields)  # type: ignore[attr-defined]
-    make.cached = lambda: _cached(repo, "config.json")  # type: ignore[attr-defined]
-    return make
+    return LazyEntry(
+        make, stub=stub(name, repo, "timm", **fields), cached=lambda: _cached(repo, "config.json")
+    )
 
 
-def open_clip_entry(name: str, repo: str, **fields: Any):
+def open_clip_entry(name: str, repo: str, **fields: Any) -> LazyEntry:
     """A lazy entry for an open_clip hub repo whose image tower is a timm model."""
 
     def make() -> BackboneSpec:
@@ -153,49 +151,20 @@ def open_clip_entry(name: str, repo: str, **fields: Any):
         with torch.device("meta"):
             tower = OpenClipTower(**dict(kwargs))
         preprocess = preprocess_from_open_clip(cfg)
+        size = preprocess.crop
+        assert size is not None  # preprocess_from_open_clip always crops to the image size
         with torch.no_grad():
-            dim = tower(torch.empty(1, 3, preprocess.crop, preprocess.crop, device="meta")).shape[
-                -1
-            ]
+            dim = tower(torch.empty(1, 3, size, size, device="meta")).shape[-1]
         return BackboneSpec(
             name, vision["timm_model_name"], int(dim), None, None, unwrap, preprocess,
             source="open_clip", recipe="pooled", model_kwargs=kwargs, hub_id=repo,
             layer="encode_image (projected, not normalised)", **fields,
         )  # fmt: skip
 
-    make.stub = stub(name, repo, "open_clip", **fields)  # type: ignore[attr-defined]
-    make.cached = lambda: _cached(repo, "open_clip_config.json")  # type: ignore[attr-defined]
-    return make
-
-
-def load_hf(spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool):
-    """Load an ``open_clip`` entry: the ``visual.*`` weights into an OpenClipTower, strictly."""
-    from embedstore.backbones.embedder import OpenClipTower
-    from embedstore.backbones.hub import hub_file
-    from embedstore.backbones.loading import (
-        LoadedBackbone,
-        _read_dict,
-        build_model,
-        load_state_dict_strict,
-    )
-    from embedstore.backbones.weights import ResolvedWeights, file_sha256, resolve_weights
-
-    if weights is not None:
-        src = WeightsSource(url=None, filename=os.path.basename(os.fspath(weights)))
-        resolved = resolve_weights(src, weights, name=spec.name, unverified=unverified)
-    else:
-        path = hub_file(spec.hub_id, OPEN_CLIP_FILES, name=spec.name)
-        resolved = ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
-    sd = unwrap(_read_dict(resolved.path, spec.name))
-    if any(k.startswith("visual.") for k in sd):
-        sd = _keep(sd, "visual.")
-    tower = build_model(replace(spec, builder=lambda: OpenClipTower(**dict(spec.model_kwargs))))
-    load_state_dict_strict(tower, sd, what=spec.name)
-    tower.eval()
-    for p in tower.parameters():
-        p.requires_grad_(False)
-    return LoadedBackbone(
-        spec, tower, resolved.path, resolved.sha256, resolved.verified, resolved.origin
+    return LazyEntry(
+        make,
+        stub=stub(name, repo, "open_clip", **fields),
+        cached=lambda: _cached(repo, "open_clip_config.json"),
     )
 
 
@@ -209,7 +178,7 @@ def stub(name: str, repo: str, source: str, **fields: Any) -> BackboneSpec:
     )  # fmt: skip
 
 
-def hf_entries() -> dict:
+def hf_entries() -> dict[str, LazyEntry]:
     """The built-in entries of this kind (lazy: their config files are read on first use)."""
     return {
         # RAD-DINO (Pérez-García et al. 2024, Nat. Mach. Intell.): DINOv2 ViT-B/14 continued on
@@ -237,12 +206,3 @@ def hf_entries() -> dict:
             reference="huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224",
         ),  # fmt: skip
     }
-
-
-def __getattr__(name: str):
-    """``OpenClipTower`` lives in ``embedder.py`` (torch); this module imports no torch."""
-    if name == "OpenClipTower":
-        from embedstore.backbones.embedder import OpenClipTower
-
-        return OpenClipTower
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

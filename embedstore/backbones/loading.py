@@ -4,7 +4,8 @@
 - timm entries: find the file (``--weights`` path, the entry's source, the Hugging Face cache /
   hub as timm would, or timm's URL), unwrap it with the entry's converter, and let timm's own
   pretrained loading (checkpoint filter included) put it into the model; strictness is checked;
-- ``transformers`` / ``open_clip`` entries: through that package (``hf_models.py``).
+- ``transformers`` DINOv2 entries are timm entries (``hf_models.py`` makes them);
+- ``open_clip`` entries: the ``visual.*`` weights of the hub file into an ``OpenClipTower``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from embedstore.backbones.registry import BackboneSpec, WeightsSource, get_backbone
+from embedstore.backbones.convert import convert_auto, keep_prefix, unwrap
+from embedstore.backbones.embedder import OpenClipTower
+from embedstore.backbones.hf_models import OPEN_CLIP_FILES
+from embedstore.backbones.hub import WEIGHT_FILES, hub_file
+from embedstore.backbones.registry import get_backbone
+from embedstore.backbones.specs import BackboneSpec, WeightsSource, jsonable
+from embedstore.backbones.timm_models import create, timm_weights
 from embedstore.backbones.weights import (
     ResolvedWeights,
     file_sha256,
@@ -52,8 +59,6 @@ class LoadedBackbone:
 
     def provenance(self) -> dict[str, Any]:
         """What was loaded, beside ``spec.config()``, for the store's provenance."""
-        from embedstore.backbones.registry import _jsonable
-
         out: dict[str, Any] = {
             "weights_verified": self.verified,
             "weights_origin": self.weights_origin,
@@ -62,7 +67,7 @@ class LoadedBackbone:
             import timm
 
             out["timm_version"] = timm.__version__
-            out["timm_pretrained_cfg_used"] = _jsonable(self.timm_pretrained_cfg)
+            out["timm_pretrained_cfg_used"] = jsonable(self.timm_pretrained_cfg)
         return out
 
 
@@ -145,11 +150,10 @@ def _timm_weights(
     spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool
 ) -> ResolvedWeights:
     """The file a timm entry loads: explicit > the entry's source > HF hub (as timm) > URL."""
-    from embedstore.backbones.hub import WEIGHT_FILES, hub_file
-    from embedstore.backbones.timm_models import timm_weights
-
-    if weights is not None or spec.weights is not None:
-        src = spec.weights or WeightsSource(url=None, filename=Path(os.fspath(weights)).name)
+    if spec.weights is not None:
+        return resolve_weights(spec.weights, weights, name=spec.name, unverified=unverified)
+    if weights is not None:
+        src = WeightsSource(url=None, filename=Path(os.fspath(weights)).name)
         return resolve_weights(src, weights, name=spec.name, unverified=unverified)
     cfg = spec.pretrained_cfg or {}
     if cfg.get("source") == "local-dir":  # timm/local-dir:<folder> (config.json + weights file)
@@ -159,20 +163,18 @@ def _timm_weights(
         repo, _, revision = spec.hub_id.partition("@")
         path = hub_file(repo, files, name=spec.name, revision=revision or None)
         return ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
-    src = timm_weights(spec)
-    if src is None:
+    timm_src = timm_weights(spec)
+    if timm_src is None:
         raise WeightsNotFoundError(
             f"timm has no pretrained weights for '{spec.arch}' (no hf_hub_id or url in its "
             f"pretrained_cfg); pass a checkpoint with --weights {spec.name}=PATH"
         )
-    return resolve_weights(src, name=spec.name)
+    return resolve_weights(timm_src, name=spec.name)
 
 
 def _local_dir_file(folder: str, name: str) -> WeightsSource:
     """The weights file of a local timm folder, in timm's order (timm/models/_hub.py
     ``_PREFERRED_FILES``)."""
-    from embedstore.backbones.hub import WEIGHT_FILES
-
     for filename in (*WEIGHT_FILES, "pytorch_model.pth", "model.pth"):
         if (Path(folder) / filename).is_file():
             return WeightsSource(url=None, filename=filename, file=str(Path(folder) / filename))
@@ -182,10 +184,9 @@ def _local_dir_file(folder: str, name: str) -> WeightsSource:
     )
 
 
-def _load_timm(spec, weights, unverified: bool) -> LoadedBackbone:
-    from embedstore.backbones.convert import convert_auto, unwrap
-    from embedstore.backbones.timm_models import create
-
+def _load_timm(
+    spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool
+) -> LoadedBackbone:
     resolved = _timm_weights(spec, weights, unverified)
     ckpt = _read_dict(resolved.path, spec.name)
     # convert_auto (the on-the-fly default) is for files the user brings; a timm hub file is in
@@ -210,6 +211,34 @@ def _load_timm(spec, weights, unverified: bool) -> LoadedBackbone:
     )
 
 
+def _load_open_clip(
+    spec: BackboneSpec, weights: str | os.PathLike[str] | None, unverified: bool
+) -> LoadedBackbone:
+    """Load an ``open_clip`` entry: the ``visual.*`` weights into an OpenClipTower, strictly."""
+    if weights is not None:
+        src = WeightsSource(url=None, filename=os.path.basename(os.fspath(weights)))
+        resolved = resolve_weights(src, weights, name=spec.name, unverified=unverified)
+    elif spec.hub_id is None:
+        raise WeightsNotFoundError(
+            f"open_clip entry '{spec.name}' names no Hugging Face repo (hub_id); expected one, "
+            f"or pass a checkpoint with --weights {spec.name}=PATH"
+        )
+    else:
+        path = hub_file(spec.hub_id, OPEN_CLIP_FILES, name=spec.name)
+        resolved = ResolvedWeights(path, file_sha256(path), f"hf-hub:{spec.hub_id}", False)
+    sd = unwrap(_read_dict(resolved.path, spec.name))
+    if any(k.startswith("visual.") for k in sd):
+        sd = keep_prefix(sd, "visual.")
+    tower = build_model(replace(spec, builder=lambda: OpenClipTower(**dict(spec.model_kwargs))))
+    load_state_dict_strict(tower, sd, what=spec.name)
+    tower.eval()
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    return LoadedBackbone(
+        spec, tower, resolved.path, resolved.sha256, resolved.verified, resolved.origin
+    )
+
+
 def load_model(
     name_or_spec: str | BackboneSpec,
     weights: str | os.PathLike[str] | None = None,
@@ -227,21 +256,19 @@ def load_model(
     if spec.source == "timm":
         return _load_timm(spec, weights, unverified_weights)
     if spec.source in ("transformers", "open_clip"):
-        from embedstore.backbones.hf_models import load_hf
-
-        return load_hf(spec, weights, unverified_weights)
+        return _load_open_clip(spec, weights, unverified_weights)
     model = build_model(spec)
     path = digest = origin = None
     verified = False
-    if spec.weights is not None or weights is not None:
-        if spec.weights is not None:
-            resolved = resolve_weights(
-                spec.weights, weights, name=spec.name, unverified=unverified_weights
-            )
-            path, digest = resolved.path, resolved.sha256
-            verified, origin = resolved.verified, resolved.origin
-        else:
-            path, digest, origin = os.fspath(weights), file_sha256(weights), "explicit"
+    if spec.weights is not None:
+        resolved = resolve_weights(
+            spec.weights, weights, name=spec.name, unverified=unverified_weights
+        )
+        path, digest = resolved.path, resolved.sha256
+        verified, origin = resolved.verified, resolved.origin
+    elif weights is not None:
+        path, digest, origin = os.fspath(weights), file_sha256(weights), "explicit"
+    if path is not None:
         load_state_dict_strict(model, spec.convert(_read_dict(path, spec.name)), what=spec.name)
     model.eval()
     for p in model.parameters():

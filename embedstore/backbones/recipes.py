@@ -10,21 +10,18 @@
   norm, concatenated (DINO ``eval_linear.py`` ``get_intermediate_layers(x, n)``; DVME's choice);
 - ``gap``: the spatial mean of a CNN's last feature map, ``forward_features(x).mean((2, 3))``.
 
-A timm entry can be read with another recipe without a new entry: ``<name>@<recipe>``.
+A timm entry can be read with another recipe without a new entry: ``<name>@<recipe>``
+(``timm_models.with_recipe``). The reading itself is ``embedder.Embedder`` (torch); this module
+only names and parses recipes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from embedstore.errors import InvalidDataError
 
-if TYPE_CHECKING:
-    from embedstore.backbones.registry import BackboneSpec
-
-__all__ = ["RECIPES", "parse_recipe", "split_recipe", "with_recipe"]
+__all__ = ["RECIPES", "parse_recipe", "split_recipe", "is_recipe"]
 
 RECIPES = ("pooled", "cls", "mean", "cls_mean", "last<N>", "gap")
 _LAST = re.compile(r"^last([1-9][0-9]?)$")
@@ -43,6 +40,7 @@ def parse_recipe(recipe: str) -> tuple[str, int]:
 
 
 def is_recipe(text: str) -> bool:
+    """Whether ``text`` names a recipe (``parse_recipe`` accepts it)."""
     try:
         parse_recipe(text)
     except InvalidDataError:
@@ -57,28 +55,3 @@ def split_recipe(name: str) -> tuple[str, str | None]:
     if sep and base and is_recipe(tail):
         return base, tail
     return name, None
-
-
-def with_recipe(spec: BackboneSpec, recipe: str) -> BackboneSpec:
-    """``spec`` read with another recipe, named ``<spec.name>@<recipe>``; dim read from timm."""
-    parse_recipe(recipe)
-    if recipe == spec.recipe:
-        return spec
-    if spec.source != "timm":
-        raise InvalidDataError(
-            f"backbone '{spec.name}' is a {spec.source} model with the fixed embedding "
-            f"'{spec.recipe}'; other recipes (@{recipe}) need a timm model (e.g. 'timm/{spec.arch}')"
-        )
-    from embedstore.backbones.timm_models import output_dim
-
-    variant = replace(spec, name=f"{spec.name}@{recipe}", recipe=recipe, layer=recipe)
-    return replace(variant, dim=output_dim(variant))
-
-
-def __getattr__(name: str):
-    """``Embedder`` lives in ``embedder.py`` (torch); importing this module imports no torch."""
-    if name == "Embedder":
-        from embedstore.backbones.embedder import Embedder
-
-        return Embedder
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

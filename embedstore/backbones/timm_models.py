@@ -27,16 +27,20 @@ from embedstore.backbones.convert import convert_auto
 from embedstore.backbones.embedder import Embedder
 from embedstore.backbones.hub import hub_errors
 from embedstore.backbones.recipes import parse_recipe
-from embedstore.backbones.registry import (
-    TIMM_PREFIX,
-    BackboneSpec,
-    Preprocess,
-    WeightsSource,
-    store_name,
-)
-from embedstore.errors import CheckpointError, UnknownBackboneError
+from embedstore.backbones.specs import BackboneSpec, Preprocess, WeightsSource
+from embedstore.errors import CheckpointError, InvalidDataError, UnknownBackboneError
+from embedstore.names import TIMM_PREFIX, store_name
 
-__all__ = ["timm_spec", "timm_entry", "output_dim", "create", "meta_model", "check_timm_name"]
+__all__ = [
+    "timm_spec",
+    "named_timm_spec",
+    "with_recipe",
+    "output_dim",
+    "create",
+    "meta_model",
+    "check_timm_name",
+    "timm_weights",
+]
 
 _SHOW = 5
 
@@ -136,20 +140,30 @@ def timm_spec(name: str) -> BackboneSpec:
         timm_name = timm_name.replace("--", "/")
     if not timm_name:
         raise UnknownBackboneError("'timm/' needs a timm model name after it, e.g. timm/resnet50")
-    model = meta_model(timm_name)
-    return _spec_from_model(store_name(TIMM_PREFIX + timm_name), timm_name, model)
+    return named_timm_spec(store_name(TIMM_PREFIX + timm_name), timm_name)
 
 
-def timm_entry(name: str, timm_name: str, **fields: Any):
-    """A lazy registry entry on timm: only what differs from timm's own config is stated
-    (recipe, weights, preprocessing override, licence, gating, model kwargs); the rest is read
-    from timm when the entry is first used."""
+def named_timm_spec(name: str, timm_name: str, **fields: Any) -> BackboneSpec:
+    """The entry ``name`` on the timm model ``timm_name``: only what differs from timm's own config
+    is given (recipe, weights, preprocessing override, licence, gating, model kwargs); the rest is
+    read from timm (``zoo.timm_entry`` makes a lazy registry entry of it)."""
     kwargs = dict(fields.get("model_kwargs", ()))
+    return _spec_from_model(name, timm_name, meta_model(timm_name, kwargs), **fields)
 
-    def make() -> BackboneSpec:
-        return _spec_from_model(name, timm_name, meta_model(timm_name, kwargs), **fields)
 
-    return make
+def with_recipe(spec: BackboneSpec, recipe: str) -> BackboneSpec:
+    """``spec`` read with another recipe (``recipes.py``), named ``<spec.name>@<recipe>``; dim
+    read from timm."""
+    parse_recipe(recipe)
+    if recipe == spec.recipe:
+        return spec
+    if spec.source != "timm":
+        raise InvalidDataError(
+            f"backbone '{spec.name}' is a {spec.source} model with the fixed embedding "
+            f"'{spec.recipe}'; other recipes (@{recipe}) need a timm model (e.g. 'timm/{spec.arch}')"
+        )
+    variant = replace(spec, name=f"{spec.name}@{recipe}", recipe=recipe, layer=recipe)
+    return replace(variant, dim=output_dim(variant))
 
 
 @contextmanager

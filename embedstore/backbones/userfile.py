@@ -1,5 +1,6 @@
-"""Entries from outside the package: ``register_backbone`` (Python), backbones files (TOML, for
-``--backbones-file``) and the ``embedstore.backbones`` entry-point group (plugins).
+"""Own entries: ``register_backbone`` (Python) and backbones files (TOML, for
+``--backbones-file``). Plugins (the ``embedstore.backbones`` entry-point group) are read by
+``registry.py``.
 
 A backbones file names entries under ``[backbones."<name>"]``::
 
@@ -10,9 +11,6 @@ A backbones file names entries under ``[backbones."<name>"]``::
     recipe = "cls"                        # pooled, cls, mean, cls_mean, last4, gap
     sha256 = "..."                        # optional: a published hash the file must match
     preprocess = { resize = 256, crop = 224, interpolation = "bicubic" }  # default: timm's
-
-A plugin package declares ``[project.entry-points."embedstore.backbones"] name = "pkg.mod:func"``;
-``func()`` returns a BackboneSpec or an iterable of them (or registers them itself).
 """
 
 from __future__ import annotations
@@ -25,19 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from embedstore.backbones.convert import CONVERTERS
-from embedstore.backbones.registry import (
-    _REGISTRY,
-    TIMM_PREFIX,
-    BackboneSpec,
-    Preprocess,
-    WeightsSource,
-    register,
-)
+from embedstore.backbones.registry import _REGISTRY, register
+from embedstore.backbones.specs import BackboneSpec, Preprocess, WeightsSource
+from embedstore.backbones.zoo import _TORCHVISION, IMAGENET
 from embedstore.errors import InvalidDataError, SourceError
+from embedstore.names import TIMM_PREFIX
 
-__all__ = ["register_backbone", "load_backbones_file", "load_entry_points", "ENTRY_POINT_GROUP"]
-
-ENTRY_POINT_GROUP = "embedstore.backbones"
+__all__ = ["register_backbone", "load_backbones_file"]
 _KEYS = {"arch", "weights", "format", "recipe", "sha256", "preprocess", "description", "licence",
          "method", "gated"}  # fmt: skip
 
@@ -75,8 +67,6 @@ def register_backbone(
     """Register an own backbone: an architecture (any timm name, ``timm/`` optional, or a
     torchvision arch of the zoo), a local checkpoint in any supported format, a preprocessing
     (default: timm's for the architecture) and an embedding recipe. Returns the spec."""
-    from embedstore.backbones.zoo import _TORCHVISION, IMAGENET
-
     if format not in CONVERTERS:
         raise InvalidDataError(
             f"checkpoint format {format!r} is unknown; expected one of {sorted(CONVERTERS)}"
@@ -100,13 +90,13 @@ def register_backbone(
             recipe="gap", licence=licence, gated=gated,
         )  # fmt: skip
     else:
-        from embedstore.backbones.timm_models import timm_entry
+        from embedstore.backbones.timm_models import named_timm_spec  # timm, torch: only here
 
-        spec = timm_entry(
+        spec = named_timm_spec(
             name, timm_name, weights=src, convert=CONVERTERS[format], preprocess=pre,
             recipe=recipe or "pooled", method=method, licence=licence, gated=gated,
             description=description or f"own checkpoint on timm {timm_name}",
-        )()  # fmt: skip
+        )  # fmt: skip
     existing = _REGISTRY.get(name)
     if existing is not None and existing.config() == spec.config():
         return existing  # the same file loaded twice in one process
@@ -150,28 +140,3 @@ def load_backbones_file(path: str | os.PathLike[str]) -> list[BackboneSpec]:
         except InvalidDataError as exc:
             raise SourceError(f"{path}: backbone '{name}': {exc}") from None
     return specs
-
-
-def load_entry_points() -> None:
-    """Register the entries that installed packages declare in the ``embedstore.backbones``
-    entry-point group."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            made = ep.load()()
-        except Exception as exc:
-            raise InvalidDataError(
-                f"backbone plugin '{ep.name}' ({ep.value}) failed to load: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-        if made is None:
-            continue
-        for spec in [made] if isinstance(made, BackboneSpec) else list(made):
-            if not isinstance(spec, BackboneSpec):
-                raise InvalidDataError(
-                    f"backbone plugin '{ep.name}' returned {type(spec).__name__}; expected "
-                    "BackboneSpec objects"
-                )
-            if spec.name not in _REGISTRY:
-                register(spec)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedstore.backbones.registry import WeightsSource
+from embedstore.backbones.specs import WeightsSource
 from embedstore.errors import CheckpointError, ChecksumError, WeightsNotFoundError
 
 __all__ = [
@@ -145,7 +145,7 @@ def _checked(path: Path, src: WeightsSource, name: str, origin: str, unverified:
     if unverified:
         digest = file_sha256(path)
         expected = src.published_hash
-        ok = bool(expected) and digest.startswith(expected.lower())
+        ok = digest.startswith(expected.lower()) if expected else False
         return ResolvedWeights(str(path), digest, origin, ok)
     digest = verify_sha256(path, src, name, own_file=True)
     return ResolvedWeights(str(path), digest, origin, src.published_hash is not None)

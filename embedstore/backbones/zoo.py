@@ -28,13 +28,8 @@ from embedstore.backbones.convert import (
     convert_vissl,
 )
 from embedstore.backbones.hf_models import hf_entries
-from embedstore.backbones.registry import (
-    BackboneSpec,
-    Preprocess,
-    WeightsSource,
-    register,
-    register_lazy,
-)
+from embedstore.backbones.registry import register, register_lazy
+from embedstore.backbones.specs import BackboneSpec, LazyEntry, Preprocess, WeightsSource
 
 __all__ = ["ZOO", "LAZY_ZOO", "SPARSAM_SHA256"]
 
@@ -181,30 +176,33 @@ SPARSAM_SHA256 = {
 _SPARSAM_DOMAIN = {"bm": "bone-marrow microscopy", "endo": "endoscopy", "isic": "dermoscopy"}
 
 
-def timm_entry(name: str, timm_name: str, dim: int, *, from_timm: dict | None = None, **fields):
-    """A lazy timm entry: made from timm on first use (``timm_models.timm_entry``), listed without
-    timm from the facts stated here: ``dim`` (the recipe's output width) and ``from_timm``, the
-    facts the resolved entry reads from timm's pretrained_cfg (preprocess, hub_id, licence).
+def timm_entry(
+    name: str, timm_name: str, dim: int, *, from_timm: dict | None = None, **fields: Any
+) -> LazyEntry:
+    """A lazy timm entry: made from timm on first use (``timm_models.named_timm_spec``), listed
+    without timm from the facts stated here: ``dim`` (the recipe's output width) and
+    ``from_timm``, the facts the resolved entry reads from timm's pretrained_cfg (preprocess,
+    hub_id, licence).
     tests/backbones/test_timm.py checks that the listing equals the resolved entry."""
 
-    def make():
-        from embedstore.backbones.timm_models import timm_entry as from_timm_cfg
+    def make() -> BackboneSpec:
+        from embedstore.backbones.timm_models import named_timm_spec  # timm, torch: on first use
 
-        return from_timm_cfg(name, timm_name, **fields)()
+        return named_timm_spec(name, timm_name, **fields)
 
     recipe = fields.get("recipe", "pooled")
     listed = {**fields, **(from_timm or {})}
     listed.setdefault("layer", recipe)
     listed.setdefault("convert", convert_auto)
-    make.listing = BackboneSpec(  # type: ignore[attr-defined]
+    listing = BackboneSpec(
         name=name, arch=timm_name, dim=dim, builder=None, weights=listed.pop("weights", None),
         convert=listed.pop("convert"), preprocess=listed.pop("preprocess"), source="timm",
         **listed,
     )  # fmt: skip
-    return make
+    return LazyEntry(make, listing=listing)
 
 
-def _timm_entries() -> dict:
+def _timm_entries() -> dict[str, LazyEntry]:
     entries = {}
     # DINO ViTs on timm's VisionTransformer: the DINO release files (bare backbone state dicts,
     # facebookresearch/dino README) load into it; timm's pretrained_cfg for the .dino tag points

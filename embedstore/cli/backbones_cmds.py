@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 def preprocess_summary(p: Preprocess) -> str:
     """'256→224, imagenet' (plus the crop mode and interpolation when not center / bilinear)."""
-    from embedstore.backbones.registry import IMAGENET_MEAN, IMAGENET_STD
+    from embedstore.backbones.specs import IMAGENET_MEAN, IMAGENET_STD
 
     if p.mean is None and p.std is None:
         norm = "none"

@@ -22,6 +22,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from embedstore.data.remote import SKIP_HINT, read_url
 from embedstore.errors import BadImageError, SourceError
 
 __all__ = [
@@ -41,7 +42,6 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 # Pillow's default Image.MAX_IMAGE_PIXELS (PIL/Image.py: int(1024 * 1024 * 1024 // 4 // 3)).
 MAX_IMAGE_PIXELS = 89_478_485
-SKIP_HINT = "fix or remove the file, or pass --skip-bad (skip_bad=True) to record it as missing"
 
 
 def is_image_file(path: Path) -> bool:
@@ -129,8 +129,6 @@ def read_image(path: str | Path) -> Image.Image | np.ndarray:
     """
     text = str(path)
     if "://" in text:
-        from embedstore.data.remote import read_url
-
         return decode_image(read_url(text), text)
     path = Path(path)
     if path.suffix.lower() in DICOM_EXTENSIONS:

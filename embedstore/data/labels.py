@@ -15,7 +15,7 @@ of whole numbers and text in one column is refused with one error naming the row
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def parse_int(value: str) -> int | float | None:
 
 
 def order_classes(
-    found: Sequence[str], given: Sequence[str] | None, task: str | None, where: str
+    found: Iterable[str], given: Sequence[str] | None, task: str | None, where: str
 ) -> list[str]:
     """The class order for labels that are names: ``given`` (which must name exactly the classes
     found), else the found names sorted. An ordinal task needs its grades' order, so sorted
@@ -166,7 +166,7 @@ def read_labels(
         return np.asarray([index[v] for v in values], dtype=np.int64), names, ""
     bad = [i for i, p in enumerate(parsed) if isinstance(p, float)]
     if bad:
-        nan = any(math.isnan(parsed[i]) for i in bad)  # type: ignore[arg-type]
+        nan = any(isinstance(p, float) and math.isnan(p) for p in parsed)
         raise SourceError(
             f"{where}: {_values(values, bad)}{at} on {rows(bad)} "
             f"{'is not a class' if _one(values, bad) else 'are not classes'}: expected "

@@ -15,11 +15,11 @@ import posixpath
 import re
 from typing import Any
 
-from embedstore.data.images import SKIP_HINT
 from embedstore.errors import BadImageError, SourceError
 
 __all__ = [
     "REMOTE_SCHEMES",
+    "SKIP_HINT",
     "is_url",
     "join_url",
     "read_url",
@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 REMOTE_SCHEMES = ("s3", "https", "http")
+# How every bad-image message ends, for a local file (images.py) as for a URL (here).
+SKIP_HINT = "fix or remove the file, or pass --skip-bad (skip_bad=True) to record it as missing"
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 

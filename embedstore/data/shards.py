@@ -251,8 +251,10 @@ def _multilabel(
             "NaN, infinities, fractions or null: fix those samples' .json"
         )
     found = sorted({_name(v) for x in lists for v in x})
-    if all(type(parse_int(v)) is int for v in found):  # integer ids: ascending numeric order
-        found = sorted(found, key=lambda v: int(parse_int(v)))  # type: ignore[arg-type]
+    numbers = [parse_int(v) for v in found]
+    ints = [n for n in numbers if isinstance(n, int)]
+    if len(ints) == len(found):  # integer ids: ascending numeric order (ties: as sorted above)
+        found = [v for _, v in sorted(zip(ints, found, strict=True), key=lambda p: p[0])]
     names = list(class_names) if class_names else found
     unknown = sorted(set(found) - set(names))
     if unknown:

@@ -74,11 +74,11 @@ def make_splits(
         fractions: train, val, test fractions summing to 1.
         seed: fixed seed; the same inputs always give the same splits.
     """
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.shape != (3,) or (fractions < 0).any() or abs(fractions.sum() - 1.0) > 1e-6:
+    parts = np.asarray(fractions, dtype=np.float64)
+    if parts.shape != (3,) or (parts < 0).any() or abs(parts.sum() - 1.0) > 1e-6:
         raise SourceError(
             f"split fractions must be three non-negative numbers (train, val, test) summing to 1, "
-            f"got {fractions.tolist()}"
+            f"got {parts.tolist()}"
         )
     labels = np.asarray(labels)
     n = len(labels)
@@ -94,7 +94,7 @@ def make_splits(
         np.add.at(counts, (unit_of, strata), 1)
         unit_stratum = counts.argmax(axis=1)
     unit_size = np.bincount(unit_of, minlength=len(unit_stratum)).astype(np.float64)
-    bounds = np.cumsum(fractions)[:2]
+    bounds = np.cumsum(parts)[:2]
     rng = np.random.default_rng(seed)
     unit_split = np.zeros(len(unit_stratum), dtype=np.uint8)
     for s in np.unique(unit_stratum):

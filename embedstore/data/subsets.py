@@ -181,7 +181,7 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
     return sorted(out)
 
 
-def check_shots(shots: Sequence[int]) -> list[int]:
+def check_shots(shots: Sequence[float]) -> list[int]:
     """Validate shots (labelled samples per class): positive integers, no repeats; sorted."""
     out = []
     for k in shots:
@@ -275,7 +275,7 @@ def _strata(y: np.ndarray, multilabel: bool, n_classes: int) -> list[np.ndarray]
     if not multilabel:
         return [y == c for c in range(n_classes)]
     masks = [y[:, c] > 0 for c in range(n_classes)]
-    none = ~y.any(axis=1)
+    none = ~np.asarray(y.any(axis=1))
     return masks + ([none] if none.any() else [])
 
 

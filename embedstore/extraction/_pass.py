@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from embedstore.data import Source
-from embedstore.data.images import SKIP_HINT
+from embedstore.data.remote import SKIP_HINT
 from embedstore.errors import BadImageError, InvalidDataError
 from embedstore.extraction._plan import Job, Share
-from embedstore.extraction._prepare import Options, Prepared
+from embedstore.extraction._prepare import Options, Prepared, autocast
 from embedstore.extraction._world import World
 from embedstore.store import EmbeddingWriter, Store
 
@@ -128,18 +128,6 @@ class PassResult:
     writers: dict[str, list[EmbeddingWriter]] = field(default_factory=dict)
 
 
-def _autocast(device: torch.device) -> tuple[Any, torch.dtype | None]:
-    if device.type != "cuda":
-        return contextlib.nullcontext(), None
-    amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16  # GPU only
-    return torch.autocast(device_type="cuda", dtype=amp), amp  # GPU only
-
-
-def autocast_name(device: torch.device) -> str | None:
-    """The autocast dtype used on this device ('bfloat16' / 'float16' on CUDA), or None."""
-    return None if _autocast(device)[1] is None else str(_autocast(device)[1]).split(".")[-1]
-
-
 def _embed(
     p: Prepared, model: torch.nn.Module, x: torch.Tensor, device: torch.device
 ) -> np.ndarray:
@@ -147,7 +135,7 @@ def _embed(
     x = x.to(device, non_blocking=True)
     if p.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with _autocast(device)[0]:
+    with autocast(device)[0]:
         out = model(x)
     if out.ndim != 2 or out.shape[1] != p.spec.dim:
         raise InvalidDataError(

@@ -68,7 +68,9 @@ def todo_chunks(done: np.ndarray, chunk_rows: int, n: int) -> Rows:
     )
 
 
-def group_passes(jobs: Sequence[Job], nbytes: dict[str, int], budget: int | None) -> list[Rows]:
+def group_passes(
+    jobs: Sequence[Job], nbytes: dict[str, int], budget: int | None
+) -> list[tuple[str, ...]]:
     """Backbone names per pass: one pass per batch size, split further where the models'
     weights do not fit in ``budget`` bytes together (first fit, largest first; None: no limit).
     """

@@ -6,9 +6,11 @@ checkpoint found, hashed, converted and loaded strictly here, before anything is
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -28,15 +30,36 @@ from embedstore.extraction._check import (
     default_workers,
 )
 
-__all__ = ["Options", "Prepared", "check_options", "default_workers", "prepare_backbones"]
+__all__ = [
+    "Options",
+    "Prepared",
+    "autocast",
+    "autocast_name",
+    "check_options",
+    "default_workers",
+    "numerics",
+    "prepare_backbones",
+]
+
+
+def autocast(device: torch.device) -> tuple[Any, torch.dtype | None]:
+    """The autocast context a pass runs its models under on ``device``, and its dtype (None and
+    a null context off CUDA)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext(), None
+    amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16  # GPU only
+    return torch.autocast(device_type="cuda", dtype=amp), amp  # GPU only
+
+
+def autocast_name(device: torch.device) -> str | None:
+    """The autocast dtype used on this device ('bfloat16' / 'float16' on CUDA), or None."""
+    return None if autocast(device)[1] is None else str(autocast(device)[1]).split(".")[-1]
 
 
 def numerics(device: torch.device, dtype: str, threads: int) -> dict:
     """What determines an array's bits besides its inputs and weights, recorded when the array
     is created: a resume under another configuration is refused (see ``Store.writer``). CPU
     intra-op threads change how reductions are split, so they count on the CPU only."""
-    from embedstore.extraction._pass import autocast_name
-
     cuda = device.type == "cuda"
     return {
         "torch": torch.__version__.split("+")[0],
@@ -104,17 +127,18 @@ def prepare_backbones(
             f"weights were given for {stray}, which are not among the backbones {names}; "
             "use --weights NAME=PATH with a NAME also passed to --backbone"
         )
+    crops = []
     for spec in specs:
         if spec.preprocess.crop is None:
             raise InvalidDataError(
                 f"backbone '{spec.name}' has no preprocess.crop; batching needs a fixed image size"
             )
+        crops.append(int(spec.preprocess.crop))
     prepared = []
-    for name, spec in zip(names, specs, strict=True):
+    for name, spec, crop in zip(names, specs, crops, strict=True):
         path = weights.get(name, weights.get(spec.name))
         loaded = load_model(spec, weights=path, unverified_weights=unverified_weights)
         model = loaded.model.eval()
-        crop = int(spec.preprocess.crop)
         nbytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         prepared.append(
             Prepared(

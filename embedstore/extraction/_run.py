@@ -20,7 +20,7 @@ from embedstore._version import __version__
 from embedstore.data import Source
 from embedstore.errors import InvalidDataError
 from embedstore.extraction._check import Options
-from embedstore.extraction._pass import PassResult, autocast_name, run_pass
+from embedstore.extraction._pass import PassResult, run_pass
 from embedstore.extraction._plan import (
     Job,
     Share,
@@ -29,7 +29,7 @@ from embedstore.extraction._plan import (
     split_work,
     todo_chunks,
 )
-from embedstore.extraction._prepare import Prepared, numerics, prepare_backbones
+from embedstore.extraction._prepare import Prepared, autocast_name, numerics, prepare_backbones
 from embedstore.extraction._records import ExtractProgress, ExtractSummary
 from embedstore.extraction._world import World, join_world
 from embedstore.store import Store, create_store, default_chunk_rows, write_meta, writer_lock
@@ -252,6 +252,7 @@ def _run(
         if world.rank == 0
         else None
     )
+    assert provenance is not None  # rank 0's, on every rank after the broadcast
     for name, (_, r) in results.items():
         for writer in r.writers[name]:
             writer.finish(provenance[name])  # the last partial chunk; complete if all are done

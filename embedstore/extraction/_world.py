@@ -110,7 +110,7 @@ class World:
     def from_root(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on rank 0 only and hand its value (or its error) to every rank."""
         if self.rank != 0:
-            payload = self.broadcast(None)
+            payload: Any = self.broadcast(None)  # rank 0's ("ok", value) or ("error", kind, why)
             if payload[0] == "error":
                 raise _on_all_ranks(_rebuild(0, payload[1], payload[2]))
             return payload[1]
@@ -131,14 +131,15 @@ class World:
         try:
             value = fn()
         except BaseException as exc:
-            error, value = exc, None
+            error = exc
         mine = None if error is None else (type(error).__name__, f"{error}")
-        for rank, theirs in enumerate(self.gather(mine)):
-            if error is not None:
-                raise _on_all_ranks(error)
+        everyone = self.gather(mine)  # every rank takes part, failed or not
+        if error is not None:
+            raise _on_all_ranks(error)
+        for rank, theirs in enumerate(everyone):
             if theirs is not None:
                 raise _on_all_ranks(_rebuild(rank, *theirs))
-        return value  # type: ignore[return-value]
+        return value
 
     def wait_for_others(self, tick: Callable[[], None], step: str) -> None:
         """Say this rank finished ``step``; call ``tick`` until every rank did, or one failed."""

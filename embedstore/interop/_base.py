@@ -97,7 +97,7 @@ class RawRows:
         """Rows ``index`` (sorted), array of shape (len(index), dim); runs read at once."""
         index = np.asarray(index, dtype=np.int64)
         out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         starts = np.flatnonzero(np.diff(index, prepend=-2) != 1)  # runs of consecutive rows
         for j, k in zip(starts, [*starts[1:], len(index)], strict=True):
             want = (k - j) * self.row_bytes

@@ -35,7 +35,7 @@ from embedstore.errors import IncompleteArrayError, InvalidDataError, StoreExist
 from embedstore.interop._base import require
 from embedstore.store import SPLIT_CODES
 
-_SPLIT_NAMES = np.array(sorted(SPLIT_CODES, key=SPLIT_CODES.get))
+_SPLIT_NAMES = np.array(sorted(SPLIT_CODES, key=SPLIT_CODES.__getitem__))
 _FORMATS = {".parquet": "parquet", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5"}
 _BLOCK_ROWS = 8192
 
@@ -104,16 +104,26 @@ def export_features(
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportedFeatures(str(out), fmt, len(table["ids"]), tuple(names), out.stat().st_size)
+    return ExportedFeatures(str(out), fmt, len(table.ids), tuple(names), out.stat().st_size)
 
 
-def _table(s, dataset: str) -> dict[str, np.ndarray | None]:
-    return {
-        "ids": s.ids(dataset),
-        "labels": s.labels(dataset),
-        "split": _SPLIT_NAMES[s.split(dataset)],
-        "group": s.group(dataset),
-    }
+@dataclass(frozen=True)
+class _Table:
+    """A dataset's rows as exported: ids, labels, split names, and groups where it has them."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    group: np.ndarray | None
+
+
+def _table(s, dataset: str) -> _Table:
+    return _Table(
+        ids=s.ids(dataset),
+        labels=s.labels(dataset),
+        split=_SPLIT_NAMES[s.split(dataset)],
+        group=s.group(dataset),
+    )
 
 
 def _blocks(s, dataset: str, name: str, dtype: str, n: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -126,18 +136,18 @@ def _missing(s, dataset: str, name: str) -> np.ndarray:
     return ~s.valid_rows(dataset, name)
 
 
-def _parquet(tmp, s, dataset, names, infos, table, meta) -> None:
+def _parquet(tmp, s, dataset, names, infos, table: _Table, meta) -> None:
     pa = require("pyarrow", "Parquet files")
     pq = require("pyarrow.parquet", "Parquet files")
-    n = len(table["ids"])
+    n = len(table.ids)
     fields = [pa.field("id", pa.string())]
-    labels = table["labels"]
+    labels = table.labels
     if labels.ndim == 2:
         fields.append(pa.field("label", pa.list_(pa.uint8(), labels.shape[1])))
     else:
         fields += [pa.field("label", pa.int64()), pa.field("label_name", pa.string())]
     fields.append(pa.field("split", pa.string()))
-    if table["group"] is not None:
+    if table.group is not None:
         fields.append(pa.field("group", pa.string()))
     types = {
         b: pa.list_(pa.from_numpy_dtype(np.dtype(infos[b].dtype)), infos[b].shape[1]) for b in names
@@ -152,7 +162,7 @@ def _parquet(tmp, s, dataset, names, infos, table, meta) -> None:
     with pq.ParquetWriter(tmp, schema) as w:
         for a in range(0, n, _BLOCK_ROWS):
             sl = slice(a, min(n, a + _BLOCK_ROWS))
-            cols = [pa.array(table["ids"][sl].tolist(), pa.string())]
+            cols = [pa.array(table.ids[sl].tolist(), pa.string())]
             lab = labels[sl]
             if lab.ndim == 2:
                 cols.append(
@@ -162,9 +172,9 @@ def _parquet(tmp, s, dataset, names, infos, table, meta) -> None:
                 cols.append(pa.array(lab, pa.int64()))
                 names_ = np.asarray(meta["class_names"])[lab]
                 cols.append(pa.array(names_.tolist(), pa.string()))
-            cols.append(pa.array(table["split"][sl].tolist(), pa.string()))
-            if table["group"] is not None:
-                cols.append(pa.array(table["group"][sl].tolist(), pa.string()))
+            cols.append(pa.array(table.split[sl].tolist(), pa.string()))
+            if table.group is not None:
+                cols.append(pa.array(table.group[sl].tolist(), pa.string()))
             for b in names:
                 _, X = next(streams[b])
                 flat = pa.array(X.reshape(-1))
@@ -179,15 +189,15 @@ def _npz_member(zf: zipfile.ZipFile, key: str, value: np.ndarray) -> None:
         np.lib.format.write_array(f, np.ascontiguousarray(value), allow_pickle=False)
 
 
-def _npz(tmp, s, dataset, names, infos, table, meta) -> None:
-    n = len(table["ids"])
+def _npz(tmp, s, dataset, names, infos, table: _Table, meta) -> None:
+    n = len(table.ids)
     one = len(names) == 1
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        _npz_member(zf, "ids", table["ids"].astype(str))
-        _npz_member(zf, "labels", table["labels"])
-        _npz_member(zf, "split", table["split"].astype(str))
-        if table["group"] is not None:
-            _npz_member(zf, "group", table["group"].astype(str))
+        _npz_member(zf, "ids", table.ids.astype(str))
+        _npz_member(zf, "labels", table.labels)
+        _npz_member(zf, "split", table.split.astype(str))
+        if table.group is not None:
+            _npz_member(zf, "group", table.group.astype(str))
         _npz_member(zf, "class_names", np.asarray(meta["class_names"], dtype=str))
         _npz_member(zf, "embedstore", np.asarray(json.dumps(meta, default=str)))
         for b in names:
@@ -202,16 +212,16 @@ def _npz(tmp, s, dataset, names, infos, table, meta) -> None:
             _npz_member(zf, "missing" if one else f"missing/{b}", _missing(s, dataset, b))
 
 
-def _hdf5(tmp, s, dataset, names, infos, table, meta) -> None:
+def _hdf5(tmp, s, dataset, names, infos, table: _Table, meta) -> None:
     h5py = require("h5py", "HDF5 files")
-    n = len(table["ids"])
+    n = len(table.ids)
     text = h5py.string_dtype()
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("ids", data=table["ids"].astype(object), dtype=text)
-        f.create_dataset("labels", data=table["labels"])
-        f.create_dataset("split", data=table["split"].astype(object), dtype=text)
-        if table["group"] is not None:
-            f.create_dataset("group", data=table["group"].astype(object), dtype=text)
+        f.create_dataset("ids", data=table.ids.astype(object), dtype=text)
+        f.create_dataset("labels", data=table.labels)
+        f.create_dataset("split", data=table.split.astype(object), dtype=text)
+        if table.group is not None:
+            f.create_dataset("group", data=table.group.astype(object), dtype=text)
         f.attrs["embedstore"] = json.dumps(meta, default=str)
         f.attrs["class_names"] = json.dumps(meta["class_names"])
         one = len(names) == 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from embedstore._version import __version__
 from embedstore.errors import InvalidDataError
-from embedstore.interop import guess_format, open_embeddings
+from embedstore.interop._formats import guess_format, open_embeddings
 
 
 def table_fields(

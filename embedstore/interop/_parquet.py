@@ -74,7 +74,8 @@ class ParquetRows(FileRows):
         if self._list and mask in names:
             missing = self._pf.read(columns=[mask]).column(0).to_numpy(zero_copy_only=False)
         self._copy: RawRows | None = None
-        self._cursor, self._stream = 0, None
+        self._cursor = 0
+        self._stream: Iterator[np.ndarray] | None = None
         sha = sha256_file(path)
         super().__init__(path, ids, (len(ids), dim), dtype, sha, where, missing)
 

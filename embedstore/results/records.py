@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,21 +195,23 @@ def _lines(path: str | os.PathLike[str]):
         yield i + 1, d
 
 
-def read_records(path: str | os.PathLike[str], *, analysis: bool = False) -> list[Any]:
+def read_records(
+    path: str | os.PathLike[str],
+    *,
+    analysis: bool = False,
+    parse: Callable[[dict[str, Any]], Any] | None = None,
+) -> list[Any]:
     """Every record of one kind family in a results file: probe/sweep records, or, with
-    ``analysis``, analysis records (:class:`embedstore.analyze.records.AnalysisResult`)."""
+    ``analysis``, analysis records, each made by ``parse`` (default ``ProbeResult.from_dict``;
+    ``embedstore.analyze.records`` passes ``AnalysisResult.from_dict``)."""
+    make = parse or ProbeResult.from_dict
     out: list[Any] = []
     for n, d in _lines(path):
         is_analysis = d.get("kind") == "analysis" or "analysis" in d
         if is_analysis != analysis:
             continue
         try:
-            if analysis:
-                from embedstore.analyze.records import AnalysisResult
-
-                out.append(AnalysisResult.from_dict(d))
-            else:
-                out.append(ProbeResult.from_dict(d))
+            out.append(make(d))
         except (KeyError, TypeError) as exc:
             raise InvalidDataError(
                 f"{path}:{n} is not an embedstore result record (missing {exc}); "
