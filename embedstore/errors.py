@@ -100,7 +100,20 @@ class CheckpointError(EmbedstoreError):
 
 
 class BadImageError(EmbedstoreError):
-    """An image file cannot be read (unreadable, truncated, empty)."""
+    """An image file cannot be read (unreadable, truncated, empty).
+
+    ``reason`` says what is wrong with the file; the message adds ``hint``, what to do (by
+    default: fix it, or skip it). Extraction reports ``reason`` with its own advice for a run.
+    """
+
+    HINT = "fix or remove the file, or pass --skip-bad (skip_bad=True) to record it as missing"
+
+    def __init__(self, reason: str, hint: str = HINT) -> None:
+        super().__init__(reason, hint)  # both in args: the error pickles to and from workers
+        self.reason, self.hint = reason, hint
+
+    def __str__(self) -> str:
+        return f"{self.reason}; {self.hint}" if self.hint else self.reason
 
 
 class SourceError(EmbedstoreError, ValueError):

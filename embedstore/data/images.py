@@ -22,7 +22,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from embedstore.data.remote import SKIP_HINT, read_url
+from embedstore.data.remote import read_url
 from embedstore.errors import BadImageError, SourceError
 
 __all__ = [
@@ -74,7 +74,8 @@ def _check_pixels(width: int, height: int, name: str) -> None:
         raise BadImageError(
             f"image '{name}' is {width} x {height} = {width * height:,} pixels, over the limit of "
             f"{limit:,} (a decompression-bomb guard); downscale it, or raise the limit with "
-            f"EMBEDSTORE_MAX_IMAGE_PIXELS; or {SKIP_HINT}"
+            f"EMBEDSTORE_MAX_IMAGE_PIXELS",
+            hint="or " + BadImageError.HINT,
         )
 
 
@@ -94,19 +95,20 @@ def _open_pil(fp: str | Path | IO[bytes], name: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise BadImageError(
             f"image '{name}' is too large to decode safely ({exc}); downscale it, or raise the "
-            f"limit with EMBEDSTORE_MAX_IMAGE_PIXELS; or {SKIP_HINT}"
+            f"limit with EMBEDSTORE_MAX_IMAGE_PIXELS",
+            hint="or " + BadImageError.HINT,
         ) from None
     except FileNotFoundError:
-        raise BadImageError(f"image file '{name}' does not exist; {SKIP_HINT}") from None
+        raise BadImageError(f"image file '{name}' does not exist") from None
     except UnidentifiedImageError:
         raise BadImageError(
             f"'{name}' is not an image Pillow can read (the file's bytes match no image format; "
-            f"is it text or another kind of file with an image name?); {SKIP_HINT}"
+            f"is it text or another kind of file with an image name?)"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadImageError(f"cannot read image '{name}' ({exc}); {SKIP_HINT}") from None
+        raise BadImageError(f"cannot read image '{name}' ({exc})") from None
     if img.width == 0 or img.height == 0:
-        raise BadImageError(f"image '{name}' has zero width or height; {SKIP_HINT}")
+        raise BadImageError(f"image '{name}' has zero width or height")
     return img
 
 
@@ -115,7 +117,7 @@ def decode_image(data: bytes, name: str, *, suffix: str | None = None) -> Image.
     messages. DICOM is recognised by ``suffix`` (default: ``name``'s extension) or by the
     "DICM" marker of a DICOM file."""
     if len(data) == 0:
-        raise BadImageError(f"image '{name}' is empty (0 bytes); {SKIP_HINT}")
+        raise BadImageError(f"image '{name}' is empty (0 bytes)")
     suffix = (suffix if suffix is not None else Path(name).suffix).lower()
     if suffix in DICOM_EXTENSIONS or data[128:132] == b"DICM":
         return read_dicom(io.BytesIO(data), name=name)
@@ -135,9 +137,9 @@ def read_image(path: str | Path) -> Image.Image | np.ndarray:
         return read_dicom(path)
     try:
         if path.stat().st_size == 0:
-            raise BadImageError(f"image file '{path}' is empty (0 bytes); {SKIP_HINT}")
+            raise BadImageError(f"image file '{path}' is empty (0 bytes)")
     except FileNotFoundError:
-        raise BadImageError(f"image file '{path}' does not exist; {SKIP_HINT}") from None
+        raise BadImageError(f"image file '{path}' does not exist") from None
     return _open_pil(path, str(path))
 
 
@@ -198,16 +200,16 @@ def read_dicom(path: str | Path | IO[bytes], *, name: str | None = None) -> np.n
     except BadImageError:
         raise
     except FileNotFoundError:
-        raise BadImageError(f"DICOM file '{name}' does not exist; {SKIP_HINT}") from None
+        raise BadImageError(f"DICOM file '{name}' does not exist") from None
     except Exception as exc:  # pydicom raises many types for broken files
         why = " ".join(str(exc).split())  # pydicom lists every decoder on its own line
-        raise BadImageError(f"cannot read DICOM '{name}' ({why}); {SKIP_HINT}") from None
+        raise BadImageError(f"cannot read DICOM '{name}' ({why})") from None
     if int(getattr(ds, "SamplesPerPixel", 1)) == 3:
         return np.asarray(pixels, dtype=np.uint8)
     if pixels.ndim != 2:  # NumberOfFrames missing but the pixels say otherwise
         raise BadImageError(
             f"DICOM '{name}' has pixel data of shape {pixels.shape}; embedstore reads one 2-D "
-            f"image per file; {SKIP_HINT}"
+            f"image per file"
         )
     slope = _first(getattr(ds, "RescaleSlope", None))
     intercept = _first(getattr(ds, "RescaleIntercept", None))

@@ -19,7 +19,6 @@ from embedstore.errors import BadImageError, SourceError
 
 __all__ = [
     "REMOTE_SCHEMES",
-    "SKIP_HINT",
     "is_url",
     "join_url",
     "read_url",
@@ -28,8 +27,6 @@ __all__ = [
 ]
 
 REMOTE_SCHEMES = ("s3", "https", "http")
-# How every bad-image message ends, for a local file (images.py) as for a URL (here).
-SKIP_HINT = "fix or remove the file, or pass --skip-bad (skip_bad=True) to record it as missing"
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
@@ -77,17 +74,16 @@ def _filesystem(url: str) -> tuple[Any, str]:
 
 def read_url(url: str, *, what: str = "image", error: type[Exception] = BadImageError) -> bytes:
     """The bytes at ``url``; a missing object or a failed request is ``error`` naming the URL."""
-    hint = f"; {SKIP_HINT}" if error is BadImageError else ""
     fs, path = _filesystem(url)
     try:
         return bytes(fs.cat_file(path))
     except FileNotFoundError:
-        raise error(f"{what} '{url}' does not exist{hint}") from None
+        raise error(f"{what} '{url}' does not exist") from None
     except Exception as exc:  # network, permission and server errors come in many types
         raise error(
             f"cannot fetch {what} '{url}' ({type(exc).__name__}: {exc}); check the URL, the "
             f"network, and the credentials / endpoint in the environment (AWS_*, "
-            f"AWS_ENDPOINT_URL){hint}"
+            f"AWS_ENDPOINT_URL)"
         ) from None
 
 

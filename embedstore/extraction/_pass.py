@@ -18,7 +18,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from embedstore.data import Source
-from embedstore.data.remote import SKIP_HINT
 from embedstore.errors import BadImageError, InvalidDataError
 from embedstore.extraction._plan import Job, Share
 from embedstore.extraction._prepare import Options, Prepared, autocast
@@ -50,7 +49,9 @@ class _Decoded(Dataset):
         try:
             image = self.source.load_rgb(row)
         except Exception as exc:  # reported with its file by the caller, not raised in a worker
-            why = f"{type(exc).__name__}: {exc}"
+            # a bad image's own reason, without the data layer's advice (the caller gives a run's)
+            detail = exc.reason if isinstance(exc, BadImageError) else str(exc)
+            why = f"{type(exc).__name__}: {detail}"
             xs = [
                 torch.zeros(p.shape) if w else _EMPTY
                 for p, w in zip(self.prepared, wanted, strict=True)
@@ -149,8 +150,7 @@ def _check_rows(src: Source, p: Prepared, rows: list[int], reasons: Sequence[str
     bad = [i for i, r in enumerate(reasons) if r]
     if bad and not skip:
         row = rows[bad[0]]
-        # the data layer's own hint is dropped from its message: the one below says it for a run
-        why = reasons[bad[0]].replace(f"; or {SKIP_HINT}", "").replace(f"; {SKIP_HINT}", "")
+        why = reasons[bad[0]]
         raise BadImageError(
             f"cannot read image '{src.locate(row)}' (row {row}, id '{src.ids[row]}'): "
             f"{why}. Nothing was marked complete; fix or remove the file "
