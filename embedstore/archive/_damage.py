@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from embedstore.archive._checksums import _Layout
-from embedstore.store import (
+from embedstore.store import SPLIT_CODES, Store
+from embedstore.store.layout import (
     EMBEDDING_DTYPES,
-    SPLIT_CODES,
-    Store,
-    _backbone_problems,
-    _row_chunk_keys,
-    _text,
+    backbone_problems,
+    read_text,
+    row_chunk_keys,
 )
 
 
@@ -60,7 +59,7 @@ def check_dataset(store: Store, ds: str, layout: _Layout) -> tuple[dict[str, lis
             bad(path, f"cannot be decoded: {type(exc).__name__}: {exc}")
             continue
         if name in ("ids", "group"):
-            value = _text(value)
+            value = read_text(value)
         for msg in _data_array_problems(name, value, n, k, task):
             bad(path, msg)
     for bb in store.backbones(ds):
@@ -72,7 +71,7 @@ def _check_backbone(store, ds, bb, n, layout, bad, verified, out) -> None:
     path = f"{ds}/{bb}/embeddings"
     out.setdefault(path, [])
     bg = store.zarr_group[ds][bb]
-    layout_problems = _backbone_problems(bg, n)
+    layout_problems = backbone_problems(bg, n)
     for msg in layout_problems:
         bad(path, msg)
     if "embeddings" not in bg.array_keys() or "progress" not in bg.array_keys():
@@ -111,7 +110,7 @@ def _chunk_damage(bg: Any, path: str, layout: _Layout) -> list[str]:
     rows = int(arr.chunks[0])
     present = set(layout.chunks.get(path, ()))
     out = []
-    for i, key in enumerate(_row_chunk_keys(arr)):
+    for i, key in enumerate(row_chunk_keys(arr)):
         if not done[i]:
             continue
         where = f"chunk {i} (rows {i * rows}-{min((i + 1) * rows, arr.shape[0]) - 1}, '{key}')"

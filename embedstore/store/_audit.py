@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from embedstore.store._shapes import shape_problems
-from embedstore.store._zipcheck import metadata_problems
+from embedstore.store._zipcheck import MAX_ATTRIBUTE_BYTES, metadata_problems
 
 RECORD = "metadata_sha256"
 DATASET_KEYS = ("task", "class_names", "n_samples", "split_codes", "checksums")
@@ -34,7 +34,6 @@ BACKBONE_ARRAYS = (
     "embeddings", "progress", "checksums", "chunk_nbytes", "missing", "missing_reason",
 )  # fmt: skip
 TASKS = ("binary", "multiclass", "multilabel", "ordinal")
-MAX_ATTRIBUTE_BYTES = 16 * 2**20  # one node's zarr.json: 16 MiB (a dataset of 10^5 classes: ~2 MiB)
 MAX_CLASSES = 100_000
 GONE = object()  # what ``get`` returns for a node without zarr.json
 INVALID = None  # ... and for one whose zarr.json is not JSON (or empty)

@@ -12,7 +12,7 @@ is written again from the source only if it comes out byte-identical to the one 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import zarr
@@ -22,16 +22,32 @@ from embedstore.store._audit import DATASET_KEYS, GONE, RECORD
 from embedstore.store._info import ids_digest
 from embedstore.store._integrity import array_digest, record_dataset_checksums
 from embedstore.store._layout import create_data_array
-from embedstore.store._rawmeta import record_digests
+from embedstore.store._rawmeta import RawMeta, record_digests
 from embedstore.store._strings import read_text
-from embedstore.store._validate import _DATA_ARRAYS, _iter_dataset_differences
+from embedstore.store._validate import DATA_ARRAYS, iter_dataset_differences
 
-if TYPE_CHECKING:
-    from embedstore.store._store import Store
+
+class DatasetHost(Protocol):
+    """What :func:`write_dataset` needs of the :class:`~embedstore.store.Store` it writes into
+    (a protocol: this module is below ``_store``, which calls it)."""
+
+    location: str
+    _meta: RawMeta
+
+    @property
+    def zarr_group(self) -> zarr.Group: ...
+
+    def datasets(self) -> list[str]: ...
+
+    def backbones(self, dataset: str) -> list[str]: ...
+
+    def _audit_dataset(self, name: str) -> None: ...
+
+    def _data_arrays(self, dataset: str) -> set[str]: ...
 
 
 def write_dataset(
-    store: Store, name: str, data: dict[str, Any], attrs: dict[str, Any], *, overwrite: bool
+    store: DatasetHost, name: str, data: dict[str, Any], attrs: dict[str, Any], *, overwrite: bool
 ) -> None:
     """Write (or complete, or replace) dataset ``name``; an identical one is left as it is."""
     root, location = store.zarr_group, store.location
@@ -71,7 +87,7 @@ def write_dataset(
         # that the next write completes, keeping backbones only for equal ids.
         hidden = {k: v for k, v in g.attrs.asdict().items() if k != "n_samples"}
         g.attrs.put({**hidden, "pending_ids": ids_digest(old_ids if old_ids is not None else [])})
-        for key in _DATA_ARRAYS:
+        for key in DATA_ARRAYS:
             if key in present:
                 del g[key]
     elif store._meta(name) is not GONE:  # an interrupted write: finish it
@@ -121,7 +137,7 @@ def gone_arrays(g: zarr.Group, present: set[str] | None = None) -> list[str]:
     ``present``: its data arrays, when known without zarr listing every child."""
     present = set(g.array_keys()) if present is None else present
     recorded = g.attrs.get("checksums") or {}
-    return [k for k in _DATA_ARRAYS if k not in present and (k != "group" or k in recorded)]
+    return [k for k in DATA_ARRAYS if k not in present and (k != "group" or k in recorded)]
 
 
 def same_dataset(
@@ -136,7 +152,7 @@ def same_dataset(
         value, arr = data[key], g[key][:]
         return read_text(arr) if value is not None and value.dtype.kind in "OUT" else arr
 
-    differences = _iter_dataset_differences(g.attrs.asdict(), stored, attrs, data.get)
+    differences = iter_dataset_differences(g.attrs.asdict(), stored, attrs, data.get)
     return next(differences, None) is None
 
 

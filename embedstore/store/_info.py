@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import zarr
@@ -94,7 +94,14 @@ def read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:
     return arr.get_orthogonal_selection((rows, slice(None)))
 
 
-def block(rows: tuple[int, int] | None) -> dict[str, int | None]:
+class Block(TypedDict):
+    """The ``start`` and ``stop`` keywords of :class:`EmbeddingWriter` for a block of rows."""
+
+    start: int
+    stop: int | None
+
+
+def block(rows: tuple[int, int] | None) -> Block:
     return {"start": 0, "stop": None} if rows is None else {"start": rows[0], "stop": rows[1]}
 
 

@@ -20,33 +20,11 @@ from embedstore.errors import (
 )
 from embedstore.store._guard import writing
 from embedstore.store._layout import FORMAT_VERSION
+from embedstore.store._raw import is_remote, remote_storage_options
 from embedstore.store._store import Store
 from embedstore.store._zipcheck import check_zip_members, check_zip_metadata
 
-
-def _is_remote(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
-
-
 _REMOTE_SCHEMES = ("http", "https", "s3")
-
-
-def _remote_storage_options(
-    location: str, storage_options: dict[str, Any] | None
-) -> dict[str, Any]:
-    """fsspec options for a URL: the caller's, plus an S3 endpoint from the environment.
-
-    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (the AWS CLI's variables) point ``s3://`` at an
-    S3-compatible server (MinIO, moto, Ceph) when ``storage_options`` names no endpoint.
-    """
-    opts = dict(storage_options or {})
-    if location.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        client_kwargs = dict(opts.get("client_kwargs") or {})
-        if endpoint and "endpoint_url" not in opts and "endpoint_url" not in client_kwargs:
-            client_kwargs["endpoint_url"] = endpoint
-            opts["client_kwargs"] = client_kwargs
-    return opts
 
 
 def _fsspec_store(
@@ -54,7 +32,7 @@ def _fsspec_store(
 ) -> Any:
     """zarr's FsspecStore for ``location`` (endpoint from the environment as for every s3 URL);
     a missing fsspec backend is one error starting with ``needs``."""
-    opts = _remote_storage_options(location, storage_options)
+    opts = remote_storage_options(location, storage_options)
     try:
         from zarr.storage import FsspecStore
 
@@ -174,7 +152,7 @@ def _open_root(
     location = str(location)
     if location.startswith("file://"):
         location = location[len("file://") :]
-    if _is_remote(location):
+    if is_remote(location):
         return _open_remote_root(location, mode, storage_options)
     path = Path(location)
     if path.is_file():
@@ -208,15 +186,6 @@ def _check_root(data: bytes, location: str) -> None:
             f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
             f"read. `embedstore verify {location}` lists every damage; import a good copy"
         )
-
-
-def _migrate_legacy(location: str | os.PathLike[str]) -> list[str]:
-    """Rewrite any format-1 text arrays of a local store to format 2 (used after an import of a
-    format-1 archive into a format-2 store); returns the arrays rewritten."""
-    from embedstore.store._layout import migrate
-
-    root = zarr.open_group(str(location), mode="r+")
-    return migrate(root)
 
 
 def _create_remote(location: str, storage_options: dict[str, Any] | None) -> Store:
@@ -253,7 +222,7 @@ def create_store(
     ``AWS_ENDPOINT_URL`` and the usual ``AWS_*`` variables are honoured.
     """
     location = str(location)
-    if _is_remote(location):
+    if is_remote(location):
         return _create_remote(location, storage_options)
     path = Path(location)
     if (path / "zarr.json").is_file():
