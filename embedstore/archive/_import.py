@@ -166,7 +166,11 @@ def _plan(
     src: Store, tgt: Store | None, on_conflict: str, overwrite: bool, source: str, target: str
 ) -> tuple[list[Copy], ImportResult]:
     copies: list[Copy] = []
-    added, skipped_ds, bb_added, bb_replaced, bb_skipped = [], [], [], [], []
+    added: list[str] = []
+    skipped_ds: list[str] = []
+    bb_added: list[str] = []
+    bb_replaced: list[str] = []
+    bb_skipped: list[str] = []
     renamed: dict[str, str] = {}
     existing = set(tgt.datasets()) if tgt is not None else set()
     taken = set(existing)
@@ -178,7 +182,7 @@ def _plan(
             else:
                 bb_skipped.append(f"{d}/{b}: incomplete in the source")
         dst = d
-        if d in existing and (diff := _dataset_differences(src, d, tgt, d)):
+        if tgt is not None and d in existing and (diff := _dataset_differences(src, d, tgt, d)):
             if on_conflict == "fail":
                 raise ConflictError(
                     f"dataset '{d}' in '{source}' differs from the one in '{target}' in: "
@@ -200,7 +204,7 @@ def _plan(
                     break
                 k += 1
             renamed[d] = dst
-        if dst in existing:
+        if tgt is not None and dst in existing:
             have = tgt.backbones(dst)
             for b in bbs:
                 if b in have and tgt.array_info(dst, b).complete and not overwrite:

@@ -26,6 +26,16 @@ def subgroup(group: zarr.Group, name: str) -> zarr.Group:
     return node
 
 
+def stored_keys(arr: zarr.Array) -> set[str]:
+    """The keys stored under an array's folder (one listing, no chunk read)."""
+    from zarr.core.sync import sync
+
+    async def collect() -> list[str]:
+        return [k async for k in arr.store.list_prefix(f"{arr.path}/".lstrip("/"))]
+
+    return set(sync(collect()))
+
+
 def values(arr: zarr.Array, sel: Any = slice(None)) -> np.ndarray:
     """``arr[sel]`` as an ndarray (a selection of rows, not of one element)."""
     return np.asarray(arr[sel])

@@ -63,7 +63,8 @@ def creation_interrupted(bg: zarr.Group) -> bool:
 
 def backbone_groups(g: zarr.Group) -> tuple[list[str], list[str]]:
     """(backbones, groups whose creation was interrupted) of a dataset group, each sorted."""
-    done, interrupted = [], []
+    done: list[str] = []
+    interrupted: list[str] = []
     for name, bg in g.groups():
         (interrupted if creation_interrupted(bg) else done).append(name)
     return sorted(done), sorted(interrupted)

@@ -25,6 +25,7 @@ from numcodecs import Zstd
 from zarr.codecs import BytesCodec, ZstdCodec
 from zarr.storage import LocalStore
 
+from embedstore.store._access import v3_metadata
 from embedstore.store._raw import DirRaw
 
 __all__ = ["read_float32"]
@@ -34,18 +35,19 @@ _WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 def _chunk_files(arr: zarr.Array) -> tuple[DirRaw, int] | None:
     """The store's raw files and rows per chunk when the fast path applies, else None."""
-    meta = arr.metadata
+    meta = v3_metadata(arr)
     store = arr.store
-    if not isinstance(store, LocalStore) or arr.ndim != 2 or getattr(meta, "zarr_format", 0) != 3:
+    if not isinstance(store, LocalStore) or arr.ndim != 2 or meta is None:
         return None
-    codecs = meta.codecs
+    codecs, fill = meta.codecs, meta.fill_value
     if (
         len(codecs) != 2
         or not isinstance(codecs[0], BytesCodec)
         or str(getattr(codecs[0].endian, "value", codecs[0].endian)) != "little"
         or not isinstance(codecs[1], ZstdCodec)
         or np.dtype(arr.dtype) not in (np.dtype("<f2"), np.dtype("<f4"))
-        or float(meta.fill_value) != 0.0
+        or not isinstance(fill, int | float | np.number)
+        or float(fill) != 0.0
         or arr.chunks[1] != arr.shape[1]
     ):
         return None
@@ -64,6 +66,7 @@ def read_float32(arr: zarr.Array, sel: np.ndarray | slice | None) -> np.ndarray 
     out = np.empty((n if rows is None else len(rows), dim), dtype=np.float32)
     if out.size == 0:
         return out
+    chunks: range | np.ndarray
     if rows is None:
         chunks = range(-(-n // per))
         where = None

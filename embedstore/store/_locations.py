@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import zarr
+from zarr.core.common import JSON
 
 from embedstore._version import __version__
 from embedstore.errors import (
@@ -173,7 +174,7 @@ def _open_root(
             f"no store at '{path}'; check the path, or create one with `embedstore extract`"
         )
     _check_root((path / "zarr.json").read_bytes(), str(path))
-    return zarr.open_group(str(path), mode=mode)
+    return zarr.open_group(str(path), mode="r+" if mode == "r+" else "r")  # open_store checked
 
 
 def _check_root(data: bytes, location: str) -> None:
@@ -235,7 +236,10 @@ def create_store(
             f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"
         )
     # One write of the root zarr.json with its attributes: a reader never sees a bare Zarr group.
-    attrs = {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+    attrs: dict[str, JSON] = {
+        "embedstore_format": FORMAT_VERSION,
+        "created_by": f"embedstore {__version__}",
+    }
     with writing(str(path), "the new store", resumable=False):
         root = zarr.open_group(str(path), mode="w", attributes=attrs)
     return Store(root, str(path), read_only=False)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import zarr
 
 from embedstore.errors import CorruptStoreError
+from embedstore.store._access import subgroup
 from embedstore.store._audit import (
     BACKBONE_ARRAYS,
     DATA_ARRAYS,
@@ -104,7 +105,7 @@ class AuditedNodes:
     def _data_arrays(self, name: str) -> set[str]:
         """The data arrays (ids, labels, split, group) a dataset holds, from raw metadata."""
         if self._meta.children(name) is None:
-            return set(self._root[name].array_keys())
+            return set(subgroup(self._root, name).array_keys())
         return {
             a for a in ("ids", "labels", "split", "group") if self._meta(f"{name}/{a}") is not GONE
         }
@@ -122,7 +123,8 @@ class AuditedNodes:
         ]  # fmt: skip
         if not damaged:
             return backbone_groups(g)
-        done, interrupted = [], []
+        done: list[str] = []
+        interrupted: list[str] = []
         for n in names:
             if n in damaged:
                 done.append(n)

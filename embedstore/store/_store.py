@@ -377,9 +377,7 @@ class Store(AuditedNodes, PerRowReads):
                     )
                     if rows is None:  # not one of several block writers: the group is ours
                         remove_metadata_orphans(self._root, f"{dataset}/{backbone}")
-                    return EmbeddingWriter(
-                        bg, dim=dim, location=self.location, **block(rows)
-                    )
+                    return EmbeddingWriter(bg, dim=dim, location=self.location, **block(rows))
             rows_per_chunk = chunk_rows_for(n, dim, dtype, chunk_rows)
             bg = create_group(
                 g,

@@ -156,7 +156,8 @@ def iter_dataset_differences(
             yield key
     for name in DATA_ARRAYS:
         a, b = read_a(name), read_b(name)
-        if (a is None) != (b is None) or (
-            a is not None and (a.shape != b.shape or not np.array_equal(a, b))
-        ):
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                yield name
+        elif a.shape != b.shape or not np.array_equal(a, b):
             yield name

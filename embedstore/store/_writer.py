@@ -31,8 +31,8 @@ import numpy as np
 import zarr
 
 from embedstore.errors import InvalidDataError
-from embedstore.store._audit import BACKBONE_ARRAYS, BACKBONE_KEYS, RECORD
 from embedstore.store._access import array, values
+from embedstore.store._audit import BACKBONE_ARRAYS, BACKBONE_KEYS, RECORD
 from embedstore.store._guard import writing
 from embedstore.store._rawmeta import record_digests
 from embedstore.store._strings import REASON_BYTES, encode_text

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import stat
 import zipfile
-from typing import Any
+from typing import Any, TypeGuard
 
 from embedstore.errors import ArchiveError
 from embedstore.store._shapes import shape_problems
@@ -141,7 +141,7 @@ def _shape_problems(meta: dict) -> list[str]:
     config = (meta.get("chunk_grid") or {}).get("configuration") or {}
     chunks = config.get("chunk_shape") if isinstance(config, dict) else None
 
-    def ints(v: Any, low: int) -> bool:
+    def ints(v: Any, low: int) -> TypeGuard[list[int]]:
         return (
             isinstance(v, list)
             and 1 <= len(v) <= 3

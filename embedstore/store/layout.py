@@ -11,9 +11,11 @@ Raw files
     :func:`is_remote` tells a URL from a local path; :func:`remote_storage_options` adds the S3
     endpoint from the environment. :data:`META` is the metadata file of every node.
 
-Attributes
+Attributes and nodes
     :class:`RootAttrs`, :class:`DatasetAttrs` and :class:`BackboneAttrs` are a node's attributes
-    parsed once (after :func:`node_problems` found them well typed).
+    parsed once (after :func:`node_problems` found them well typed). :func:`array`,
+    :func:`subgroup` and :func:`values` read a :attr:`Store.zarr_group <embedstore.store.Store>`
+    with the types the layout gives its nodes (zarr types every child as array-or-group).
 
 Chunk keys
     :func:`chunk_coords` turns a key relative to its array (``c/3/0``) into grid coordinates
@@ -46,6 +48,7 @@ Datasets and backbones
 
 from __future__ import annotations
 
+from embedstore.store._access import array, subgroup, values
 from embedstore.store._audit import (
     GONE,
     backbone_audit,
@@ -116,4 +119,7 @@ __all__ = [
     "row_chunk_keys",
     "shape_problems",
     "zstd_declared_size",
+    "array",
+    "subgroup",
+    "values",
 ]
