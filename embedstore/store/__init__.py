@@ -17,7 +17,10 @@ Layout (documented for zarr-python users in the README)::
 Rows are aligned by sample across every backbone of a dataset. Only this package imports
 zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer``
 (:class:`EmbeddingWriter`), ``_locations`` (folders, archives and URLs; :func:`create_store`,
-:func:`open_store`), ``_validate`` (input checks and conversions).
+:func:`open_store`), ``_validate`` (input checks and conversions), ``_layout`` (node attributes
+as frozen dataclasses, array creation, migration). :mod:`embedstore.store.layout` is the public
+interface to the layout as files (raw reads, chunk keys, digests, metadata rules) that
+:mod:`embedstore.archive` uses; nothing else here is imported from outside the package.
 """
 
 from __future__ import annotations

@@ -13,14 +13,15 @@ from zarr.core.common import JSON
 from embedstore._version import __version__
 from embedstore.errors import (
     ArchiveError,
-    CorruptStoreError,
     InvalidDataError,
     ReadOnlyError,
     StoreExistsError,
     StoreNotFoundError,
 )
+from embedstore.store._audit import parse
 from embedstore.store._guard import writing
 from embedstore.store._layout import FORMAT_VERSION
+from embedstore.store._nodes import check_root
 from embedstore.store._raw import is_remote, remote_storage_options
 from embedstore.store._store import Store
 from embedstore.store._zipcheck import check_zip_members, check_zip_metadata
@@ -131,7 +132,7 @@ def _open_zip_root(path: Path, mode: str) -> zarr.Group:
         raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
     with zipfile.ZipFile(path) as zf:
         if "zarr.json" in zf.namelist():
-            _check_root(zf.read("zarr.json"), str(path))
+            check_root(parse(zf.read("zarr.json")), str(path))
     try:
         return zarr.open_group(ZipStore(path, mode="r"), mode="r", zarr_format=3)
     except FileNotFoundError:
@@ -173,20 +174,8 @@ def _open_root(
         raise StoreNotFoundError(
             f"no store at '{path}'; check the path, or create one with `embedstore extract`"
         )
-    _check_root((path / "zarr.json").read_bytes(), str(path))
+    check_root(parse((path / "zarr.json").read_bytes()), str(path))
     return zarr.open_group(str(path), mode="r+" if mode == "r+" else "r")  # open_store checked
-
-
-def _check_root(data: bytes, location: str) -> None:
-    """Refuse, in one line, a root zarr.json that zarr could not parse or is not a group."""
-    from embedstore.store._audit import node_problems, parse
-
-    problems = node_problems(parse(data), "root")
-    if problems:
-        raise CorruptStoreError(
-            f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
-            f"read. `embedstore verify {location}` lists every damage; import a good copy"
-        )
 
 
 def _create_remote(location: str, storage_options: dict[str, Any] | None) -> Store:

@@ -9,19 +9,15 @@ from typing import Any
 import numpy as np
 import zarr
 
-from embedstore._version import __version__
 from embedstore.errors import (
     ArrayNotFoundError,
     CorruptStoreError,
     DatasetNotFoundError,
-    FormatVersionError,
     IncompleteArrayError,
     InvalidDataError,
     ReadOnlyError,
-    StoreNotFoundError,
 )
 from embedstore.store._access import array, subgroup, values
-from embedstore.store._audit import node_problems
 from embedstore.store._checks import check_backbone_arrays, check_embeddings_readable
 from embedstore.store._create import (
     backbone_groups,
@@ -32,11 +28,7 @@ from embedstore.store._create import (
     has_group,
     marked_group,
 )
-from embedstore.store._dataset_write import (
-    gone_arrays,
-    remove_metadata_orphans,
-    write_dataset,
-)
+from embedstore.store._dataset_write import gone_arrays, remove_metadata_orphans, write_dataset
 from embedstore.store._fastread import read_float32
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
@@ -56,15 +48,10 @@ from embedstore.store._layout import (
     migrate,
     needs_migration,
 )
-from embedstore.store._nodes import AuditedNodes
+from embedstore.store._nodes import AuditedNodes, check_root, root_version
 from embedstore.store._rawmeta import RawMeta
 from embedstore.store._rows import PerRowReads, Rows, take
-from embedstore.store._validate import (
-    EMBEDDING_DTYPES,
-    SPLIT_CODES,
-    _check_name,
-    _validate_dataset,
-)
+from embedstore.store._validate import EMBEDDING_DTYPES, SPLIT_CODES, _check_name, _validate_dataset
 from embedstore.store._writer import EmbeddingWriter, rows_done
 
 
@@ -76,26 +63,9 @@ class Store(AuditedNodes, PerRowReads):
         self.location = location
         self.read_only = read_only
         self._meta = RawMeta(root)
-        problems = node_problems(self._meta(""), "root")
-        if problems:
-            raise CorruptStoreError(
-                f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
-                f"read. `embedstore verify {location}` lists every damage; import a good copy"
-            )
+        check_root(self._meta(""), location)
         root_attrs = RootAttrs.of(root)
-        version = root_attrs.embedstore_format  # an integer: node_problems refused another
-        if version is None:
-            raise StoreNotFoundError(
-                f"'{location}' is a Zarr group but not an embedstore store "
-                "(no 'embedstore_format' attribute at its root)"
-            )
-        if version > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"store '{location}' has format version {version}, newer than this embedstore "
-                f"understands ({FORMAT_VERSION}, embedstore {__version__}); "
-                f"it was written by {root_attrs.created_by or 'a newer embedstore'}; "
-                "upgrade embedstore to read it"
-            )
+        version = root_version(root_attrs, location)
         if not read_only and needs_migration(root):
             with writing(location, "the format 2 migration", resumable=False):
                 migrate(root)
