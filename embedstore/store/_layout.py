@@ -49,9 +49,9 @@ from embedstore.store._strings import (
     is_legacy_text,
     read_text,
 )
+from embedstore.store._validate import DATA_ARRAYS
 
 FORMAT_VERSION = 2
-_DATASET_ARRAYS = ("ids", "labels", "split", "group")
 TEXT_ARRAYS = {"ids": "id_utf8", "group": "group_utf8", "missing_reason": "reason_utf8"}
 _DIMS: dict[str, tuple[str, ...]] = {
     "split": ("sample",),
@@ -99,7 +99,6 @@ class DatasetAttrs:
     source: str = ""
     checksums: dict[str, str] = field(default_factory=dict)  # data array -> sha256-chunks-v1
     pending_ids: str | None = None  # digest of the ids an interrupted overwrite replaced
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, attrs: Mapping[str, Any]) -> DatasetAttrs:
@@ -113,7 +112,6 @@ class DatasetAttrs:
             source=str(attrs.get("source", "")),
             checksums={str(k): str(v) for k, v in _object(attrs.get("checksums")).items()},
             pending_ids=None if pending is None else str(pending),
-            raw=dict(attrs),
         )
 
     @classmethod
@@ -136,7 +134,6 @@ class BackboneAttrs:
     complete: bool | None
     provenance: dict[str, Any] = field(default_factory=dict)
     numerics: dict[str, Any] | None = None  # recorded when the array was created
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, attrs: Mapping[str, Any]) -> BackboneAttrs:
@@ -146,7 +143,6 @@ class BackboneAttrs:
             complete=None if complete is None else bool(complete),
             provenance=_object(attrs.get("provenance")),
             numerics=dict(numerics) if isinstance(numerics, Mapping) else None,
-            raw=dict(attrs),
         )
 
     @classmethod
@@ -250,7 +246,7 @@ def migrate(root: zarr.Group) -> list[str]:
             if _migrate_array(ds, name):
                 changed.append(f"{ds_name}/{name}")
         if "checksums" not in ds.attrs:
-            record_dataset_checksums(ds, [n for n in names if n in _DATASET_ARRAYS])
+            record_dataset_checksums(ds, [n for n in names if n in DATA_ARRAYS])
         for bb_name, bb in ds.groups():
             for name in list(bb.array_keys()):
                 if _migrate_array(bb, name):
