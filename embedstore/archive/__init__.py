@@ -27,9 +27,10 @@ Checksums (``sha256-chunks-v1``):
 Safety: member names are checked before anything is read (no absolute paths, ``..``, backslashes,
 control characters or hidden parts); only Zarr v3 metadata with numeric/bool/string dtypes and
 a fixed list of codecs is accepted, so nothing from an archive is ever unpickled or executed.
-This package reads stored files as bytes; decoding goes through :mod:`embedstore.store`.
-The parts: ``_members`` (member-name safety, raw file access), ``_checksums`` (the digest,
-metadata rules, the manifest check), ``_verify``, ``_export``, ``_import`` (import, merge) and
+This package reads stored files as bytes, through the store's one documented layout interface
+:mod:`embedstore.store.layout` (raw reads, chunk keys, digests, metadata rules, member names);
+decoding goes through :mod:`embedstore.store`. The parts: ``_members`` (member-name errors, an
+archive's own sha256), ``_checksums`` (array digests over a raw store, the manifest check), ``_verify``, ``_export``, ``_import`` (import, merge) and
 ``_staging`` (the staging folder of an import, and cleaning up those that killed imports left).
 """
 

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from embedstore.archive._members import _META, _open_raw, _Raw
 from embedstore.errors import ArchiveError, ArrayNotFoundError
-from embedstore.store._audit import MAX_ATTRIBUTE_BYTES
-from embedstore.store._integrity import CHECKSUM_SCHEME as CHECKSUM_SCHEME
-from embedstore.store._integrity import Digest as _Digest
-from embedstore.store._integrity import chunk_coords
+from embedstore.store.layout import CHECKSUM_SCHEME as CHECKSUM_SCHEME
+from embedstore.store.layout import (
+    MAX_ATTRIBUTE_BYTES,
+    Digest,
+    RawStore,
+    chunk_coords,
+    metadata_sha256,
+    open_raw,
+)
+from embedstore.store.layout import META as _META
 
 MANIFEST_KEY = "embedstore_manifest"
 MANIFEST_VERSION = 1
-
-
-def _canonical_sha256(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _chunk_keys(array: str, meta: dict, keys: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -57,7 +56,7 @@ def _in_grid(coords: tuple[int, ...], meta: dict) -> bool:
 
 def array_sha256(location: str, array: str, *, storage_options: dict | None = None) -> str:
     """``sha256-chunks-v1`` digest of one array (path like 'dataset/backbone/embeddings')."""
-    raw = _open_raw(str(location), storage_options)
+    raw = open_raw(str(location), storage_options)
     try:
         layout = _Layout(raw)
         if array not in layout.arrays:
@@ -72,7 +71,7 @@ def array_sha256(location: str, array: str, *, storage_options: dict | None = No
 class _Layout:
     """Nodes (groups and arrays) of a raw store with their parsed metadata and chunk keys."""
 
-    def __init__(self, raw: _Raw, keys: Sequence[str] | None = None) -> None:
+    def __init__(self, raw: RawStore, keys: Sequence[str] | None = None) -> None:
         self.raw = raw
         self.keys = list(raw.keys() if keys is None else keys)
         self.meta: dict[str, Any] = {}
@@ -105,9 +104,9 @@ class _Layout:
             self.chunks[a], stray = _chunk_keys(a, self.meta[a], by_array[a])
             self.stray += stray
 
-    def digest(self, array: str, sink: Callable[[str, bytes], None] | None = None) -> _Digest:
+    def digest(self, array: str, sink: Callable[[str, bytes], None] | None = None) -> Digest:
         """Digest of one array's chunks; ``sink(key, data)`` sees every chunk as it is read."""
-        d = _Digest()
+        d = Digest()
         for k in self.chunks[array]:
             data = self.raw.read(k)
             d.add(k[len(array) + 1 :], data)
@@ -116,7 +115,7 @@ class _Layout:
         return d
 
 
-def _array_entry(meta: dict, digest: _Digest) -> dict[str, Any]:
+def _array_entry(meta: dict, digest: Digest) -> dict[str, Any]:
     return {
         "sha256": digest.hexdigest(),
         "n_chunks": digest.n_chunks,
@@ -138,7 +137,7 @@ def _check_manifest(layout: _Layout, manifest: dict, found: dict, status: dict) 
                 status[node] = "missing"
         elif node not in nodes:
             found.setdefault(node, []).append("not listed in the manifest (added after export?)")
-        elif _canonical_sha256(layout.meta[node]) != nodes[node].get("metadata_sha256"):
+        elif metadata_sha256(layout.meta[node]) != nodes[node].get("metadata_sha256"):
             found.setdefault(node, []).append("metadata (zarr.json) differs from the manifest")
     for a in layout.arrays:
         if a not in arrays:

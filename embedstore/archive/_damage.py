@@ -15,13 +15,16 @@ from typing import Any
 import numpy as np
 
 from embedstore.archive._checksums import _Layout
-from embedstore.store import (
+from embedstore.store import SPLIT_CODES, Store
+from embedstore.store.layout import (
     EMBEDDING_DTYPES,
-    SPLIT_CODES,
-    Store,
-    _backbone_problems,
-    _row_chunk_keys,
-    _text,
+    DatasetAttrs,
+    array,
+    backbone_problems,
+    read_text,
+    row_chunk_keys,
+    subgroup,
+    values,
 )
 
 
@@ -33,14 +36,14 @@ def check_dataset(store: Store, ds: str, layout: _Layout) -> tuple[dict[str, lis
     def bad(path: str, msg: str) -> None:
         out.setdefault(path, []).append(msg)
 
-    g = store.zarr_group[ds]
+    g = subgroup(store.zarr_group, ds)
     try:
-        attrs = g.attrs.asdict()
-        n, k, task = int(attrs["n_samples"]), len(attrs["class_names"]), attrs["task"]
+        attrs = DatasetAttrs.of(g)
+        n, k, task = attrs.n, len(attrs.class_names), attrs.task
     except Exception as exc:  # a missing attribute surfaces here
         bad(ds, f"dataset attributes unreadable: {type(exc).__name__}: {exc}")
         return out, verified
-    recorded = attrs.get("checksums") or {}
+    recorded = attrs.checksums
     present = set(g.array_keys())
     for name in ("ids", "labels", "split", "group"):
         path = f"{ds}/{name}"
@@ -55,12 +58,12 @@ def check_dataset(store: Store, ds: str, layout: _Layout) -> tuple[dict[str, lis
             else:
                 verified.add(path)
         try:
-            value = g[name][...]
+            value = values(array(g, name), ...)
         except Exception as exc:  # a damaged chunk fails to decode
             bad(path, f"cannot be decoded: {type(exc).__name__}: {exc}")
             continue
         if name in ("ids", "group"):
-            value = _text(value)
+            value = read_text(value)
         for msg in _data_array_problems(name, value, n, k, task):
             bad(path, msg)
     for bb in store.backbones(ds):
@@ -71,13 +74,13 @@ def check_dataset(store: Store, ds: str, layout: _Layout) -> tuple[dict[str, lis
 def _check_backbone(store, ds, bb, n, layout, bad, verified, out) -> None:
     path = f"{ds}/{bb}/embeddings"
     out.setdefault(path, [])
-    bg = store.zarr_group[ds][bb]
-    layout_problems = _backbone_problems(bg, n)
+    bg = subgroup(subgroup(store.zarr_group, ds), bb)
+    layout_problems = backbone_problems(bg, n)
     for msg in layout_problems:
         bad(path, msg)
     if "embeddings" not in bg.array_keys() or "progress" not in bg.array_keys():
         return
-    arr = bg["embeddings"]
+    arr = array(bg, "embeddings")
     if str(arr.dtype) not in EMBEDDING_DTYPES:
         bad(path, f"dtype {arr.dtype}, expected float16 or float32")
     damaged = _chunk_damage(bg, path, layout)
@@ -105,13 +108,13 @@ def _chunk_damage(bg: Any, path: str, layout: _Layout) -> list[str]:
         return [f"its '{gone}' array is gone (no zarr.json): the chunk checksums cannot be checked"]
     if not record <= keys:
         return []  # format 1: no per-chunk record (an archive's manifest still covers it)
-    arr = bg["embeddings"]
-    done = bg["progress"][:] == 1
-    sums, sizes = bg["checksums"][:], bg["chunk_nbytes"][:]
+    arr = array(bg, "embeddings")
+    done = values(array(bg, "progress")) == 1
+    sums, sizes = values(array(bg, "checksums")), values(array(bg, "chunk_nbytes"))
     rows = int(arr.chunks[0])
     present = set(layout.chunks.get(path, ()))
     out = []
-    for i, key in enumerate(_row_chunk_keys(arr)):
+    for i, key in enumerate(row_chunk_keys(arr)):
         if not done[i]:
             continue
         where = f"chunk {i} (rows {i * rows}-{min((i + 1) * rows, arr.shape[0]) - 1}, '{key}')"

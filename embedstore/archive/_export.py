@@ -19,18 +19,18 @@ from embedstore.archive._checksums import (
     MANIFEST_KEY,
     MANIFEST_VERSION,
     _array_entry,
-    _canonical_sha256,
     _Layout,
 )
-from embedstore.archive._members import _META, _open_raw, file_sha256
+from embedstore.archive._members import file_sha256
 from embedstore.errors import (
     ArchiveError,
     ArrayNotFoundError,
     InvalidDataError,
     StoreExistsError,
 )
-from embedstore.store import Store, _is_remote, is_data_array, open_store, writer_lock
-from embedstore.store._zipcheck import metadata_problems as _metadata_problems
+from embedstore.store import Store, is_data_array, open_store, writer_lock
+from embedstore.store.layout import META as _META
+from embedstore.store.layout import is_remote, metadata_problems, metadata_sha256, open_raw
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _LOCK = "export"  # the writer lock of the archive path, held while its temporary file exists
@@ -109,18 +109,18 @@ def export_archive(
             "or choose another archive path"
         )
     if (
-        not _is_remote(store)
+        not is_remote(store)
         and Path(store).is_dir()
         and out.resolve().is_relative_to(Path(store).resolve())
     ):
         raise InvalidDataError(f"the archive '{out}' must be outside the store '{store}'")
 
-    raw = _open_raw(store, storage_options)
+    raw = open_raw(store, storage_options)
     try:
         keys = [k for k in raw.keys() if _exported(k, plan)]
         layout = _Layout(raw, keys)
         for node, meta in layout.meta.items():
-            problems = _metadata_problems(meta, legacy=src.format_version < 2)
+            problems = metadata_problems(meta, legacy=src.format_version < 2)
             if problems:
                 raise ArchiveError(f"'{store}/{node}' cannot be exported: {problems[0]}")
         # Held while the temporary file exists, so the files of killed exports (and only
@@ -184,7 +184,7 @@ def _write_archive(
             for node in sorted(layout.meta):
                 meta_key = f"{node}/{_META}"
                 put(meta_key, layout.raw.read(meta_key))
-                nodes[node] = {"metadata_sha256": _canonical_sha256(layout.meta[node])}
+                nodes[node] = {"metadata_sha256": metadata_sha256(layout.meta[node])}
                 if node in layout.arrays:
                     arrays[node] = _array_entry(layout.meta[node], layout.digest(node, sink=put))
             manifest = {

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from embedstore.archive._checksums import MANIFEST_KEY, _Layout
-from embedstore.archive._members import _META, _open_raw, _Raw
 from embedstore.archive._staging import LOCK, Copy, commit, remove_stale_stages
 from embedstore.archive._verify import VerifyReport, _verify_raw
 from embedstore.errors import (
@@ -23,14 +22,14 @@ from embedstore.errors import (
     InvalidDataError,
     StoreExistsError,
 )
-from embedstore.store import (
-    Store,
-    _is_remote,
-    _iter_dataset_differences,
-    _migrate_legacy,
-    create_store,
-    open_store,
-    writer_lock,
+from embedstore.store import Store, create_store, open_store, writer_lock
+from embedstore.store.layout import META as _META
+from embedstore.store.layout import (
+    RawStore,
+    is_remote,
+    iter_dataset_differences,
+    migrate_folder,
+    open_raw,
 )
 
 ON_CONFLICT = ("fail", "skip", "rename")
@@ -86,7 +85,7 @@ def import_archive(
             f"on_conflict must be one of {', '.join(ON_CONFLICT)}, got '{on_conflict}'"
         )
     source, target_path = str(source), Path(target)
-    if _is_remote(str(target)):
+    if is_remote(str(target)):
         raise InvalidDataError(f"the import target must be a local folder, got '{target}'")
     is_store = (target_path / _META).is_file()
     if (
@@ -98,7 +97,7 @@ def import_archive(
             f"'{target_path}' exists and is neither an embedstore store nor an empty folder; "
             "choose another target"
         )
-    raw = _open_raw(source, storage_options)  # archive member names are checked here, first
+    raw = open_raw(source, storage_options)  # archive member names are checked here, first
     try:
         report = _verify_raw(raw, source, storage_options, layout_only=layout_only)
         if report.problems:  # store-level ones, each line self-contained
@@ -116,7 +115,7 @@ def import_archive(
 
 def _import_locked(
     src: Store,
-    raw: _Raw,
+    raw: RawStore,
     report: VerifyReport,
     target_path: Path,
     on_conflict: str,
@@ -149,7 +148,7 @@ def _import_locked(
         ):
             commit(layout, copies, target_path, new_store=not is_store, expected=expected)
         if src.format_version < 2:  # its text arrays use the `string` extension type
-            _migrate_legacy(target_path)
+            migrate_folder(target_path)
     elif not is_store:
         create_store(target_path)
     return result
@@ -167,7 +166,11 @@ def _plan(
     src: Store, tgt: Store | None, on_conflict: str, overwrite: bool, source: str, target: str
 ) -> tuple[list[Copy], ImportResult]:
     copies: list[Copy] = []
-    added, skipped_ds, bb_added, bb_replaced, bb_skipped = [], [], [], [], []
+    added: list[str] = []
+    skipped_ds: list[str] = []
+    bb_added: list[str] = []
+    bb_replaced: list[str] = []
+    bb_skipped: list[str] = []
     renamed: dict[str, str] = {}
     existing = set(tgt.datasets()) if tgt is not None else set()
     taken = set(existing)
@@ -179,7 +182,7 @@ def _plan(
             else:
                 bb_skipped.append(f"{d}/{b}: incomplete in the source")
         dst = d
-        if d in existing and (diff := _dataset_differences(src, d, tgt, d)):
+        if tgt is not None and d in existing and (diff := _dataset_differences(src, d, tgt, d)):
             if on_conflict == "fail":
                 raise ConflictError(
                     f"dataset '{d}' in '{source}' differs from the one in '{target}' in: "
@@ -201,7 +204,7 @@ def _plan(
                     break
                 k += 1
             renamed[d] = dst
-        if dst in existing:
+        if tgt is not None and dst in existing:
             have = tgt.backbones(dst)
             for b in bbs:
                 if b in have and tgt.array_info(dst, b).complete and not overwrite:
@@ -233,7 +236,7 @@ def _dataset_differences(a: Store, da: str, b: Store, db: str) -> list[str]:
     """Fields in which dataset ``da`` of ``a`` and ``db`` of ``b`` differ (empty: they agree)."""
     ia, ib = a.dataset_info(da), b.dataset_info(db)
     return list(
-        _iter_dataset_differences(
+        iter_dataset_differences(
             vars(ia), lambda name: getattr(a, name)(da), vars(ib), lambda name: getattr(b, name)(db)
         )
     )

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from embedstore.archive._checksums import _Layout
 from embedstore.archive._export import _exported
-from embedstore.archive._members import _META
 from embedstore.errors import ArchiveError
 from embedstore.store import create_store
+from embedstore.store.layout import META as _META
 
 LOCK = "import"  # the target's writer lock held by every import (no dataset/backbone lock has
 # this name: those are "setup" and "<dataset>/<backbone>")

@@ -21,16 +21,21 @@ from embedstore.archive._checksums import (
     _Layout,
 )
 from embedstore.archive._damage import check_dataset
-from embedstore.archive._members import _open_raw, _Raw, file_sha256
+from embedstore.archive._members import file_sha256
 from embedstore.errors import ArchiveError, EmbedstoreError
-from embedstore.store import (
-    FORMAT_VERSION,
-    _is_remote,
-    open_store,
+from embedstore.store import FORMAT_VERSION, open_store
+from embedstore.store.layout import (
+    GONE,
+    RawStore,
+    backbone_audit,
+    chunk_nbytes,
+    dataset_audit,
+    is_remote,
+    node_problems,
+    open_raw,
+    shape_problems,
+    zstd_declared_size,
 )
-from embedstore.store._audit import GONE, backbone_audit, dataset_audit, node_problems
-from embedstore.store._shapes import shape_problems as _shape_problems
-from embedstore.store._zipcheck import chunk_nbytes, zstd_declared_size
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,9 @@ def verify(
     :data:`GUARANTEE`).
     """
     location = str(location)
-    kind = (
-        "remote" if _is_remote(location) else ("archive" if Path(location).is_file() else "store")
-    )
+    kind = "remote" if is_remote(location) else ("archive" if Path(location).is_file() else "store")
     try:
-        raw = _open_raw(location, storage_options)
+        raw = open_raw(location, storage_options)
         raw.keys()  # a location that cannot be listed is one problem line
     except ArchiveError as exc:
         return VerifyReport(location, kind, False, (), (str(exc),))
@@ -140,7 +143,7 @@ def verify(
 
 
 def _verify_raw(
-    raw: _Raw, location: str, storage_options: dict | None, *, layout_only: bool = False
+    raw: RawStore, location: str, storage_options: dict | None, *, layout_only: bool = False
 ) -> VerifyReport:
     layout = _Layout(raw)
     problems = list(layout.problems)
@@ -206,7 +209,7 @@ def _verify_raw(
             unsafe.append(f"{node}: {msg}")
     if not unsafe:  # shapes before chunks: nothing is read in proportion to a declared shape
         stored = {a: len(layout.chunks[a]) for a in layout.arrays}
-        for path, msg in _shape_problems(layout.meta, stored):
+        for path, msg in shape_problems(layout.meta, stored):
             found.setdefault(path, []).append(msg)
             unsafe.append(f"{path}: {msg}")
     if not unsafe:
@@ -267,7 +270,7 @@ _REFETCH = (
 )
 
 
-def _claims_archive(raw: _Raw, attrs: dict) -> bool:
+def _claims_archive(raw: RawStore, attrs: dict) -> bool:
     """An archive file, or a store whose root says `embedstore export` wrote it (unzipped)."""
     return raw.kind == "archive" or "exported_by" in attrs or MANIFEST_KEY in attrs
 

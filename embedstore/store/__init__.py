@@ -17,32 +17,24 @@ Layout (documented for zarr-python users in the README)::
 Rows are aligned by sample across every backbone of a dataset. Only this package imports
 zarr. The parts: ``_store`` (the :class:`Store`: datasets and reads), ``_writer``
 (:class:`EmbeddingWriter`), ``_locations`` (folders, archives and URLs; :func:`create_store`,
-:func:`open_store`), ``_validate`` (input checks and conversions).
+:func:`open_store`), ``_validate`` (input checks and conversions), ``_layout`` (node attributes
+as frozen dataclasses, array creation, migration). :mod:`embedstore.store.layout` is the public
+interface to the layout as files (raw reads, chunk keys, digests, metadata rules) that
+:mod:`embedstore.archive` uses; nothing else here is imported from outside the package.
 """
 
 from __future__ import annotations
 
 import warnings
 
-from embedstore.store._checks import chunk_keys as _row_chunk_keys  # noqa: F401
-from embedstore.store._checks import problems_of_embeddings as _backbone_problems  # noqa: F401
 from embedstore.store._info import ArrayInfo, DatasetInfo, default_chunk_rows
 from embedstore.store._layout import FORMAT_VERSION
-
-# The underscored names and EMBEDDING_DTYPES are not in __all__: embedstore.archive uses them (it
-# reads stores as files, never through zarr).
-from embedstore.store._locations import _is_remote as _is_remote
-from embedstore.store._locations import _migrate_legacy as _migrate_legacy
-from embedstore.store._locations import _remote_storage_options as _remote_storage_options
 from embedstore.store._locations import create_store, open_store
 from embedstore.store._lock import writer_lock
 from embedstore.store._meta import meta_names, read_meta, require_meta, write_meta
 from embedstore.store._store import Store
-from embedstore.store._strings import read_text as _text  # noqa: F401
-from embedstore.store._validate import _DATA_ARRAYS as _DATA_ARRAYS
 from embedstore.store._validate import EMBEDDING_DTYPES as EMBEDDING_DTYPES
 from embedstore.store._validate import SPLIT_CODES, TASK_KINDS, is_data_array
-from embedstore.store._validate import _iter_dataset_differences as _iter_dataset_differences
 from embedstore.store._writer import EmbeddingWriter
 
 # A file zarr does not recognise in a store folder (e.g. the ``zarr.<uuid>.partial`` a killed

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import zarr
 
 from embedstore.errors import ConflictError, InvalidDataError
 from embedstore.store._guard import writing
+from embedstore.store._info import ArrayInfo
+from embedstore.store._layout import BackboneAttrs
 from embedstore.store._lock import writer_lock
 from embedstore.store._validate import EMBEDDING_DTYPES
-
-if TYPE_CHECKING:
-    from embedstore.store._info import ArrayInfo
-    from embedstore.store._store import Store
+from embedstore.store._writer import EmbeddingWriter
 
 NOT_IN_FILE = "not in the imported file"
 _SCAN_BYTES = 8 << 20  # rows per block read: about 8 MiB of float32 (bounded memory)
@@ -51,6 +51,33 @@ class RowSource(Protocol):
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Every row once, in file order, in blocks of bounded size."""
+
+
+class Target(Protocol):
+    """What :func:`add_embeddings` needs of the :class:`~embedstore.store.Store` it writes into
+    (a protocol: this module is below ``_store``, which calls it)."""
+
+    location: str
+
+    def datasets(self) -> list[str]: ...
+
+    def backbones(self, dataset: str) -> list[str]: ...
+
+    def ids(self, dataset: str) -> np.ndarray: ...
+
+    @property
+    def add_dataset(self) -> Callable[..., Any]: ...  # (name, **dataset_fields)
+
+    def array_info(self, dataset: str, backbone: str) -> ArrayInfo: ...
+
+    def writer(
+        self, dataset: str, backbone: str, *, dim: int, dtype: str = ...,
+        chunk_rows: int | None = ..., overwrite: bool = ...,
+    ) -> EmbeddingWriter: ...  # fmt: skip
+
+    def _check_writable(self) -> None: ...
+
+    def _backbone_group(self, dataset: str, backbone: str) -> zarr.Group: ...
 
 
 class ArrayRows:
@@ -210,7 +237,7 @@ def check(
 
 
 def add_embeddings(
-    store: Store,
+    store: Target,
     dataset: str,
     name: str,
     src: RowSource,
@@ -263,7 +290,7 @@ def add_embeddings(
             dataset, name, dim=src.dim, dtype=dtype, chunk_rows=chunk_rows, overwrite=overwrite
         )
         bg = store._backbone_group(dataset, name)
-        pending = dict(bg.attrs.get("provenance") or {})
+        pending = BackboneAttrs.of(bg).provenance
         if w.rows_written and pending.get("data_sha256") != data_sha256:
             begun = (pending.get("imported") or {}).get("file") or "an extraction or other data"
             raise ConflictError(

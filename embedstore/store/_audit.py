@@ -24,17 +24,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from embedstore.store._shapes import shape_problems
-from embedstore.store._zipcheck import metadata_problems
+from embedstore.store._validate import DATA_ARRAYS, TASK_KINDS
+from embedstore.store._zipcheck import MAX_ATTRIBUTE_BYTES, metadata_problems
 
 RECORD = "metadata_sha256"
 DATASET_KEYS = ("task", "class_names", "n_samples", "split_codes", "checksums")
 BACKBONE_KEYS = ("complete", "provenance", "numerics")
-DATA_ARRAYS = ("ids", "labels", "split", "group")
 BACKBONE_ARRAYS = (
     "embeddings", "progress", "checksums", "chunk_nbytes", "missing", "missing_reason",
 )  # fmt: skip
-TASKS = ("binary", "multiclass", "multilabel", "ordinal")
-MAX_ATTRIBUTE_BYTES = 16 * 2**20  # one node's zarr.json: 16 MiB (a dataset of 10^5 classes: ~2 MiB)
 MAX_CLASSES = 100_000
 GONE = object()  # what ``get`` returns for a node without zarr.json
 INVALID = None  # ... and for one whose zarr.json is not JSON (or empty)
@@ -117,8 +115,8 @@ def _dataset_attr_problems(attrs: dict) -> list[str]:
         out.append(f"class_names {str(names)[:60]!r} is not a list of strings")
     elif len(names) > MAX_CLASSES:
         out.append(f"{len(names):,} class names, over the {MAX_CLASSES:,} accepted")
-    if attrs.get("task") not in TASKS:
-        out.append(f"task {str(attrs.get('task'))[:40]!r} is not one of {', '.join(TASKS)}")
+    if attrs.get("task") not in TASK_KINDS:
+        out.append(f"task {str(attrs.get('task'))[:40]!r} is not one of {', '.join(TASK_KINDS)}")
     if not isinstance(attrs.get("checksums", {}), dict):
         out.append("checksums is not an object")
     return out

@@ -13,6 +13,8 @@ import numpy as np
 import zarr
 
 from embedstore.errors import CorruptStoreError
+from embedstore.store._access import array, stored_keys, values
+from embedstore.store._layout import BackboneAttrs
 
 
 def _corrupt(location: str, path: str, what: str) -> CorruptStoreError:
@@ -52,16 +54,6 @@ def chunk_keys(array: zarr.Array) -> list[str]:
     ]
 
 
-def stored_keys(array: zarr.Array) -> set[str]:
-    """The keys stored under an array's folder (one listing, no chunk read)."""
-    from zarr.core.sync import sync
-
-    async def collect() -> list[str]:
-        return [k async for k in array.store.list_prefix(f"{array.path}/".lstrip("/"))]
-
-    return set(sync(collect()))
-
-
 # Every backbone group holds these; ``checksums`` and ``chunk_nbytes`` (per-chunk sha256 and size)
 # are optional: format-1 arrays have none, and reads never need them (``verify`` says so).
 BACKBONE_ARRAYS = ("embeddings", "progress", "missing", "missing_reason")
@@ -84,12 +76,12 @@ def check_embeddings_readable(
 ) -> None:
     """Refuse a complete embeddings array that breaks the layout rules (no chunk is read);
     ``keys``: its arrays, as :func:`check_backbone_arrays` returned them."""
-    arr = bg["embeddings"]
+    arr = array(bg, "embeddings")
     if arr.ndim != 2 or arr.shape[0] != n_samples:
         raise _corrupt(
             location, f"{path}/embeddings", f"shape {arr.shape}, expected ({n_samples}, dim)"
         )
-    progress = bg["progress"][:]
+    progress = values(array(bg, "progress"))
     not_done = np.flatnonzero(progress != 1)
     if len(not_done):
         raise _corrupt(
@@ -103,7 +95,7 @@ def check_embeddings_readable(
     gone = [k for k in chunk_keys(arr) if k not in stored]
     if gone and "checksums" not in keys:
         # format 1 did not store a chunk of zeros (every row missing); format 2 stores each one
-        missing, rows = bg["missing"][:].astype(bool), int(arr.chunks[0])
+        missing, rows = values(array(bg, "missing")).astype(bool), int(arr.chunks[0])
         index = {k: i for i, k in enumerate(chunk_keys(arr))}
         gone = [k for k in gone if not missing[index[k] * rows : (index[k] + 1) * rows].all()]
     if gone:
@@ -126,8 +118,8 @@ def problems_of_embeddings(bg: zarr.Group, n_samples: int) -> list[str]:
             out.append(f"its '{lost}' array is gone (no zarr.json): chunks cannot be checked")
     if "embeddings" not in keys or "progress" not in keys:
         return out
-    arr, progress = bg["embeddings"], bg["progress"][:]
-    complete = bool(bg.attrs.get("complete", False))
+    arr, progress = array(bg, "embeddings"), values(array(bg, "progress"))
+    complete = bool(BackboneAttrs.of(bg).complete)
     if arr.shape[0] != n_samples:
         out.append(f"{arr.shape[0]} rows, expected one per sample ({n_samples})")
     not_done = np.flatnonzero(progress != 1)

@@ -23,6 +23,7 @@ import zarr
 from embedstore.errors import ConflictError
 from embedstore.store._checks import BACKBONE_ARRAYS
 from embedstore.store._info import ArrayInfo, child_group
+from embedstore.store._layout import BackboneAttrs
 
 MARK = "complete"  # the attribute whose presence makes a group a backbone
 
@@ -51,7 +52,7 @@ def creation_interrupted(bg: zarr.Group) -> bool:
     has no row stored (left by a version that marked the group first) is treated the same. A
     group with rows stored is never one: an array gone there is damage, which reads refuse.
     """
-    complete = bg.attrs.get(MARK)
+    complete = BackboneAttrs.of(bg).complete  # MARK
     if complete is None:
         return True
     if complete:
@@ -63,7 +64,8 @@ def creation_interrupted(bg: zarr.Group) -> bool:
 
 def backbone_groups(g: zarr.Group) -> tuple[list[str], list[str]]:
     """(backbones, groups whose creation was interrupted) of a dataset group, each sorted."""
-    done, interrupted = [], []
+    done: list[str] = []
+    interrupted: list[str] = []
     for name, bg in g.groups():
         (interrupted if creation_interrupted(bg) else done).append(name)
     return sorted(done), sorted(interrupted)

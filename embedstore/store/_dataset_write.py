@@ -12,33 +12,50 @@ is written again from the source only if it comes out byte-identical to the one 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import zarr
 
 from embedstore.errors import ConflictError
+from embedstore.store._access import array, subgroup, values
 from embedstore.store._audit import DATASET_KEYS, GONE, RECORD
 from embedstore.store._info import ids_digest
 from embedstore.store._integrity import array_digest, record_dataset_checksums
-from embedstore.store._layout import create_data_array
-from embedstore.store._rawmeta import record_digests
+from embedstore.store._layout import DatasetAttrs, create_data_array
+from embedstore.store._rawmeta import RawMeta, record_digests
 from embedstore.store._strings import read_text
-from embedstore.store._validate import _DATA_ARRAYS, _iter_dataset_differences
+from embedstore.store._validate import DATA_ARRAYS, iter_dataset_differences
 
-if TYPE_CHECKING:
-    from embedstore.store._store import Store
+
+class DatasetHost(Protocol):
+    """What :func:`write_dataset` needs of the :class:`~embedstore.store.Store` it writes into
+    (a protocol: this module is below ``_store``, which calls it)."""
+
+    location: str
+    _meta: RawMeta
+
+    @property
+    def zarr_group(self) -> zarr.Group: ...
+
+    def datasets(self) -> list[str]: ...
+
+    def backbones(self, dataset: str) -> list[str]: ...
+
+    def _audit_dataset(self, name: str) -> None: ...
+
+    def _data_arrays(self, dataset: str) -> set[str]: ...
 
 
 def write_dataset(
-    store: Store, name: str, data: dict[str, Any], attrs: dict[str, Any], *, overwrite: bool
+    store: DatasetHost, name: str, data: dict[str, Any], attrs: dict[str, Any], *, overwrite: bool
 ) -> None:
     """Write (or complete, or replace) dataset ``name``; an identical one is left as it is."""
     root, location = store.zarr_group, store.location
     remove_metadata_orphans(root, "", name)
     if name in store.datasets():
         store._audit_dataset(name)  # damaged metadata: one line (zarr cannot open it)
-        g = root[name]
+        g = subgroup(root, name)
         present = store._data_arrays(name)
         gone = gone_arrays(g, present)
         if not gone and same_dataset(g, data, attrs, present):
@@ -59,7 +76,7 @@ def write_dataset(
                 "dataset name"
             )
         n_backbones = len(store.backbones(name))
-        old_ids = read_text(g["ids"][:]) if "ids" not in gone else None
+        old_ids = read_text(values(array(g, "ids"))) if "ids" not in gone else None
         if n_backbones and (old_ids is None or not np.array_equal(old_ids, data["ids"])):
             why = "new ids would misalign them" if old_ids is not None else "its ids are gone"
             raise ConflictError(
@@ -71,12 +88,12 @@ def write_dataset(
         # that the next write completes, keeping backbones only for equal ids.
         hidden = {k: v for k, v in g.attrs.asdict().items() if k != "n_samples"}
         g.attrs.put({**hidden, "pending_ids": ids_digest(old_ids if old_ids is not None else [])})
-        for key in _DATA_ARRAYS:
+        for key in DATA_ARRAYS:
             if key in present:
                 del g[key]
     elif store._meta(name) is not GONE:  # an interrupted write: finish it
-        g = root[name]
-        keep = g.attrs.get("pending_ids") == ids_digest(data["ids"])
+        g = subgroup(root, name)
+        keep = DatasetAttrs.of(g).pending_ids == ids_digest(data["ids"])
         for key in list(g.array_keys()):
             del g[key]
         for key in list(g.group_keys()):
@@ -102,12 +119,12 @@ def restored(
     byte-identical to what was written first (their ``sha256-chunks-v1`` digests, recorded with
     the dataset) and everything else is the same: nothing is changed, only restored. Otherwise
     leave the dataset as found and return False."""
-    recorded = g.attrs.get("checksums") or {}
+    recorded = DatasetAttrs.of(g).checksums
     if "ids" in gone or any(k not in recorded or data.get(k) is None for k in gone):
         return False
     for key in gone:
         create_data_array(g, key, data[key])
-    if all(array_digest(g[k]) == recorded[k] for k in gone) and same_dataset(
+    if all(array_digest(array(g, k)) == recorded[k] for k in gone) and same_dataset(
         g, data, attrs, present | set(gone)
     ):
         return True
@@ -120,8 +137,8 @@ def gone_arrays(g: zarr.Group, present: set[str] | None = None) -> list[str]:
     """The data arrays a listed dataset should hold but does not (``group`` only if recorded);
     ``present``: its data arrays, when known without zarr listing every child."""
     present = set(g.array_keys()) if present is None else present
-    recorded = g.attrs.get("checksums") or {}
-    return [k for k in _DATA_ARRAYS if k not in present and (k != "group" or k in recorded)]
+    recorded = DatasetAttrs.of(g).checksums
+    return [k for k in DATA_ARRAYS if k not in present and (k != "group" or k in recorded)]
 
 
 def same_dataset(
@@ -133,10 +150,10 @@ def same_dataset(
     def stored(key: str) -> np.ndarray | None:
         if key not in present:
             return None
-        value, arr = data[key], g[key][:]
+        value, arr = data[key], values(array(g, key))
         return read_text(arr) if value is not None and value.dtype.kind in "OUT" else arr
 
-    differences = _iter_dataset_differences(g.attrs.asdict(), stored, attrs, data.get)
+    differences = iter_dataset_differences(g.attrs.asdict(), stored, attrs, data.get)
     return next(differences, None) is None
 
 

@@ -9,7 +9,8 @@ conversion overlap across cores and no float16 copy of the whole array is made.
 Only for the layout this package writes (``_layout``): a local store, chunks of whole rows, the
 codec chain ``bytes`` (little endian) + ``zstd`` and a zero fill value. Anything else (s3/http,
 archives opened in place, other codecs) returns None and the caller reads through zarr; a chunk
-file that does not exist is a never-written chunk and reads as the fill value, as in zarr.
+file that does not exist is a never-written chunk and reads as the fill value, as in zarr. Chunk
+files are read through the store's one raw reader (``_raw.DirRaw``), as ``verify`` reads them.
 """
 
 from __future__ import annotations
@@ -24,29 +25,33 @@ from numcodecs import Zstd
 from zarr.codecs import BytesCodec, ZstdCodec
 from zarr.storage import LocalStore
 
+from embedstore.store._access import v3_metadata
+from embedstore.store._raw import DirRaw
+
 __all__ = ["read_float32"]
 
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def _chunk_files(arr: zarr.Array) -> tuple[Path, int] | None:
-    """The array's folder and rows per chunk when the fast path applies, else None."""
-    meta = arr.metadata
+def _chunk_files(arr: zarr.Array) -> tuple[DirRaw, int] | None:
+    """The store's raw files and rows per chunk when the fast path applies, else None."""
+    meta = v3_metadata(arr)
     store = arr.store
-    if not isinstance(store, LocalStore) or arr.ndim != 2 or getattr(meta, "zarr_format", 0) != 3:
+    if not isinstance(store, LocalStore) or arr.ndim != 2 or meta is None:
         return None
-    codecs = meta.codecs
+    codecs, fill = meta.codecs, meta.fill_value
     if (
         len(codecs) != 2
         or not isinstance(codecs[0], BytesCodec)
         or str(getattr(codecs[0].endian, "value", codecs[0].endian)) != "little"
         or not isinstance(codecs[1], ZstdCodec)
         or np.dtype(arr.dtype) not in (np.dtype("<f2"), np.dtype("<f4"))
-        or float(meta.fill_value) != 0.0
+        or not isinstance(fill, int | float | np.number)
+        or float(fill) != 0.0
         or arr.chunks[1] != arr.shape[1]
     ):
         return None
-    return Path(store.root) / arr.path, int(arr.chunks[0])
+    return DirRaw(Path(store.root)), int(arr.chunks[0])
 
 
 def read_float32(arr: zarr.Array, sel: np.ndarray | slice | None) -> np.ndarray | None:
@@ -55,12 +60,13 @@ def read_float32(arr: zarr.Array, sel: np.ndarray | slice | None) -> np.ndarray 
     found = _chunk_files(arr)
     if found is None:
         return None
-    folder, per = found
+    raw, per = found
     n, dim = arr.shape
     rows = np.arange(n, dtype=np.int64)[sel] if sel is not None else None
     out = np.empty((n if rows is None else len(rows), dim), dtype=np.float32)
     if out.size == 0:
         return out
+    chunks: range | np.ndarray
     if rows is None:
         chunks = range(-(-n // per))
         where = None
@@ -78,15 +84,17 @@ def read_float32(arr: zarr.Array, sel: np.ndarray | slice | None) -> np.ndarray 
     def one(i: int) -> None:
         lo = i * per
         count = min(n, lo + per) - lo
-        file = folder / arr.metadata.encode_chunk_key((i, 0))
+        key = f"{arr.path}/{arr.metadata.encode_chunk_key((i, 0))}".lstrip("/")
         try:
-            raw = file.read_bytes()
+            data = raw.read(key)
         except FileNotFoundError:
             block = np.zeros((count, dim), dtype=dtype)  # never written: the fill value
         else:
-            flat = np.frombuffer(codec.decode(raw), dtype=dtype)
+            flat = np.frombuffer(codec.decode(data), dtype=dtype)
             if flat.size != per * dim:  # zarr stores whole chunks, the last one padded
-                raise ValueError(f"chunk {file.name} holds {flat.size} values, not {per * dim}")
+                raise ValueError(
+                    f"chunk {key.rsplit('/', 1)[-1]} holds {flat.size} values, not {per * dim}"
+                )
             block = flat[: count * dim].reshape(count, dim)
         if where is None:
             out[lo : lo + count] = block

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import zarr
+
+from embedstore.store._access import array, values
 
 _TARGET_CHUNK_BYTES = 4 * 2**20
 MIN_CHUNKS = 8  # resume points a dataset gets at least, when MIN_CHUNK_ROWS allows
@@ -88,17 +91,24 @@ def read_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:
         return out[inverse]
     lo, hi = int(rows[0]), int(rows[-1]) + 1
     if len(rows) >= 0.25 * (hi - lo):
-        return arr[lo:hi][rows - lo]
+        return values(arr, slice(lo, hi))[rows - lo]
     if arr.ndim == 1:
-        return arr.get_orthogonal_selection(rows)
-    return arr.get_orthogonal_selection((rows, slice(None)))
+        return np.asarray(arr.get_orthogonal_selection(rows))
+    return np.asarray(arr.get_orthogonal_selection((rows, slice(None))))
 
 
-def block(rows: tuple[int, int] | None) -> dict[str, int | None]:
+class Block(TypedDict):
+    """The ``start`` and ``stop`` keywords of :class:`EmbeddingWriter` for a block of rows."""
+
+    start: int
+    stop: int | None
+
+
+def block(rows: tuple[int, int] | None) -> Block:
     return {"start": 0, "stop": None} if rows is None else {"start": rows[0], "stop": rows[1]}
 
 
-def ids_digest(ids: np.ndarray) -> str:
+def ids_digest(ids: Iterable[object]) -> str:
     return hashlib.sha256("\0".join(map(str, ids)).encode()).hexdigest()
 
 
@@ -112,7 +122,7 @@ def nbytes_stored(group: zarr.Group) -> int:
     if isinstance(group.store, zarr.storage.LocalStore):  # the arrays' folders, as zarr sizes them
         folder = os.path.join(group.store.root, group.path)
         return sum(_folder_bytes(os.path.join(folder, k)) for k in group.array_keys())
-    return sum(group[k].nbytes_stored() for k in group.array_keys())
+    return sum(int(array(group, k).nbytes_stored()) for k in group.array_keys())
 
 
 def _folder_bytes(folder: str) -> int:

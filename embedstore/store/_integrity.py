@@ -18,6 +18,8 @@ import hashlib
 
 import zarr
 
+from embedstore.store._access import array, stored_keys
+
 CHECKSUM_SCHEME = "sha256-chunks-v1"
 
 
@@ -63,8 +65,6 @@ def array_digest(array: zarr.Array) -> str:
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
-    from embedstore.store._checks import stored_keys
-
     prefix = f"{array.path}/".lstrip("/")
     meta = array.metadata.to_dict()
     found = []
@@ -85,6 +85,6 @@ def record_dataset_checksums(group: zarr.Group, names: list[str]) -> None:
     group.update_attributes(
         {
             "checksum": CHECKSUM_SCHEME,
-            "checksums": {name: array_digest(group[name]) for name in names},
+            "checksums": {name: array_digest(array(group, name)) for name in names},
         }
     )

@@ -1,5 +1,10 @@
-"""How each array of the store is created (core data types, dimension names, codecs), and the
-migration of format-1 stores to format 2.
+"""How each node of the store is laid out: its attributes (parsed once into frozen dataclasses),
+how each array is created (core data types, dimension names, codecs), and the migration of
+format-1 stores to format 2.
+
+Attributes are read from zarr as untyped JSON; :class:`RootAttrs`, :class:`DatasetAttrs` and
+:class:`BackboneAttrs` parse them once, after the node's metadata passed ``_audit.node_problems``
+(which refuses wrongly typed ones), so that the rest of the package reads typed fields.
 
 Every array carries Zarr v3 ``dimension_names``, so that ``xarray.open_datatree(store,
 engine="zarr")`` aligns the arrays of a dataset and of each of its backbones along ``sample``:
@@ -26,12 +31,16 @@ fails loudly when it is read instead of decoding to wrong numbers.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from embedstore.store._access import array, v3_metadata, values
 from embedstore.store._integrity import record_dataset_checksums
 from embedstore.store._strings import (
     REASON_BYTES,
@@ -40,9 +49,9 @@ from embedstore.store._strings import (
     is_legacy_text,
     read_text,
 )
+from embedstore.store._validate import DATA_ARRAYS
 
 FORMAT_VERSION = 2
-_DATASET_ARRAYS = ("ids", "labels", "split", "group")
 TEXT_ARRAYS = {"ids": "id_utf8", "group": "group_utf8", "missing_reason": "reason_utf8"}
 _DIMS: dict[str, tuple[str, ...]] = {
     "split": ("sample",),
@@ -52,6 +61,93 @@ _DIMS: dict[str, tuple[str, ...]] = {
     "chunk_nbytes": ("chunk",),
     "missing": ("sample",),
 }
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class RootAttrs:
+    """The store root's attributes."""
+
+    embedstore_format: int | None  # None: absent or not an integer (not an embedstore store)
+    created_by: str | None = None
+
+    @classmethod
+    def parse(cls, attrs: Mapping[str, Any]) -> RootAttrs:
+        fmt = attrs.get("embedstore_format")
+        created = attrs.get("created_by")
+        return cls(
+            embedstore_format=fmt if isinstance(fmt, int) and not isinstance(fmt, bool) else None,
+            created_by=None if created is None else str(created),
+        )
+
+    @classmethod
+    def of(cls, group: zarr.Group) -> RootAttrs:
+        return cls.parse(group.attrs.asdict())
+
+
+@dataclass(frozen=True)
+class DatasetAttrs:
+    """A dataset group's attributes (``n_samples`` is None: not a dataset yet, an interrupted
+    write)."""
+
+    task: str
+    class_names: tuple[str, ...]
+    n_samples: int | None
+    source: str = ""
+    checksums: dict[str, str] = field(default_factory=dict)  # data array -> sha256-chunks-v1
+    pending_ids: str | None = None  # digest of the ids an interrupted overwrite replaced
+
+    @classmethod
+    def parse(cls, attrs: Mapping[str, Any]) -> DatasetAttrs:
+        n = attrs.get("n_samples")
+        names = attrs.get("class_names")
+        pending = attrs.get("pending_ids")
+        return cls(
+            task=str(attrs.get("task", "")),
+            class_names=tuple(map(str, names)) if isinstance(names, list | tuple) else (),
+            n_samples=int(n) if n is not None else None,
+            source=str(attrs.get("source", "")),
+            checksums={str(k): str(v) for k, v in _object(attrs.get("checksums")).items()},
+            pending_ids=None if pending is None else str(pending),
+        )
+
+    @classmethod
+    def of(cls, group: zarr.Group) -> DatasetAttrs:
+        return cls.parse(group.attrs.asdict())
+
+    @property
+    def n(self) -> int:
+        """``n_samples`` of a dataset (a group that is not one yet raises)."""
+        if self.n_samples is None:
+            raise KeyError("n_samples")
+        return self.n_samples
+
+
+@dataclass(frozen=True)
+class BackboneAttrs:
+    """A backbone group's attributes (``complete`` is None: not marked, its creation was
+    interrupted)."""
+
+    complete: bool | None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    numerics: dict[str, Any] | None = None  # recorded when the array was created
+
+    @classmethod
+    def parse(cls, attrs: Mapping[str, Any]) -> BackboneAttrs:
+        complete = attrs.get("complete")
+        numerics = attrs.get("numerics")
+        return cls(
+            complete=None if complete is None else bool(complete),
+            provenance=_object(attrs.get("provenance")),
+            numerics=dict(numerics) if isinstance(numerics, Mapping) else None,
+        )
+
+    @classmethod
+    def of(cls, group: zarr.Group) -> BackboneAttrs:
+        return cls.parse(group.attrs.asdict())
 
 
 def compressor() -> ZstdCodec:
@@ -131,7 +227,8 @@ def create_backbone_arrays(
 
 
 def needs_migration(root: zarr.Group) -> bool:
-    return int(root.attrs.get("embedstore_format", FORMAT_VERSION)) < FORMAT_VERSION
+    version = RootAttrs.of(root).embedstore_format
+    return (FORMAT_VERSION if version is None else version) < FORMAT_VERSION
 
 
 def migrate(root: zarr.Group) -> list[str]:
@@ -149,7 +246,7 @@ def migrate(root: zarr.Group) -> list[str]:
             if _migrate_array(ds, name):
                 changed.append(f"{ds_name}/{name}")
         if "checksums" not in ds.attrs:
-            record_dataset_checksums(ds, [n for n in names if n in _DATASET_ARRAYS])
+            record_dataset_checksums(ds, [n for n in names if n in DATA_ARRAYS])
         for bb_name, bb in ds.groups():
             for name in list(bb.array_keys()):
                 if _migrate_array(bb, name):
@@ -158,14 +255,20 @@ def migrate(root: zarr.Group) -> list[str]:
     return changed
 
 
+def migrate_folder(location: str | os.PathLike[str]) -> list[str]:
+    """Rewrite any format-1 text arrays of a local store to format 2 (used after an import of a
+    format-1 archive into a format-2 store); returns the arrays rewritten."""
+    return migrate(zarr.open_group(str(location), mode="r+"))
+
+
 def _migrate_array(group: zarr.Group, name: str) -> bool:
-    arr = group[name]
+    arr = array(group, name)
     if name in TEXT_ARRAYS and is_legacy_text(arr.dtype):
-        values = read_text(arr[...])
+        texts = read_text(values(arr, ...))
         chunk_rows = int(arr.chunks[0])
         del group[name]
         width = REASON_BYTES if name == "missing_reason" else None
-        encoded = encode_text(values.tolist(), name, width=width)
+        encoded = encode_text(texts.tolist(), name, width=width)
         new = group.create_array(
             name, shape=encoded.shape, chunks=(chunk_rows, encoded.shape[1]), dtype="uint8",
             fill_value=0, compressors=compressor(), dimension_names=dimension_names(name, 2),
@@ -174,7 +277,8 @@ def _migrate_array(group: zarr.Group, name: str) -> bool:
             new[...] = encoded
         new.attrs["encoding"] = TEXT_ENCODING
         return True
-    if arr.metadata.dimension_names is None:
+    meta = v3_metadata(arr)
+    if meta is not None and meta.dimension_names is None:
         _set_dimension_names(group, name, dimension_names(name, arr.ndim))
         return True
     return False
@@ -187,6 +291,8 @@ def _set_dimension_names(group: zarr.Group, name: str, dims: tuple[str, ...]) ->
 
     store, key = group.store, f"{group.path}/{name}/zarr.json".lstrip("/")
     buf = sync(store.get(key, prototype=default_buffer_prototype()))
+    if buf is None:  # listed a moment ago, gone since
+        raise FileNotFoundError(f"'{key}' is gone: no array metadata to name its dimensions")
     meta: dict[str, Any] = json.loads(buf.to_bytes())
     meta["dimension_names"] = list(dims)
     data = json.dumps(meta, indent=2).encode()

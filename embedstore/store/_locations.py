@@ -8,45 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import zarr
+from zarr.core.common import JSON
 
 from embedstore._version import __version__
 from embedstore.errors import (
     ArchiveError,
-    CorruptStoreError,
     InvalidDataError,
     ReadOnlyError,
     StoreExistsError,
     StoreNotFoundError,
 )
+from embedstore.store._audit import parse
 from embedstore.store._guard import writing
 from embedstore.store._layout import FORMAT_VERSION
+from embedstore.store._nodes import check_root
+from embedstore.store._raw import is_remote, remote_storage_options
 from embedstore.store._store import Store
 from embedstore.store._zipcheck import check_zip_members, check_zip_metadata
 
-
-def _is_remote(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
-
-
 _REMOTE_SCHEMES = ("http", "https", "s3")
-
-
-def _remote_storage_options(
-    location: str, storage_options: dict[str, Any] | None
-) -> dict[str, Any]:
-    """fsspec options for a URL: the caller's, plus an S3 endpoint from the environment.
-
-    ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (the AWS CLI's variables) point ``s3://`` at an
-    S3-compatible server (MinIO, moto, Ceph) when ``storage_options`` names no endpoint.
-    """
-    opts = dict(storage_options or {})
-    if location.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        client_kwargs = dict(opts.get("client_kwargs") or {})
-        if endpoint and "endpoint_url" not in opts and "endpoint_url" not in client_kwargs:
-            client_kwargs["endpoint_url"] = endpoint
-            opts["client_kwargs"] = client_kwargs
-    return opts
 
 
 def _fsspec_store(
@@ -54,7 +34,7 @@ def _fsspec_store(
 ) -> Any:
     """zarr's FsspecStore for ``location`` (endpoint from the environment as for every s3 URL);
     a missing fsspec backend is one error starting with ``needs``."""
-    opts = _remote_storage_options(location, storage_options)
+    opts = remote_storage_options(location, storage_options)
     try:
         from zarr.storage import FsspecStore
 
@@ -152,7 +132,7 @@ def _open_zip_root(path: Path, mode: str) -> zarr.Group:
         raise ArchiveError(f"'{path}' is not a readable zip archive: {exc}") from None
     with zipfile.ZipFile(path) as zf:
         if "zarr.json" in zf.namelist():
-            _check_root(zf.read("zarr.json"), str(path))
+            check_root(parse(zf.read("zarr.json")), str(path))
     try:
         return zarr.open_group(ZipStore(path, mode="r"), mode="r", zarr_format=3)
     except FileNotFoundError:
@@ -174,7 +154,7 @@ def _open_root(
     location = str(location)
     if location.startswith("file://"):
         location = location[len("file://") :]
-    if _is_remote(location):
+    if is_remote(location):
         return _open_remote_root(location, mode, storage_options)
     path = Path(location)
     if path.is_file():
@@ -194,29 +174,8 @@ def _open_root(
         raise StoreNotFoundError(
             f"no store at '{path}'; check the path, or create one with `embedstore extract`"
         )
-    _check_root((path / "zarr.json").read_bytes(), str(path))
-    return zarr.open_group(str(path), mode=mode)
-
-
-def _check_root(data: bytes, location: str) -> None:
-    """Refuse, in one line, a root zarr.json that zarr could not parse or is not a group."""
-    from embedstore.store._audit import node_problems, parse
-
-    problems = node_problems(parse(data), "root")
-    if problems:
-        raise CorruptStoreError(
-            f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
-            f"read. `embedstore verify {location}` lists every damage; import a good copy"
-        )
-
-
-def _migrate_legacy(location: str | os.PathLike[str]) -> list[str]:
-    """Rewrite any format-1 text arrays of a local store to format 2 (used after an import of a
-    format-1 archive into a format-2 store); returns the arrays rewritten."""
-    from embedstore.store._layout import migrate
-
-    root = zarr.open_group(str(location), mode="r+")
-    return migrate(root)
+    check_root(parse((path / "zarr.json").read_bytes()), str(path))
+    return zarr.open_group(str(path), mode="r+" if mode == "r+" else "r")  # open_store checked
 
 
 def _create_remote(location: str, storage_options: dict[str, Any] | None) -> Store:
@@ -253,7 +212,7 @@ def create_store(
     ``AWS_ENDPOINT_URL`` and the usual ``AWS_*`` variables are honoured.
     """
     location = str(location)
-    if _is_remote(location):
+    if is_remote(location):
         return _create_remote(location, storage_options)
     path = Path(location)
     if (path / "zarr.json").is_file():
@@ -266,7 +225,10 @@ def create_store(
             f"'{path}' exists and is not an empty folder or a Zarr store; choose another path"
         )
     # One write of the root zarr.json with its attributes: a reader never sees a bare Zarr group.
-    attrs = {"embedstore_format": FORMAT_VERSION, "created_by": f"embedstore {__version__}"}
+    attrs: dict[str, JSON] = {
+        "embedstore_format": FORMAT_VERSION,
+        "created_by": f"embedstore {__version__}",
+    }
     with writing(str(path), "the new store", resumable=False):
         root = zarr.open_group(str(path), mode="w", attributes=attrs)
     return Store(root, str(path), read_only=False)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from embedstore.errors import StorageError, StoreBusyError, StoreExistsError
+from embedstore.store._raw import remote_storage_options
 
 __all__ = ["writer_lock"]
 
@@ -74,11 +75,9 @@ class _Files:
         if "://" in folder:
             import fsspec
 
-            from embedstore.store._locations import _remote_storage_options
-
             # the store's own options, endpoint from AWS_ENDPOINT_URL included: without it, s3fs
             # would reuse a cached client made for whatever endpoint the environment named first
-            opts = _remote_storage_options(folder, storage_options)
+            opts = remote_storage_options(folder, storage_options)
             self.fs, self.root = fsspec.core.url_to_fs(folder, **opts)
         else:
             self.root = folder

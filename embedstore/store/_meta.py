@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedstore.errors import InvalidDataError
+from embedstore.store._access import array, subgroup, values
 from embedstore.store._guard import reading, writing
 from embedstore.store._layout import compressor
 from embedstore.store._strings import TEXT_ENCODING, decode_text, encode_text
@@ -41,22 +42,22 @@ def write_meta(store: Store, dataset: str, meta: Mapping[str, Sequence[str] | np
     store._check_writable()
     n = store.dataset_info(dataset).n_samples
     encoded = {}
-    for name, values in meta.items():
+    for name, given in meta.items():
         _check_column(name)
-        values = np.asarray(values).astype(str)
-        if values.shape != (n,):
+        column = np.asarray(given).astype(str)
+        if column.shape != (n,):
             raise InvalidDataError(
                 f"attribute column '{name}' must have one value per sample, shape ({n},); "
-                f"got shape {values.shape}"
+                f"got shape {column.shape}"
             )
-        encoded[name] = encode_text(values.tolist(), f"attribute column '{name}'")
-    g = store.zarr_group[dataset]
+        encoded[name] = encode_text(column.tolist(), f"attribute column '{name}'")
+    g = subgroup(store.zarr_group, dataset)
     with writing(store.location, f"the attribute columns of '{dataset}'", resumable=False):
         for name, value in encoded.items():
             key = META_PREFIX + name
             if key in g.array_keys():
-                old = g[key]
-                if old.shape == value.shape and np.array_equal(old[...], value):
+                old = array(g, key)
+                if old.shape == value.shape and np.array_equal(values(old, ...), value):
                     continue
                 del g[key]
             arr = g.create_array(
@@ -96,4 +97,4 @@ def read_meta(store: Store, dataset: str, name: str) -> np.ndarray:
     require_meta(store, dataset, [name])
     g = store._dataset_group(dataset)
     with reading(store.location, f"attribute column '{name}' of '{dataset}'"):
-        return decode_text(g[META_PREFIX + name][...])
+        return decode_text(values(array(g, META_PREFIX + name), ...))

@@ -4,10 +4,13 @@ ones (``_audit``), so that a damaged ``zarr.json`` is one line, not an exception
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import zarr
 
-from embedstore.errors import CorruptStoreError
+from embedstore._version import __version__
+from embedstore.errors import CorruptStoreError, FormatVersionError, StoreNotFoundError
+from embedstore.store._access import subgroup
 from embedstore.store._audit import (
     BACKBONE_ARRAYS,
     DATA_ARRAYS,
@@ -17,9 +20,39 @@ from embedstore.store._audit import (
     node_problems,
 )
 from embedstore.store._create import backbone_groups, marked_group
-from embedstore.store._layout import FORMAT_VERSION
+from embedstore.store._layout import FORMAT_VERSION, RootAttrs
 from embedstore.store._rawmeta import RawMeta
 from embedstore.store._validate import is_data_array
+
+
+def check_root(meta: Any, location: str) -> None:
+    """Refuse, in one line, a root zarr.json (parsed, ``_audit.parse``) that zarr could not
+    parse or that is not a group."""
+    problems = node_problems(meta, "root")
+    if problems:
+        raise CorruptStoreError(
+            f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
+            f"read. `embedstore verify {location}` lists every damage; import a good copy"
+        )
+
+
+def root_version(attrs: RootAttrs, location: str) -> int:
+    """The store's format version; a Zarr group that is not a store, or a store of a newer
+    format, is refused."""
+    version = attrs.embedstore_format  # an integer: node_problems refused another
+    if version is None:
+        raise StoreNotFoundError(
+            f"'{location}' is a Zarr group but not an embedstore store "
+            "(no 'embedstore_format' attribute at its root)"
+        )
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"store '{location}' has format version {version}, newer than this embedstore "
+            f"understands ({FORMAT_VERSION}, embedstore {__version__}); "
+            f"it was written by {attrs.created_by or 'a newer embedstore'}; "
+            "upgrade embedstore to read it"
+        )
+    return version
 
 
 class AuditedNodes:
@@ -104,7 +137,7 @@ class AuditedNodes:
     def _data_arrays(self, name: str) -> set[str]:
         """The data arrays (ids, labels, split, group) a dataset holds, from raw metadata."""
         if self._meta.children(name) is None:
-            return set(self._root[name].array_keys())
+            return set(subgroup(self._root, name).array_keys())
         return {
             a for a in ("ids", "labels", "split", "group") if self._meta(f"{name}/{a}") is not GONE
         }
@@ -122,7 +155,8 @@ class AuditedNodes:
         ]  # fmt: skip
         if not damaged:
             return backbone_groups(g)
-        done, interrupted = [], []
+        done: list[str] = []
+        interrupted: list[str] = []
         for n in names:
             if n in damaged:
                 done.append(n)

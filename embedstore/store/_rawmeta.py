@@ -21,11 +21,11 @@ class RawMeta:
 
     def __init__(self, root: zarr.Group) -> None:
         store = root.store
-        self._dir: Path | None = (
-            store.root if isinstance(getattr(store, "root", None), Path) else None
-        )
+        folder = getattr(store, "root", None)
+        self._dir: Path | None = folder if isinstance(folder, Path) else None
         path = getattr(store, "path", None)
-        self._zip = Path(path) if self._dir is None and type(store).__name__ == "ZipStore" else None
+        is_zip = self._dir is None and type(store).__name__ == "ZipStore"
+        self._zip = Path(path) if is_zip and isinstance(path, str | Path) else None
         self._store = store
         self._dir_s = str(self._dir) if self._dir is not None else ""
         self._cache: dict[str, tuple[Any, Any]] = {}

@@ -13,9 +13,11 @@ import numpy as np
 import zarr
 
 from embedstore.errors import InvalidDataError
+from embedstore.store._access import array, values
 from embedstore.store._checks import check_backbone_arrays, check_labels
 from embedstore.store._guard import reading
 from embedstore.store._info import read_rows
+from embedstore.store._layout import DatasetAttrs
 from embedstore.store._strings import read_text
 from embedstore.store._validate import _split_code
 
@@ -44,10 +46,10 @@ class PerRowReads:
 
     def labels(self, dataset: str, *, rows: Rows = None, split: str | None = None) -> np.ndarray:
         """Labels: (n_rows,) int64, or (n_rows, n_classes) uint8 for multilabel."""
-        values = self._read(dataset, "labels", rows, split)
-        attrs = self._dataset_group(dataset).attrs
-        check_labels(values, attrs["task"], len(attrs["class_names"]), self.location, dataset)
-        return values
+        labels = self._read(dataset, "labels", rows, split)
+        attrs = DatasetAttrs.of(self._dataset_group(dataset))
+        check_labels(labels, attrs.task, len(attrs.class_names), self.location, dataset)
+        return labels
 
     def split(self, dataset: str, *, rows: Rows = None, split: str | None = None) -> np.ndarray:
         """Split codes, (n_rows,) uint8: 0 train, 1 val, 2 test."""
@@ -75,7 +77,7 @@ class PerRowReads:
         if rows is None or isinstance(rows, slice):
             return rows
         rows = np.asarray(rows)
-        n = int(self._dataset_group(dataset).attrs["n_samples"])
+        n = DatasetAttrs.of(self._dataset_group(dataset)).n
         if rows.ndim != 1 or (len(rows) and rows.dtype.kind not in "iu"):
             raise InvalidDataError(
                 f"rows must be a 1-D array of integer row indices or a slice, got "
@@ -92,7 +94,7 @@ class PerRowReads:
         sel = self._selection(dataset, rows, split)
         g = self._dataset_group(dataset)
         with reading(self.location, f"'{dataset}/{name}'"):
-            return take(g[name], sel)
+            return take(array(g, name), sel)
 
     def valid_rows(
         self, dataset: str, backbone: str, *, rows: Rows = None, split: str | None = None
@@ -102,7 +104,7 @@ class PerRowReads:
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}/missing'"):
             check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
-            return ~take(bg["missing"], sel).astype(bool)
+            return ~take(array(bg, "missing"), sel).astype(bool)
 
     def missing(
         self, dataset: str, backbone: str, *, rows: Rows = None, split: str | None = None
@@ -112,7 +114,7 @@ class PerRowReads:
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}/missing'"):
             check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
-            mask = bg["missing"][:].astype(bool)
+            mask = values(array(bg, "missing")).astype(bool)
         sel = self._selection(dataset, rows, split)
         chosen = np.arange(len(mask)) if sel is None else np.arange(len(mask))[sel]
         found = np.unique(chosen[mask[chosen]])
@@ -120,7 +122,7 @@ class PerRowReads:
             return []
         ids = self.ids(dataset, rows=found)
         with reading(self.location, f"'{dataset}/{backbone}/missing_reason'"):
-            reasons = read_text(read_rows(bg["missing_reason"], found))
+            reasons = read_text(read_rows(array(bg, "missing_reason"), found))
         return [
             {"row": int(r), "id": str(i), "reason": str(why)}
             for r, i, why in zip(found, ids, reasons, strict=True)
@@ -130,7 +132,7 @@ class PerRowReads:
 def take(arr: zarr.Array, sel: np.ndarray | slice | None) -> np.ndarray:
     """Read all rows (None), a slice, or sorted/unsorted row indices of an array."""
     if sel is None:
-        return arr[...]
+        return values(arr, ...)
     if isinstance(sel, slice):
-        return arr[sel]
+        return values(arr, sel)
     return read_rows(arr, sel)

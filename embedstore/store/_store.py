@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import zarr
 
-from embedstore._version import __version__
 from embedstore.errors import (
     ArrayNotFoundError,
     CorruptStoreError,
     DatasetNotFoundError,
-    FormatVersionError,
     IncompleteArrayError,
     InvalidDataError,
     ReadOnlyError,
-    StoreNotFoundError,
 )
-from embedstore.store._audit import node_problems
+from embedstore.store._access import array, subgroup, values
 from embedstore.store._checks import check_backbone_arrays, check_embeddings_readable
 from embedstore.store._create import (
     backbone_groups,
@@ -30,11 +28,7 @@ from embedstore.store._create import (
     has_group,
     marked_group,
 )
-from embedstore.store._dataset_write import (
-    gone_arrays,
-    remove_metadata_orphans,
-    write_dataset,
-)
+from embedstore.store._dataset_write import gone_arrays, remove_metadata_orphans, write_dataset
 from embedstore.store._fastread import read_float32
 from embedstore.store._guard import reading, writing
 from embedstore.store._info import (
@@ -47,19 +41,17 @@ from embedstore.store._info import (
 )
 from embedstore.store._layout import (
     FORMAT_VERSION,
+    BackboneAttrs,
+    DatasetAttrs,
+    RootAttrs,
     create_backbone_arrays,
     migrate,
     needs_migration,
 )
-from embedstore.store._nodes import AuditedNodes
+from embedstore.store._nodes import AuditedNodes, check_root, root_version
 from embedstore.store._rawmeta import RawMeta
 from embedstore.store._rows import PerRowReads, Rows, take
-from embedstore.store._validate import (
-    EMBEDDING_DTYPES,
-    SPLIT_CODES,
-    _check_name,
-    _validate_dataset,
-)
+from embedstore.store._validate import EMBEDDING_DTYPES, SPLIT_CODES, _check_name, _validate_dataset
 from embedstore.store._writer import EmbeddingWriter, rows_done
 
 
@@ -71,30 +63,15 @@ class Store(AuditedNodes, PerRowReads):
         self.location = location
         self.read_only = read_only
         self._meta = RawMeta(root)
-        problems = node_problems(self._meta(""), "root")
-        if problems:
-            raise CorruptStoreError(
-                f"store '{location}' is damaged: its root metadata: {problems[0]}; nothing was "
-                f"read. `embedstore verify {location}` lists every damage; import a good copy"
-            )
-        version = root.attrs.get("embedstore_format")
-        if version is None:
-            raise StoreNotFoundError(
-                f"'{location}' is a Zarr group but not an embedstore store "
-                "(no 'embedstore_format' attribute at its root)"
-            )
-        if int(version) > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"store '{location}' has format version {version}, newer than this embedstore "
-                f"understands ({FORMAT_VERSION}, embedstore {__version__}); "
-                f"it was written by {root.attrs.get('created_by', 'a newer embedstore')}; "
-                "upgrade embedstore to read it"
-            )
+        check_root(self._meta(""), location)
+        root_attrs = RootAttrs.of(root)
+        version = root_version(root_attrs, location)
         if not read_only and needs_migration(root):
             with writing(location, "the format 2 migration", resumable=False):
                 migrate(root)
-        self.format_version = int(root.attrs["embedstore_format"])
-        self.created_by = str(root.attrs.get("created_by", "unknown"))
+            version = FORMAT_VERSION
+        self.format_version = version
+        self.created_by = root_attrs.created_by or "unknown"
 
     def __repr__(self) -> str:
         mode = "r" if self.read_only else "r+"
@@ -122,12 +99,12 @@ class Store(AuditedNodes, PerRowReads):
                 f"dataset '{name}' is not in store '{self.location}' (datasets: {known}); "
                 "see `embedstore ls STORE`"
             )
-        return self._root[name]
+        return subgroup(self._root, name)
 
     def dataset_info(self, name: str) -> DatasetInfo:
         """Summary of one dataset."""
         g = self._dataset_group(name)
-        attrs = g.attrs.asdict()
+        attrs = DatasetAttrs.of(g)
         present = self._data_arrays(name)
         gone = gone_arrays(g, present)
         if gone:
@@ -142,12 +119,12 @@ class Store(AuditedNodes, PerRowReads):
         counts = {s: int((split == code).sum()) for s, code in SPLIT_CODES.items()}
         return DatasetInfo(
             name=name,
-            task=attrs["task"],
-            class_names=tuple(attrs["class_names"]),
-            n_samples=int(attrs["n_samples"]),
+            task=attrs.task,
+            class_names=attrs.class_names,
+            n_samples=attrs.n,
             split_counts=counts,
             has_group="group" in present,
-            source=attrs.get("source", ""),
+            source=attrs.source,
             backbones=tuple(self.backbones(name)),
         )
 
@@ -185,7 +162,7 @@ class Store(AuditedNodes, PerRowReads):
             "task": task,
             "class_names": list(map(str, class_names)),
             "source": source,
-            "n_samples": int(len(data["ids"])),
+            "n_samples": int(np.asarray(data["ids"]).shape[0]),
             "split_codes": SPLIT_CODES,
         }
         with writing(self.location, f"dataset '{name}'", resumable=False):
@@ -243,8 +220,8 @@ class Store(AuditedNodes, PerRowReads):
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}'"):
             keys = check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
-            arr = bg["embeddings"]
-            attrs = bg.attrs.asdict()
+            arr = array(bg, "embeddings")
+            attrs = BackboneAttrs.of(bg)
             nbytes = nbytes_stored(bg)
             return ArrayInfo(
                 dataset=dataset,
@@ -253,12 +230,12 @@ class Store(AuditedNodes, PerRowReads):
                 dtype=str(arr.dtype).lower().replace("dtype", "").strip("()'\""),
                 chunk_rows=int(arr.chunks[0]),
                 nbytes_stored=int(nbytes),
-                complete=bool(attrs.get("complete", False)),
-                rows_written=int(arr.shape[0]) if attrs.get("complete") else rows_done(bg),
-                n_missing=int(bg["missing"][:].sum()),
-                provenance=dict(attrs.get("provenance", {})),
+                complete=bool(attrs.complete),
+                rows_written=int(arr.shape[0]) if attrs.complete else rows_done(bg),
+                n_missing=int(values(array(bg, "missing")).sum()),
+                provenance=attrs.provenance,
                 chunk_checksums={"checksums", "chunk_nbytes"} <= keys,
-                numerics=dict(attrs.get("numerics") or {}),
+                numerics=attrs.numerics or {},
             )
 
     def chunks_done(self, dataset: str, backbone: str) -> np.ndarray:
@@ -269,9 +246,10 @@ class Store(AuditedNodes, PerRowReads):
         bg = self._backbone_group(dataset, backbone)
         with reading(self.location, f"'{dataset}/{backbone}/progress'"):
             check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
-            if bg.attrs.get("complete", False):
-                return np.ones(bg["progress"].shape[0], dtype=bool)
-            return bg["progress"][:].astype(bool)
+            progress = array(bg, "progress")
+            if BackboneAttrs.of(bg).complete:
+                return np.ones(progress.shape[0], dtype=bool)
+            return values(progress).astype(bool)
 
     def embeddings(
         self,
@@ -299,19 +277,19 @@ class Store(AuditedNodes, PerRowReads):
         what = f"embeddings of '{backbone}' for '{dataset}'"
         with reading(self.location, what):
             keys = check_backbone_arrays(bg, self.location, f"{dataset}/{backbone}")
-            complete = bool(bg.attrs.get("complete", False))
+            complete = bool(BackboneAttrs.of(bg).complete)
+            arr = array(bg, "embeddings")
             if not allow_incomplete and not complete:
                 written = rows_done(bg)
                 raise IncompleteArrayError(
-                    f"{what} are incomplete ({written} of {bg['embeddings'].shape[0]} rows "
+                    f"{what} are incomplete ({written} of {arr.shape[0]} rows "
                     "written); rerun the same `embedstore extract` command to resume it"
                 )
             if complete:
-                n = int(self._root[dataset].attrs["n_samples"])
+                n = DatasetAttrs.of(subgroup(self._root, dataset)).n
                 check_embeddings_readable(bg, n, self.location, f"{dataset}/{backbone}", keys)
         sel = self._selection(dataset, rows, split)
         with reading(self.location, what):
-            arr = bg["embeddings"]
             fast = read_float32(arr, sel)
             return fast if fast is not None else np.asarray(take(arr, sel), dtype=np.float32)
 
@@ -325,7 +303,7 @@ class Store(AuditedNodes, PerRowReads):
         chunk_rows: int | None = None,
         overwrite: bool = False,
         rows: tuple[int, int] | None = None,
-        numerics: dict | None = None,
+        numerics: dict[str, Any] | None = None,
     ) -> EmbeddingWriter:
         """Open a writer for one backbone's embeddings, creating or resuming the array.
 
@@ -354,7 +332,7 @@ class Store(AuditedNodes, PerRowReads):
         if int(dim) <= 0:
             raise InvalidDataError(f"embedding dim must be positive, got {dim}")
         g = self._dataset_group(dataset)
-        n = int(g.attrs["n_samples"])
+        n = DatasetAttrs.of(g).n
         with writing(self.location, f"the '{backbone}' array of '{dataset}'"):
             self._drop_if_damaged(dataset, backbone, overwrite)
             if has_group(g, backbone):
@@ -363,14 +341,13 @@ class Store(AuditedNodes, PerRowReads):
                 else:
                     info = self.array_info(dataset, backbone)  # damage raises: --overwrite
                     check_resumable(info, (n, dim), dtype)
+                    bg = subgroup(g, backbone)
                     check_numerics(
-                        g[backbone].attrs.get("numerics"), numerics, f"'{backbone}' for '{dataset}'"
+                        BackboneAttrs.of(bg).numerics, numerics, f"'{backbone}' for '{dataset}'"
                     )
                     if rows is None:  # not one of several block writers: the group is ours
                         remove_metadata_orphans(self._root, f"{dataset}/{backbone}")
-                    return EmbeddingWriter(
-                        g[backbone], dim=dim, location=self.location, **block(rows)
-                    )
+                    return EmbeddingWriter(bg, dim=dim, location=self.location, **block(rows))
             rows_per_chunk = chunk_rows_for(n, dim, dtype, chunk_rows)
             bg = create_group(
                 g,
@@ -400,7 +377,7 @@ class Store(AuditedNodes, PerRowReads):
         self._check_writable()
         self._backbone_group(dataset, backbone)
         with writing(self.location, f"the deletion of '{dataset}/{backbone}'", resumable=False):
-            drop_group(self._root[dataset], backbone)
+            drop_group(subgroup(self._root, dataset), backbone)
 
     # ----------------------------------------------------------------- internals
 

@@ -13,14 +13,14 @@ from embedstore.errors import InvalidDataError
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 TASK_KINDS = ("binary", "multiclass", "multilabel", "ordinal")
 EMBEDDING_DTYPES = ("float16", "float32")
-_DATA_ARRAYS = ("ids", "labels", "split", "group")
+DATA_ARRAYS = ("ids", "labels", "split", "group")
 META_PREFIX = "meta."  # per-sample attribute arrays of a dataset: <dataset>/meta.<column>
 
 
 def is_data_array(name: str) -> bool:
     """Whether a dataset's child ``name`` is one of its data arrays (ids, labels, split, group,
     or a ``meta.<column>`` attribute), not a backbone."""
-    return name in _DATA_ARRAYS or name.startswith(META_PREFIX)
+    return name in DATA_ARRAYS or name.startswith(META_PREFIX)
 
 
 _IDENTITY_ATTRS = ("task", "class_names", "n_samples")
@@ -30,7 +30,7 @@ def _check_name(name: str, what: str) -> None:
     if not name or "/" in name or name.startswith(".") or is_data_array(name):
         raise InvalidDataError(
             f"{what} name must be non-empty, without '/', not starting with '.', and not one of "
-            f"{', '.join(_DATA_ARRAYS)}; got '{name}'"
+            f"{', '.join(DATA_ARRAYS)}; got '{name}'"
         )
 
 
@@ -139,7 +139,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _iter_dataset_differences(
+def iter_dataset_differences(
     attrs_a: Mapping[str, Any],
     read_a: Callable[[str], np.ndarray | None],
     attrs_b: Mapping[str, Any],
@@ -154,9 +154,10 @@ def _iter_dataset_differences(
     for key in _IDENTITY_ATTRS:
         if attrs_a.get(key) != attrs_b.get(key):
             yield key
-    for name in _DATA_ARRAYS:
+    for name in DATA_ARRAYS:
         a, b = read_a(name), read_b(name)
-        if (a is None) != (b is None) or (
-            a is not None and (a.shape != b.shape or not np.array_equal(a, b))
-        ):
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                yield name
+        elif a.shape != b.shape or not np.array_equal(a, b):
             yield name

@@ -31,6 +31,7 @@ import numpy as np
 import zarr
 
 from embedstore.errors import InvalidDataError
+from embedstore.store._access import array, values
 from embedstore.store._audit import BACKBONE_ARRAYS, BACKBONE_KEYS, RECORD
 from embedstore.store._guard import writing
 from embedstore.store._rawmeta import record_digests
@@ -42,9 +43,10 @@ _NOT_RECORDED = bytes(32)
 
 def rows_done(group: zarr.Group) -> int:
     """Rows in chunks marked done (all rows, for an array marked complete)."""
-    n, chunk_rows = group["embeddings"].shape[0], group["embeddings"].chunks[0]
-    done = np.flatnonzero(group["progress"][:])
-    return int(sum(min(chunk_rows, n - i * chunk_rows) for i in done))
+    emb = array(group, "embeddings")
+    n, chunk_rows = int(emb.shape[0]), int(emb.chunks[0])
+    done = np.flatnonzero(values(array(group, "progress")))
+    return sum(min(chunk_rows, n - int(i) * chunk_rows) for i in done)
 
 
 def stored_chunk(array: zarr.Array, index: int) -> bytes | None:
@@ -82,7 +84,7 @@ class EmbeddingWriter:
         self._group = group
         # Every chunk is stored, even one of zeros (all rows missing), so that a deleted chunk
         # file is always damage, never "all fill value".
-        self._array = group["embeddings"].with_config({"write_empty_chunks": True})
+        self._array = array(group, "embeddings").with_config({"write_empty_chunks": True})
         self.location = location or str(group.store)
         self.n_rows = int(self._array.shape[0])
         self.dim = dim
@@ -100,7 +102,7 @@ class EmbeddingWriter:
             )
         self._has_checksums = {"checksums", "chunk_nbytes"} <= set(group.array_keys())
         first, last = self.start // self.chunk_rows, -(-self.stop // self.chunk_rows)
-        done = group["progress"][first:last].astype(bool)
+        done = values(array(group, "progress"), slice(first, last)).astype(bool)
         todo = np.flatnonzero(~done)
         self.rows_written = (
             self.stop if not len(todo) else min(self.stop, (first + todo[0]) * self.chunk_rows)
@@ -168,8 +170,8 @@ class EmbeddingWriter:
         reason = str(reason).replace("\0", " ") or "unreadable"
         if row < self.rows_written:  # its chunk is already on disk: record it there directly
             with writing(self.location, f"missing row {row}"):
-                self._group["missing"][row] = True
-                self._group["missing_reason"][row] = encode_text(
+                array(self._group, "missing")[row] = True
+                array(self._group, "missing_reason")[row] = encode_text(
                     [reason], "reason", width=REASON_BYTES
                 )[0]
         else:
@@ -189,17 +191,17 @@ class EmbeddingWriter:
                 for r in rows:
                     mask[r - start] = True
                     reasons[r - start] = self._missing.pop(r)
-                self._group["missing"][start:stop] = mask
-                self._group["missing_reason"][start:stop] = encode_text(
+                array(self._group, "missing")[start:stop] = mask
+                array(self._group, "missing_reason")[start:stop] = encode_text(
                     reasons, "reason", width=REASON_BYTES
                 )
             if self._has_checksums:
                 stored = stored_chunk(self._array, index)
                 digest = chunk_sha256(stored)
-                self._group["checksums"][index] = np.frombuffer(digest, dtype=np.uint8)
-                self._group["chunk_nbytes"][index] = 0 if stored is None else len(stored)
+                array(self._group, "checksums")[index] = np.frombuffer(digest, dtype=np.uint8)
+                array(self._group, "chunk_nbytes")[index] = 0 if stored is None else len(stored)
             # The chunk's rows are on disk: only now is it marked done (its own storage chunk).
-            self._group["progress"][index] = 1
+            array(self._group, "progress")[index] = 1
         self._buffer = [tail] if len(tail) else []
         self._buffered = len(tail)
         self.rows_written = stop
@@ -217,7 +219,7 @@ class EmbeddingWriter:
                 f"an embeddings array needs exactly one row per sample: rows up to {self.stop} "
                 f"expected, {self.rows_written} written; the array stays incomplete"
             )
-        if not self._group["progress"][:].all():
+        if not values(array(self._group, "progress")).all():
             return False
         with writing(self.location, "the array's completion mark"):
             # one write of the group's zarr.json (zarr's attrs.update writes once per key)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import stat
 import zipfile
-from typing import Any
+from typing import Any, TypeGuard
 
 from embedstore.errors import ArchiveError
+from embedstore.store._shapes import shape_problems
 
 # Zarr v3 core data types that embedstore writes (format 2); format 1 also used the `string`
 # extension type with its `vlen-utf8` codec, accepted only in archives of format 1.
@@ -29,6 +30,7 @@ _SAFE_CODECS = frozenset({"bytes", "zstd", "gzip", "blosc", "crc32c", "transpose
 _LEGACY_DTYPES, _LEGACY_CODECS = frozenset({"string"}), frozenset({"vlen-utf8"})
 MAX_ARRAY_BYTES = 2**40  # 1 TiB: far beyond any embedding store, far below an overflow
 MAX_CHUNK_BYTES = 2**28  # 256 MiB decoded per chunk (embedstore writes ~4 MiB chunks)
+MAX_ATTRIBUTE_BYTES = 16 * 2**20  # one node's zarr.json: 16 MiB (a dataset of 10^5 classes: ~2 MiB)
 
 
 def member_name_problem(name: str) -> str | None:
@@ -139,7 +141,7 @@ def _shape_problems(meta: dict) -> list[str]:
     config = (meta.get("chunk_grid") or {}).get("configuration") or {}
     chunks = config.get("chunk_shape") if isinstance(config, dict) else None
 
-    def ints(v: Any, low: int) -> bool:
+    def ints(v: Any, low: int) -> TypeGuard[list[int]]:
         return (
             isinstance(v, list)
             and 1 <= len(v) <= 3
@@ -168,8 +170,6 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
     metas = {}
     for name in names:
         if name == "zarr.json" or name.endswith("/zarr.json"):
-            from embedstore.store._audit import MAX_ATTRIBUTE_BYTES
-
             size = zf.getinfo(name).file_size
             if size > MAX_ATTRIBUTE_BYTES:
                 raise _refuse(path, name, f"{size:,} bytes of metadata, over the "
@@ -187,8 +187,6 @@ def check_zip_metadata(zf: zipfile.ZipFile, names: list[str], path: object) -> N
         problems = metadata_problems(meta, legacy=legacy)
         if problems:
             raise _refuse(path, name, "; ".join(problems))
-    from embedstore.store._shapes import shape_problems
-
     nodes = {name[: -len("zarr.json")].rstrip("/"): meta for name, meta in metas.items()}
     stored = dict.fromkeys(nodes, 0)
     for name in names:  # an upper bound of each array's chunks: files under its folder
