@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.core.array_spec import ArrayConfigParams
 
 from embedstore.errors import InvalidDataError
 from embedstore.store._access import array, values
@@ -85,8 +84,9 @@ class EmbeddingWriter:
         self._group = group
         # Every chunk is stored, even one of zeros (all rows missing), so that a deleted chunk
         # file is always damage, never "all fill value".
-        config: ArrayConfigParams = {"write_empty_chunks": True}
-        self._array = array(group, "embeddings").with_config(config)
+        # zarr merges a partial config with its defaults; its TypedDict says every key is required
+        config = {"write_empty_chunks": True}
+        self._array = array(group, "embeddings").with_config(config)  # type: ignore[call-overload]
         self.location = location or str(group.store)
         self.n_rows = int(self._array.shape[0])
         self.dim = dim
