@@ -22,12 +22,20 @@ from embedstore.engine.plan import Part, cell_id
 from embedstore.engine.records import cell_cache_key, run_cell, test_proba
 from embedstore.errors import CellFailedError, EmbedstoreError, ProtocolError
 from embedstore.names import resolve_backbone
-from embedstore.probes.features import FeatureSet, LabelledData, load_labelled_data
+from embedstore.probes.features import FeatureSet, LabelledData, load_features, load_labelled_data
 from embedstore.probes.method import Cell, Method, parse_methods
 from embedstore.probes.selection import pool_and_val, selection_split
 from embedstore.results.records import ProbeResult
 
-__all__ = ["Prepared", "Unit", "prepare", "run_unit", "skipped_record"]
+__all__ = [
+    "Prepared",
+    "Unit",
+    "open_store_of",
+    "prepare",
+    "run_unit",
+    "skipped_record",
+    "unit_features",
+]
 
 
 @dataclass
@@ -319,3 +327,24 @@ def skipped_record(part: Part, fs: tuple[str, ...], reason: str) -> ProbeResult:
         status="skipped",
         reason=reason,
     )
+
+
+def open_store_of(store: Any) -> Any:
+    """A part's store: opened from its location, or the Store object it holds."""
+    if isinstance(store, str):
+        from embedstore.store import open_store
+
+        return open_store(store)
+    return store
+
+
+def unit_features(prep: Prepared, fs_index: int, loaded: dict) -> tuple[FeatureSet, dict]:
+    """The features of one (part, feature set), keeping only the last one loaded."""
+    key = (id(prep), fs_index)
+    if key not in loaded:
+        loaded.clear()  # one (dataset, feature set) in memory at a time
+        (features,) = load_features(
+            prep.store, prep.data, [prep.sets[fs_index]], normalize=prep.part.options.normalize
+        )
+        loaded[key] = (features, {})
+    return loaded[key]

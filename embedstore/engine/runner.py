@@ -22,10 +22,12 @@ from typing import Any
 from embedstore.engine.cells import (
     Prepared,
     Unit,
+    open_store_of,
     prepare,
     record_id,
     run_unit,
     skipped_record,
+    unit_features,
     units,
 )
 from embedstore.engine.plan import Plan
@@ -37,14 +39,6 @@ __all__ = ["Progress", "cell_ids", "plan_units", "prepare_plan", "run_plan"]
 Progress = Callable[[int, int, str], None]
 
 
-def _open(store: Any) -> Any:
-    if isinstance(store, str):
-        from embedstore.store import open_store
-
-        return open_store(store)
-    return store
-
-
 def _world() -> tuple[int, int]:
     """(rank, world size) of a torchrun job, (0, 1) in a plain process."""
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -52,7 +46,7 @@ def _world() -> tuple[int, int]:
 
 def prepare_plan(plan: Plan, on_skip: Callable[[str, str], None] | None = None) -> list[Prepared]:
     """Prepare every part (see :func:`~embedstore.engine.cells.prepare`), checking the plan whole."""
-    return [prepare(part, _open(part.store), on_skip) for part in plan.parts]
+    return [prepare(part, open_store_of(part.store), on_skip) for part in plan.parts]
 
 
 def plan_units(prepared: list[Prepared]) -> list[Unit]:
@@ -191,7 +185,7 @@ def _execute(
     if workers == 1 or len(pending) <= 1:
         loaded: dict = {}
         for u in pending:
-            features, shared = _features(prepared[u.part], u.fs, loaded)
+            features, shared = unit_features(prepared[u.part], u.fs, loaded)
             run_unit(prepared[u.part], u, features, shared, done=done, emit=got, predictions=folder)
         return results
     from embedstore.engine.workers import run_in_processes
@@ -205,20 +199,6 @@ def cell_ids(prepared: list[Prepared], u: Unit) -> set[str]:
     prep = prepared[u.part]
     fs = prep.sets[u.fs]
     return {record_id(prep, fs, m, i, s) for m in u.method.split(",") for i, s in u.cells}
-
-
-def _features(prep: Prepared, fs_index: int, loaded: dict):
-    """The features of one (part, feature set), keeping only the last one loaded."""
-    key = (id(prep), fs_index)
-    if key not in loaded:
-        from embedstore.probes.features import load_features
-
-        loaded.clear()  # one (dataset, feature set) in memory at a time
-        (features,) = load_features(
-            prep.store, prep.data, [prep.sets[fs_index]], normalize=prep.part.options.normalize
-        )
-        loaded[key] = (features, {})
-    return loaded[key]
 
 
 def _collect(prepared: list[Prepared], records: dict[str, ProbeResult]) -> list[ProbeResult]:

@@ -79,8 +79,7 @@ def _worker(parts, done, tasks, results, threads: int, predictions) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from threadpoolctl import threadpool_limits
 
-    from embedstore.engine.cells import prepare, run_unit
-    from embedstore.engine.runner import _features, _open
+    from embedstore.engine.cells import open_store_of, prepare, run_unit, unit_features
 
     threadpool_limits(threads)
     try:
@@ -95,9 +94,9 @@ def _worker(parts, done, tasks, results, threads: int, predictions) -> None:
         try:
             if unit.part not in prepared:
                 part = parts[unit.part]
-                prepared[unit.part] = prepare(part, _open(part.store), None)
+                prepared[unit.part] = prepare(part, open_store_of(part.store), None)
             prep = prepared[unit.part]
-            features, shared = _features(prep, unit.fs, loaded)
+            features, shared = unit_features(prep, unit.fs, loaded)
             run_unit(
                 prep,
                 unit,
