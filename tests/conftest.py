@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
 
-from embedstore import create_store
+# The CLI's consoles read the terminal width once, when embedstore.cli._common is first imported;
+# one fixed width for the whole session keeps every table test independent of which test (or
+# which xdist worker) imported the CLI first.
+os.environ["COLUMNS"] = "400"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from embedstore import create_store  # noqa: E402
 
 
 def make_dataset(store, name="toy", n=40, classes=("a", "b"), seed=0, task=None):
