@@ -64,7 +64,8 @@ class _Thumbs:
     """Thumbnails of store rows, read once each from the dataset's source (None: no source)."""
 
     def __init__(self, src: Source | None, index: Any) -> None:
-        self.src, self.index, self.cache, self.made = src, index, {}, 0
+        self.src, self.index, self.made = src, index, 0
+        self.cache: dict[int, str | None] = {}
 
     def cell(self, row: int, caption: str) -> str:
         """A thumbnail over its caption; the caption alone when there is no source."""

@@ -60,7 +60,7 @@ def open_dataset_source(
                 "reopened here; pass the images with --source (a folder, .csv, .npz or 'demo')"
             )
         source = spec
-    src = open_source(source)
+    src = open_source(source if isinstance(source, (str, Source)) else Path(source))
     index = {sid: i for i, sid in enumerate(src.ids.tolist())}
     ids = store.ids(dataset)
     missing = [sid for sid in ids.tolist() if sid not in index]
