@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,20 +32,27 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+BASE_ROWS = 2000  # a store this small measures the imports and fixed costs: the baseline
 sys.path.insert(0, str(ROOT))  # run from a checkout, uninstalled
 from embedstore.auditing.search import nearest  # noqa: E402
 
 
 def data(n: int, dim: int, plant: int, seed: int = 0):
+    """Features, labels, splits made per patient (two rows each) with ``plant // 4`` patients
+    moved across splits, and a 3-valued ``site`` attribute the features do not encode."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 10, n)
     centres = rng.normal(size=(10, dim)).astype(np.float32)
     X = centres[y] + 1.5 * rng.normal(size=(n, dim)).astype(np.float32)
-    split = rng.choice(3, size=n, p=[0.7, 0.1, 0.2]).astype(np.uint8)
+    group = np.arange(n) // 2
+    split = rng.choice(3, size=group[-1] + 1, p=[0.7, 0.1, 0.2]).astype(np.uint8)[group]
+    cross = rng.choice(np.flatnonzero(group % 2 == 0)[: n // 2], size=plant // 4, replace=False)
+    split[cross] = (split[cross] + 1) % 3  # a patient's first row moved to another split
     test, train = np.flatnonzero(split == 2), np.flatnonzero(split == 0)
     X[test[:plant]] = X[train[:plant]] + 0.05 * rng.normal(size=(plant, dim)).astype(np.float32)
     y[test[:plant]] = y[train[:plant]]
-    return X, y, split
+    site = np.array(["A", "B", "C"])[rng.integers(0, 3, n)]
+    return X, y, split, group, site
 
 
 def timed(fn):
@@ -88,29 +97,86 @@ def faiss_bare(X: np.ndarray, q: np.ndarray, b: np.ndarray):
     return sims[:, 0], b[idx[:, 0]]
 
 
-def whole_audit(X, y, split, device: str) -> dict:
-    """Write a store and audit it in a child process; its wall time and peak RSS."""
+def write_store(path: Path, X, y, split, group, site) -> None:
+    """A store of these rows as extraction writes them (float16), with groups and ``site``."""
     from embedstore import create_store
+    from embedstore.store import write_meta
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_audit_"))
-    store = create_store(tmp / "b.zarr")
+    store = create_store(path)
     store.add_dataset("d", ids=[f"r{i}" for i in range(len(X))], labels=y, split=split,
-                      task="multiclass", class_names=[str(c) for c in range(10)])  # fmt: skip
+                      task="multiclass", class_names=[str(c) for c in range(10)],
+                      group=[f"p{g}" for g in group])  # fmt: skip
+    write_meta(store, "d", {"site": site})
     w = store.writer("d", "synthetic", dim=X.shape[1], dtype="float16")
-    w.write(X)
+    for s in range(0, len(X), 8192):
+        w.write(X[s : s + 8192])
     w.finish({})
-    code = (
-        "import json, resource, sys, time\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "import embedstore\n"
-        "t = time.perf_counter()\n"
-        f"r = embedstore.audit({str(tmp / 'b.zarr')!r}, 'd', device={device!r})\n"
-        "print(json.dumps({'seconds': time.perf_counter() - t, 'counts': r.counts(),\n"
-        "  'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
-        "  'threshold': r.thresholds['synthetic']['threshold']}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+import embedstore
+t0 = time.perf_counter(); steps = []
+def progress(what, done, total):
+    steps.append((what, time.perf_counter() - t0))
+r = embedstore.audit({store!r}, 'd', meta={meta!r}, device={device!r}, progress=progress)
+seconds = time.perf_counter() - t0
+hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]  # kB, this process only
+print(json.dumps({{'seconds': seconds, 'counts': r.counts(), 'steps': steps, 'vmhwm_kib': int(hwm),
+                  'threshold': r.thresholds['synthetic']['threshold']}}))
+"""
+
+
+def whole_audit(path: Path, device: str, meta: tuple[str, ...] = ("site",)) -> dict:
+    """Audit the store (every section) in a child process: wall time, seconds per step, and the
+    child's peak resident memory: its own ``VmHWM`` (Linux). ``os.wait4``'s ``ru_maxrss``, which
+    bench_memory.py reads from a small parent, is also kept: Linux carries the forking parent's
+    resident pages into the child's ``ru_maxrss`` across the exec, so from this parent (which
+    holds the features) it over-states the child (1.5 GB parent: 1,526 MiB for ``python -c``)."""
+    code = _CHILD.format(root=str(ROOT), store=str(path), meta=list(meta), device=device)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"the audit of {path} failed:\n{err.read()}")
+        r = json.loads(out.read().strip().splitlines()[-1])
+    r["peak_rss_mib"] = r.pop("vmhwm_kib") / 1024
+    r["wait4_maxrss_mib"] = usage.ru_maxrss / 1024  # KiB on Linux; includes the parent's pages
+    return r
+
+
+def audit_rows(X, y, split, group, site, device: str) -> dict:
+    """The whole audit of these rows, and of a 2,000-row store (imports and fixed costs)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench_audit_"))
+    try:
+        write_store(tmp / "big.zarr", X, y, split, group, site)
+        m = BASE_ROWS
+        write_store(tmp / "base.zarr", X[:m], y[:m], split[:m], group[:m], site[:m])
+        base = whole_audit(tmp / "base.zarr", device)
+        r = whole_audit(tmp / "big.zarr", device)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    r["base_seconds"], r["base_peak_rss_mib"] = base["seconds"], base["peak_rss_mib"]
+    r["base_steps"] = base["steps"]
+    return r
+
+
+def print_audit(r: dict, X: np.ndarray, t_flat: float | None) -> None:
+    mib = X.nbytes / 2**20
+    extra = r["peak_rss_mib"] - r["base_peak_rss_mib"]
+    ratio = f"  {r['seconds'] / t_flat:5.1f}x embedstore flat" if t_flat else ""
+    print(f"  {'whole audit (every section), child process':46s} {r['seconds']:8.1f} s{ratio}")
+    print(f"    peak RSS {r['peak_rss_mib']:.0f} MiB = {r['base_peak_rss_mib']:.0f} MiB at "
+          f"{BASE_ROWS} rows (imports; audit {r['base_seconds']:.1f} s) + {extra:.0f} MiB "
+          f"({extra / mib:.2f}x the {mib:.0f} MiB float32 matrix)")  # fmt: skip
+    last = 0.0
+    for what, t in r["steps"]:
+        print(f"    {what:40s} {t - last:8.1f} s")
+        last = t
+    print(f"    counts {r['counts']}; threshold {r['threshold']:.4f}")
 
 
 def main() -> None:
@@ -120,12 +186,18 @@ def main() -> None:
     ap.add_argument("--plant", type=int, default=200)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-audit", action="store_true")
+    ap.add_argument("--audit-only", action="store_true", help="only the whole audit (scaling)")
     args = ap.parse_args()
-    X, y, split = data(args.n, args.dim, args.plant)
+    X, y, split, group, site = data(args.n, args.dim, args.plant)
     q = np.flatnonzero(split == 2)
     b = np.flatnonzero(split < 2)
     print(f"{args.n} rows x {args.dim}: {len(q)} test queries against {len(b)} train+val rows, "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
+    if args.audit_only:
+        r = audit_rows(X, y, split, group, site, args.device)
+        print_audit(r, X, None)
+        print(json.dumps({"n": args.n, "dim": args.dim, "audit": r}))
+        return
     floor = matmul_floor(X, q, b)
     t_flat, (s_flat, i_flat) = timed(lambda: nearest(X, q, b, method="flat"))
     t_bare, (_, i_bare) = timed(lambda: faiss_bare(X, q, b))
@@ -149,15 +221,14 @@ def main() -> None:
         print(f"  {name:46s} {t:8.2f} s  {t / t_flat:5.2f}x embedstore flat  {note}")
     print(f"  embedstore flat / floor {t_flat / floor:.2f}; numpy loop / flat "
           f"{t_numpy / t_flat:.2f}; bare FAISS / flat {t_bare / t_flat:.2f}")  # fmt: skip
+    sys.stdout.flush()
+    r = None
     if not args.skip_audit:
-        r = whole_audit(X, y, split, args.device)
-        mib = X.nbytes / 2**20
-        print(f"whole audit: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB "
-              f"({r['peak_rss_mib'] / mib:.2f}x the {mib:.0f} MiB float32 matrix); "
-              f"counts {r['counts']}; threshold {r['threshold']:.4f}")  # fmt: skip
+        r = audit_rows(X, y, split, group, site, args.device)
+        print_audit(r, X, t_flat)
     print(json.dumps({"n": args.n, "dim": args.dim, "flat_s": t_flat, "faiss_bare_s": t_bare,
                       "numpy_s": t_numpy, "exact_s": t_exact, "ivf_s": t_ivf,
-                      "ivf_recall": recall, "floor_s": floor}))  # fmt: skip
+                      "ivf_recall": recall, "floor_s": floor, "audit": r}))  # fmt: skip
     sys.stdout.flush()
 
 

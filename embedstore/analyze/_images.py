@@ -7,8 +7,6 @@ Images -> backbone -> numbers, beside ``embedstore.extract``; nothing here impor
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,53 +19,11 @@ from PIL import Image
 from embedstore import devices
 from embedstore.analyze.records import backbone_provenance
 from embedstore.backbones import LoadedBackbone, get_backbone, load_model
-from embedstore.data import ImageTransform, Source, open_source
-from embedstore.errors import InvalidDataError, SourceError
+from embedstore.data import ImageTransform, Source
+from embedstore.data.recorded import open_dataset_source
+from embedstore.errors import InvalidDataError
 
 __all__ = ["ImageBackbone", "open_dataset_source", "sample_rows", "resolve_device"]
-
-# The stored dataset attribute ``source`` is the description the source wrote at extraction
-# ("image folder /data/x; splits: ...", "demo: Br35H ...", "MedMNIST npz /data/y.npz; ...").
-_DESCRIPTIONS = (
-    (re.compile(r"^demo:"), lambda m: "demo"),
-    (re.compile(r"^image folder (.+?)(?:; splits:.*)?$"), lambda m: m.group(1)),
-    (re.compile(r"^MedMNIST npz (.+?)(?:; splits:.*)?$"), lambda m: m.group(1)),
-    (re.compile(r"^CSV manifest (.+?)(?:; splits:.*)?$"), lambda m: m.group(1)),
-)
-
-
-def open_dataset_source(
-    store: Any, dataset: str, source: str | os.PathLike[str] | Source | None
-) -> tuple[Source, np.ndarray]:
-    """The dataset's images and, per store row, the index of its image in that source.
-
-    ``source`` overrides the store's record of where the images came from.
-    """
-    recorded = store.dataset_info(dataset).source
-    if source is None:
-        spec = None
-        for pattern, path in _DESCRIPTIONS:
-            m = pattern.match(recorded)
-            if m:
-                spec = path(m)
-                break
-        if spec is None or (spec != "demo" and not Path(spec).exists()):
-            raise SourceError(
-                f"dataset '{dataset}' records its images as '{recorded}', which cannot be "
-                "reopened here; pass the images with --source (a folder, .csv, .npz or 'demo')"
-            )
-        source = spec
-    src = open_source(source if isinstance(source, Source) else os.fspath(source))
-    index = {sid: i for i, sid in enumerate(src.ids.tolist())}
-    ids = store.ids(dataset)
-    missing = [sid for sid in ids.tolist() if sid not in index]
-    if missing:
-        raise SourceError(
-            f"{len(missing)} of the {len(ids)} samples of dataset '{dataset}' are not in source "
-            f"'{src.description}' (e.g. '{missing[0]}'); pass the source the store was "
-            "extracted from with --source"
-        )
-    return src, np.array([index[sid] for sid in ids.tolist()], dtype=np.int64)
 
 
 def sample_rows(valid: np.ndarray, n_images: int, seed: int) -> np.ndarray:

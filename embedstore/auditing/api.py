@@ -54,6 +54,15 @@ class AuditResult:
 
         return audit_records(self)
 
+    def write_html(self, path: str | os.PathLike[str], *, top: int | None = None,
+                   source: Any = None) -> Any:  # fmt: skip
+        """Write the audit page with thumbnails (:func:`~embedstore.auditing.html.
+        write_audit_html`); ``top``: pairs and label errors shown (default ``HTML_TOP``);
+        returns its :class:`~embedstore.auditing.html.AuditPage`."""
+        from embedstore.auditing.html import HTML_TOP, write_audit_html
+
+        return write_audit_html(self, path, top=HTML_TOP if top is None else top, source=source)
+
 
 Progress = Callable[[str, int, int], None]  # (step description, steps done, steps in all)
 

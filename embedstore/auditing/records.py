@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from embedstore.auditing.api import AuditResult
 
-__all__ = ["audit_records", "write_records"]
+__all__ = ["audit_records", "metric_text", "write_records"]
 
 
 def audit_records(result: AuditResult) -> list[dict[str, Any]]:
@@ -52,3 +52,11 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def metric_text(m: dict[str, Any] | None) -> str:
+    """``{"value", "ci_low", "ci_high"}`` -> "0.912 [0.880, 0.940]"; "-" where there is none."""
+    if not m or m.get("value") is None:
+        return "-"
+    lo, hi = m.get("ci_low"), m.get("ci_high")
+    return f"{m['value']:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")

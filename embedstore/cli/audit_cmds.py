@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from embedstore.auditing.html import HTML_TOP
 from embedstore.cli._common import (
     DatasetOpt,
     DeviceOpt,
@@ -56,6 +57,21 @@ def audit(
     ] = "auto",
     device: DeviceOpt = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of folds and bootstrap intervals.")] = 0,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            help="Write a page with thumbnails of each duplicate pair and suspected label error "
+            "(images read from the dataset's recorded source).",
+        ),
+    ] = None,
+    html_top: Annotated[
+        int, typer.Option(help="Pairs and label errors (per backbone) shown in the --html page.")
+    ] = HTML_TOP,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Where the images are, for --html, when the store's record is stale."),
+    ] = None,
 ) -> None:
     """Audit a dataset from its embeddings: duplicates, patients in two splits, label errors,
     shortcuts."""
@@ -63,6 +79,10 @@ def audit(
         from embedstore.auditing import audit as run_audit
         from embedstore.auditing import write_records
 
+        if html is not None:
+            from embedstore.auditing.html import check_page_options
+
+            check_page_options(html, html_top)  # before the audit's minutes
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err_console, transient=True, disable=as_json,
@@ -74,11 +94,17 @@ def audit(
 
             result = run_audit(
                 store, dataset, backbones=backbone, meta=meta or (), k_mad=k_mad,
-                search=search, top=top, device=device, seed=seed, progress=progress,
+                search=search, top=max(top, html_top) if html else top, device=device,
+                seed=seed, progress=progress,
             )  # fmt: skip
         records = result.records()
         if out:
             write_records(records, out)
+        if html is not None:
+            page = result.write_html(html, top=html_top, source=source)
+            if page.no_thumbnails:
+                err_console.print(page.no_thumbnails)
+            err_console.print(f"audit page written to {html} ({page.n_thumbnails} thumbnails)")
         if as_json:
             for r in records:
                 console.print_json(json.dumps(r, default=_plain), indent=None)
@@ -93,10 +119,9 @@ def _plain(v: Any) -> Any:
 
 
 def _metric(m: dict[str, Any] | None) -> str:
-    if not m or m.get("value") is None:
-        return "-"
-    lo, hi = m.get("ci_low"), m.get("ci_high")
-    return f"{m['value']:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+    from embedstore.auditing.records import metric_text
+
+    return metric_text(m)
 
 
 def _render(result: Any, top: int) -> None:

@@ -27,7 +27,7 @@ from embedstore._version import __version__
 from embedstore.results.predictions import Predictions
 from embedstore.results.records import ProbeResult
 
-__all__ = ["build_html", "record_id"]
+__all__ = ["build_html", "notes", "page", "record_id", "table"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;
@@ -62,6 +62,19 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], caption: str = ""
 
 def _notes(lines: Sequence[str]) -> str:
     return "".join(f'<p class="note">{escape(n)}</p>' for n in lines)
+
+
+table, notes = _table, _notes  # the report's look, for other pages (the audit's)
+
+
+def page(title: str, body: Sequence[str], css: str = "") -> str:
+    """One self-contained page: the report's inline style (plus ``css``) and ``body``'s parts."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_CSS}{css}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _p(p: float | None) -> str:
@@ -277,9 +290,4 @@ def build_html(
     body += _paired_section(records, predictions or {}, pairs, metric)
     body += _caveats_section(records)
     body += _provenance_section(records)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
+    return page(title, body)

@@ -14,7 +14,7 @@ from pathlib import Path
 from embedstore.errors import InvalidDataError
 from embedstore.results.records import ProbeResult, check_metric, read_jsonl
 
-__all__ = ["load_results", "parse_pairs", "write_report_files"]
+__all__ = ["check_html_path", "load_results", "parse_pairs", "write_report_files"]
 
 
 def parse_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
@@ -28,6 +28,12 @@ def parse_pairs(texts: Sequence[str]) -> list[tuple[str, str]]:
             )
         out.append((a, b))
     return out
+
+
+def check_html_path(path: str | os.PathLike[str]) -> None:
+    """Raise unless ``path`` names an .html (or .htm) file."""
+    if Path(path).suffix.lower() not in (".html", ".htm"):
+        raise InvalidDataError(f"--html needs a file name ending in .html; got '{path}'")
 
 
 def load_results(
@@ -86,8 +92,8 @@ def write_report_files(
         records: the records to report (default: all of ``paths``; pass a filtered list).
     """
     named = parse_pairs(pairs)
-    if html is not None and Path(html).suffix.lower() not in (".html", ".htm"):
-        raise InvalidDataError(f"--html needs a file name ending in .html; got '{html}'")
+    if html is not None:
+        check_html_path(html)
     loaded, preds = load_results(paths, predictions=predictions)
     records = loaded if records is None else list(records)
     if not records:

@@ -16,6 +16,8 @@ from PIL import Image, ImageEnhance
 from embedstore.backbones import get_backbone, register, unregister
 from embedstore.data.demo import demo_root
 
+from ..results.conftest import chromium  # noqa: F401 (the report tests' browser, for test_html)
+
 SIZE = 64  # the image files
 INPUT = 128  # the backbone's input: a 64 px image upsampled (an ImageNet net at 64 px sees
 # too little: a JPEG re-save then moves its embedding as far as a different slice does)
