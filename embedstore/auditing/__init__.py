@@ -11,9 +11,10 @@ Parts: :mod:`~embedstore.auditing.search` (nearest neighbours in blocks, or FAIS
 
 from __future__ import annotations
 
-from embedstore.auditing.api import AuditResult, audit
+from embedstore.auditing.api import audit
 from embedstore.auditing.html import AuditPage, audit_html, write_audit_html
 from embedstore.auditing.records import audit_records, write_records
+from embedstore.auditing.result import AuditResult
 
 __all__ = [
     "AuditPage",

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from embedstore.auditing.api import AuditResult, Progress
 from embedstore.auditing.duplicates import collect_pairs, count_by_split_pair, search_backbone
 from embedstore.auditing.label_errors import confident_learning, ranked_issues
 from embedstore.auditing.leak import leak_effect
 from embedstore.auditing.patients import patients_in_several_splits, splits_made_by_embedstore
+from embedstore.auditing.result import AuditResult, Progress
 from embedstore.auditing.shortcuts import shortcut
 
 

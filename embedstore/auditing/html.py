@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 from embedstore.errors import EmbedstoreError, InvalidDataError
 
 if TYPE_CHECKING:
-    from embedstore.auditing.api import AuditResult
+    from embedstore.auditing.result import AuditResult
     from embedstore.data import Source
 
 __all__ = [

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from embedstore.auditing.api import AuditResult
+    from embedstore.auditing.result import AuditResult
 
 __all__ = ["audit_records", "metric_text", "write_records"]
 

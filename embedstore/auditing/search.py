@@ -20,6 +20,8 @@ GPU when faiss has GPU support, else ``exact`` (torch) on the GPU.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -65,6 +67,7 @@ def _faiss_topk(
 
     base = _normalised(X, b_rows)
     d = base.shape[1]
+    index: Any  # a FAISS index: IVF, flat, or flat on a GPU
     if method == "ivf":
         nlist = max(1, min(len(base) // 39, int(np.sqrt(len(base)))))
         quantizer = faiss.IndexFlatIP(d)
