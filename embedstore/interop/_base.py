@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from embedstore.errors import InvalidDataError, MissingDependencyError, SourceError
-from embedstore.store._add import as_ids, block_rows, check_count, check_matrix
+from embedstore.store.add import as_ids, block_rows, check_count, check_matrix
 
 __all__ = ["FileRows", "as_ids", "check_count", "check_matrix", "read_ids_file", "require"]
 

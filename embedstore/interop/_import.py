@@ -4,7 +4,7 @@ A dataset without images is made from a CSV table of ids, labels, optional split
 by the same :class:`~embedstore.data.manifest.CsvSource` that ``extract`` uses for manifests (its
 rules and messages: one label column of class names or integers, or several 0/1 columns; split
 values train / val / test or stratified splits made with ``seed``; groups never in two splits).
-Nothing is written until the table and the embeddings agree (see :mod:`embedstore.store._add`).
+Nothing is written until the table and the embeddings agree (see :mod:`embedstore.store.add`).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def add_file(
             )
         checked = None
         if s is None:  # a new store: every check first, so that a refusal leaves nothing behind
-            from embedstore.store._add import check
+            from embedstore.store.add import check
 
             if fields is None:
                 raise InvalidDataError(

@@ -364,10 +364,10 @@ class Store(AuditedNodes, PerRowReads):
         :mod:`embedstore.interop`), rows matched to the dataset's ``ids`` in any order, written
         chunked, checksummed and resumable, with provenance ``computed_by: "external"``.
 
-        Options (see :func:`embedstore.store._add.add_embeddings`): ``allow_missing``, ``dtype``,
+        Options (see :func:`embedstore.store.add.add_embeddings`): ``allow_missing``, ``dtype``,
         ``chunk_rows``, ``overwrite``, ``dataset_fields`` (create the dataset), ``progress``.
         """
-        from embedstore.store._add import ArrayRows, add_embeddings
+        from embedstore.store.add import ArrayRows, add_embeddings
 
         src = X if hasattr(X, "blocks") else ArrayRows(X, ids)
         return add_embeddings(self, dataset, name, src, provenance=provenance, **options)

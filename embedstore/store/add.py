@@ -1,4 +1,6 @@
-"""Writing an embeddings array computed elsewhere into a dataset (``Store.add_embeddings``).
+"""Writing an embeddings array computed elsewhere into a dataset (``Store.add_embeddings``): a
+public module of the store, used by :mod:`embedstore.interop` for its checks before a store is
+touched.
 
 The rows come from a *row source*: an in-memory array, or a file reader of
 :mod:`embedstore.interop` (anything with ``ids``, ``n_rows``, ``dim``, ``dtype``, ``rows(index)``
@@ -31,6 +33,17 @@ from embedstore.store._layout import BackboneAttrs
 from embedstore.store._lock import writer_lock
 from embedstore.store._validate import EMBEDDING_DTYPES
 from embedstore.store._writer import EmbeddingWriter
+
+__all__ = [
+    "ArrayRows",
+    "RowSource",
+    "add_embeddings",
+    "as_ids",
+    "block_rows",
+    "check",
+    "check_count",
+    "check_matrix",
+]
 
 NOT_IN_FILE = "not in the imported file"
 _SCAN_BYTES = 8 << 20  # rows per block read: about 8 MiB of float32 (bounded memory)
