@@ -199,8 +199,8 @@ def hostile(tmp: Path) -> None:
     for name, archive in declared.items():
         out = subprocess.run([sys.executable, "-c", _PEAK, str(archive), str(tmp / "t.zarr")],
                              capture_output=True, text=True, env=env(), cwd=ROOT)  # fmt: skip
-        ok, imported, peak = out.stdout.split()
-        refused_declared += ok == "False" and imported == "False"
+        verified, imported, peak = out.stdout.split()
+        refused_declared += verified == "False" and imported == "False"
         peaks.append(int(peak))
         print(f"  {name:34s} peak {int(peak) / 2**20:.0f} MiB (verify + import, fresh process)")
     n = len(HOSTILE) + 1 + len(declared)
@@ -267,8 +267,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
         for part in ("kills", "damages", "hostile"):
             (tmp / part).mkdir()
         print("== hostile archives")

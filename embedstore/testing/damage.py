@@ -141,7 +141,7 @@ def _labels_out_of_range(store: Path) -> None:
 
 # (name, damage applied to the path under the store, that path, the array verify must name and
 # what it must say of it)
-DAMAGES = [
+DAMAGES: list[tuple[str, Callable[[Path], None], str, str, str]] = [
     ("flipped byte in a chunk", _flip, "toy/bb/embeddings/c/1/0", "toy/bb/embeddings", "chunk 1 (rows 16-31"),
     ("truncated chunk", _truncate, "toy/bb/embeddings/c/2/0", "toy/bb/embeddings", "truncated"),
     ("deleted chunk", Path.unlink, "toy/bb/embeddings/c/0/0", "toy/bb/embeddings", "chunk 0 (rows 0-15, 'toy/bb/embeddings/c/0/0') is missing"),
@@ -174,7 +174,7 @@ def _stray_chunk(store: Path) -> None:
 
 # Damage that a read would get wrong if nothing checked it: verify must name it, and every read
 # must either refuse it or return exactly what was written.
-SILENT = {
+SILENT: dict[str, Callable[[Path], None]] = {
     "checksums chunk deleted": lambda s: (s / "toy/bb/checksums/c/1/0").unlink(),
     "stray chunk outside the grid": _stray_chunk,
     "embeddings shape cut to 32 rows": _edit(
@@ -209,7 +209,7 @@ def _set_attribute(rel: str, key: str, value: object) -> Callable[[Path], None]:
     return _edit(rel, lambda m: m["attributes"].update({key: value}))
 
 
-OVERSIZED = {
+OVERSIZED: dict[str, tuple[Callable[[Path], None], str]] = {
     "300 nested groups": (_nest, "nested below a backbone"),
     "a 17 MiB attribute": (
         _set_attribute("toy/bb", "blob", "x" * (17 * 2**20)),

@@ -13,14 +13,13 @@ import json
 import shutil
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from embedstore import create_store
 from embedstore.cli.main import app
-from embedstore.testing.commands import COMMAND_LIST, fill
+from embedstore.testing.commands import COMMAND_LIST, Command, fill
 from embedstore.testing.damage import damaged_copy, damages
 from tests.conftest import make_dataset, write_embeddings
 
@@ -54,7 +53,7 @@ def _one_line(result) -> list[str]:
     return [line for line in result.output.strip().splitlines() if line.strip()]
 
 
-def _takes_names(path: list[str], cmd: click.Command) -> bool:
+def _takes_names(path: list[str], cmd: Command) -> bool:
     """Whether a command can be given an unknown dataset or backbone name (or, for import, merge
     and export, another wrong target that the walk below builds)."""
     return path in (["import"], ["merge"], ["export"]) or any(
@@ -103,7 +102,7 @@ def test_required_arguments_with_bad_values(stores, tmp_path, path, cmd, bad):
     assert len(lines) == 1 and lines[0].startswith("error:"), (argv, result.output)
 
 
-def _value_options(cmd: click.Command) -> list[click.Option]:
+def _value_options(cmd: Command) -> list[Command]:
     return [
         p
         for p in cmd.params

@@ -66,8 +66,8 @@ def test_verify_names_the_damage_and_probe_refuses_the_store(
 def test_flipped_byte_in_labels_within_range_is_found_by_its_checksum(pristine, tmp_path):
     store = tmp_path / "s.zarr"
     shutil.copytree(pristine, store)
-    labels = zarr.open_group(store, mode="r+")["toy"]["labels"]
-    values = labels[:]
+    labels = zarr.open_array(store / "toy" / "labels", mode="r+")
+    values = np.asarray(labels[:])
     values[3] = (values[3] + 1) % 3  # still a valid class: only the checksum can tell
     labels[...] = values
     lines = verify(store).problem_lines()
