@@ -25,17 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import zarr  # noqa: E402  (after the repo root is importable)
-from tests.test_faults_damage import (  # noqa: E402
-    DAMAGES,
-    OVERSIZED,
-    SILENT,
-    _labels_out_of_range,
-    make_store,
-)
 
 from embedstore import open_store  # noqa: E402
 from embedstore.archive import import_archive, verify  # noqa: E402
 from embedstore.errors import EmbedstoreError  # noqa: E402
+from embedstore.testing.damage import DAMAGES, OVERSIZED, SILENT, make_store  # noqa: E402
 from embedstore.testing.harness import (  # noqa: E402
     BACKBONE,
     chunk_files,
@@ -98,10 +92,7 @@ def damages(tmp: Path) -> None:
     for name, damage, rel, array, says in DAMAGES:
         store = tmp / f"damaged-{name.replace(' ', '_')}.zarr"
         shutil.copytree(pristine, store)
-        if damage is None:
-            _labels_out_of_range(store)
-        else:
-            damage(store / rel)
+        damage(store / rel)
         lines = verify(store).problem_lines()
         named = any(line.startswith(array) and says in line for line in lines)
         found += named
@@ -120,10 +111,7 @@ def damages(tmp: Path) -> None:
     for name, (damage, rel) in cases.items():
         store = tmp / f"matrix-{tried}.zarr"
         shutil.copytree(pristine, store)
-        if damage is None:
-            _labels_out_of_range(store)
-        else:
-            damage(store / rel if rel else store)
+        damage(store / rel)
         tried += 1
         detected += bool(set(verify(store).problem_lines()) - baseline)
         got = _read_all(store)
@@ -211,8 +199,8 @@ def hostile(tmp: Path) -> None:
     for name, archive in declared.items():
         out = subprocess.run([sys.executable, "-c", _PEAK, str(archive), str(tmp / "t.zarr")],
                              capture_output=True, text=True, env=env(), cwd=ROOT)  # fmt: skip
-        ok, imported, peak = out.stdout.split()
-        refused_declared += ok == "False" and imported == "False"
+        verified, imported, peak = out.stdout.split()
+        refused_declared += verified == "False" and imported == "False"
         peaks.append(int(peak))
         print(f"  {name:34s} peak {int(peak) / 2**20:.0f} MiB (verify + import, fresh process)")
     n = len(HOSTILE) + 1 + len(declared)
@@ -240,13 +228,13 @@ print(report.ok, imported, int(hwm.split()[1]) * 1024)
 def bad_inputs(tmp: Path) -> None:
     """Every command against damaged metadata of every node kind: one line, never a traceback."""
     import numpy as np
-    from tests.test_faults_cli import COMMAND_LIST, _fill
     from typer.testing import CliRunner
 
     from embedstore import create_store
     from embedstore.cli.main import app
+    from embedstore.testing.commands import COMMAND_LIST, fill
     from embedstore.testing.damage import damaged_copy, damages
-    from tests.conftest import make_dataset, write_embeddings
+    from embedstore.testing.toy import make_dataset, write_embeddings
 
     good = create_store(tmp / "good.zarr")
     make_dataset(good, n=40)
@@ -257,7 +245,7 @@ def bad_inputs(tmp: Path) -> None:
         for path, cmd in COMMAND_LIST:
             if not any(p.required for p in cmd.params) or path == ["report"]:
                 continue
-            argv = path + _fill(cmd, store, tmp / f"out{i}", "toy", "bb")
+            argv = path + fill(cmd, store, tmp / f"out{i}", "toy", "bb")
             argv += ["-b", "bb"] if path in (["probe"], ["sweep"]) or path[0] == "analyze" else []
             result = CliRunner().invoke(app, argv)
             tried += 1
@@ -279,8 +267,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
         for part in ("kills", "damages", "hostile"):
             (tmp / part).mkdir()
         print("== hostile archives")

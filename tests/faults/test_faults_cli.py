@@ -1,10 +1,10 @@
 """Every CLI command, walked with bad values: one line, exit 1, never a traceback.
 
-The walk is generated from the commands themselves (embedstore.cli.main.COMMANDS and each command's
-parameters), so a command added later is walked too: its required arguments get bad stores
-(missing, a text file, an empty folder, a damaged store, a good store with an unknown dataset or
-backbone), and each of its value options gets a bad value (negative numbers, an unknown word) on a
-good store.
+The walk is generated from the commands themselves (embedstore.testing.commands, from
+embedstore.cli.main.COMMANDS and each command's parameters), so a command added later is walked
+too: its required arguments get bad stores (missing, a text file, an empty folder, a damaged store,
+a good store with an unknown dataset or backbone), and each of its value options gets a bad value
+(negative numbers, an unknown word) on a good store.
 """
 
 from __future__ import annotations
@@ -13,33 +13,15 @@ import json
 import shutil
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from embedstore import create_store
-from embedstore.cli.main import COMMANDS, app
+from embedstore.cli.main import app
+from embedstore.testing.commands import COMMAND_LIST, Command, fill
 from embedstore.testing.damage import damaged_copy, damages
 from tests.conftest import make_dataset, write_embeddings
-
-
-def _commands() -> list[tuple[list[str], click.Command]]:
-    group = typer.main.get_command(app)
-    ctx = click.Context(group)
-    out = []
-    for name in COMMANDS:
-        cmd = group.get_command(ctx, name)
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            out += [([name, sub], c) for sub, c in subs.items()]
-        else:
-            out.append(([name], cmd))
-    return out
-
-
-COMMAND_LIST = _commands()
 
 
 @pytest.fixture(scope="module")
@@ -71,26 +53,7 @@ def _one_line(result) -> list[str]:
     return [line for line in result.output.strip().splitlines() if line.strip()]
 
 
-def _fill(cmd: click.Command, store: Path, tmp: Path, dataset: str, backbone: str) -> list[str]:
-    """Arguments for every required parameter: the store first, then fresh paths and names."""
-    argv: list[str] = []
-    first = True
-    for p in cmd.params:
-        if not p.required:
-            continue
-        if p.param_type_name == "argument":
-            argv.append(str(store) if first else str(tmp / f"out-{p.name}"))
-            first = False
-        elif p.name == "dataset":
-            argv += [p.opts[0], dataset]
-        elif p.name == "backbone":
-            argv += [p.opts[0], backbone]
-        else:
-            argv += [p.opts[0], str(tmp / f"no-such-{p.name}")]
-    return argv
-
-
-def _takes_names(path: list[str], cmd: click.Command) -> bool:
+def _takes_names(path: list[str], cmd: Command) -> bool:
     """Whether a command can be given an unknown dataset or backbone name (or, for import, merge
     and export, another wrong target that the walk below builds)."""
     return path in (["import"], ["merge"], ["export"]) or any(
@@ -115,7 +78,7 @@ BAD_CASES = [
 def test_required_arguments_with_bad_values(stores, tmp_path, path, cmd, bad):
     store = stores["good" if bad == "unknown names" else bad]
     names = ("nope", "nope.bb") if bad == "unknown names" else ("toy", "bb")
-    argv = path + _fill(cmd, store, tmp_path, *names)
+    argv = path + fill(cmd, store, tmp_path, *names)
     if path == ["info"]:
         argv += list(names)  # down to the array: the damaged one, or unknown names
     if bad == "unknown names":
@@ -139,7 +102,7 @@ def test_required_arguments_with_bad_values(stores, tmp_path, path, cmd, bad):
     assert len(lines) == 1 and lines[0].startswith("error:"), (argv, result.output)
 
 
-def _value_options(cmd: click.Command) -> list[click.Option]:
+def _value_options(cmd: Command) -> list[Command]:
     return [
         p
         for p in cmd.params
@@ -161,7 +124,7 @@ _WALKED = [
 def test_value_options_with_bad_values(stores, tmp_path, monkeypatch, path, cmd, opt):
     """A negative number or an unknown word for each option: a result or one line, exit 1."""
     monkeypatch.chdir(tmp_path)  # an option naming an output file writes here
-    base = path + _fill(cmd, stores["good"], tmp_path, "toy", "bb")
+    base = path + fill(cmd, stores["good"], tmp_path, "toy", "bb")
     if opt.name != "backbone" and any(p.name == "backbone" and not p.required for p in cmd.params):
         base += ["-b", "bb"]  # something to evaluate, so that the option under test is used
     for value in ("-7", "bogus"):
@@ -206,7 +169,7 @@ def test_every_command_on_damaged_metadata_of_every_node_kind(
     command answers with a result or one line (exit 1), never a traceback."""
     store = damaged_copy(stores["good"], tmp_path / "d.zarr", apply)
     for path, cmd in _STORE_COMMANDS:
-        argv = path + _fill(cmd, store, tmp_path / "out", "toy", "bb")
+        argv = path + fill(cmd, store, tmp_path / "out", "toy", "bb")
         if path in (["probe"], ["sweep"]) or path[0] == "analyze":
             argv += ["-b", "bb"]
         if path == ["info"]:
