@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -192,23 +193,29 @@ _EXTRACT_DAMAGES = [d for d in _ALL if d[1] in ("not JSON", "empty")] + [
 
 
 @pytest.fixture(scope="module")
-def extracted(tmp_path_factory) -> tuple[Path, Path]:
-    """A store extracted by the CLI with the fault tests' backbone, and its images."""
+def extracted(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    """A store extracted by the CLI with the fault tests' backbone, and its images; the test
+    backbones are unregistered afterwards (later modules list the registry)."""
+    from embedstore.backbones import unregister
     from embedstore.errors import EmbedstoreError
-    from embedstore.testing.fault_cli import register_test_backbones
+    from embedstore.testing.fault_cli import HUGE, WIDE, register_test_backbones
     from embedstore.testing.harness import BACKBONE, write_images
 
     try:
         register_test_backbones()
+        registered = True
     except EmbedstoreError:
-        pass  # registered by another test module of this session
+        registered = False  # registered by another test module of this session
     tmp = tmp_path_factory.mktemp("extract")
     images = write_images(tmp / "images", 12)
     argv = ["extract", str(tmp / "s.zarr"), "-d", "toy", "--source", str(images), "-b", BACKBONE,
             "--batch-size", "4", "--workers", "0", "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    return tmp / "s.zarr", images
+    yield tmp / "s.zarr", images
+    if registered:
+        for name in (WIDE, HUGE):
+            unregister(name)
 
 
 @pytest.mark.parametrize(
