@@ -72,15 +72,15 @@ class _Thumbs:
         if self.src is None:
             return caption
         if row not in self.cache:
-            self.cache[row] = self._uri(row)
+            self.cache[row] = self._uri(self.src, row)
         uri = self.cache[row]
         img = (f'<img src="{uri}" alt="{caption}">' if uri is not None
                else '<span class="missing">image unreadable</span>')  # fmt: skip
         return f'<figure class="t">{img}<figcaption>{caption}</figcaption></figure>'
 
-    def _uri(self, row: int) -> str | None:
+    def _uri(self, src: Source, row: int) -> str | None:
         try:
-            image = self.src.load_rgb(int(self.index[row]))  # type: ignore[union-attr]
+            image = src.load_rgb(int(self.index[row]))
         except (EmbedstoreError, OSError):  # a file gone or damaged since extraction
             return None
         small = max(image.size) < THUMB_PX  # 28 px MedMNIST: enlarged, pixels kept sharp

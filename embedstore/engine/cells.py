@@ -44,7 +44,7 @@ class Prepared:
 
     part: Part
     store: Any
-    data: LabelledData
+    data: LabelledData  # None only in a part with no feature set to run (it has no cells)
     sets: list[tuple[str, ...]]  # resolved feature sets that run
     methods: list[Method]
     is_all: bool
@@ -90,13 +90,15 @@ def prepare(part: Part, store: Any, on_skip: Callable[[str, str], None] | None =
             except EmbedstoreError as exc:  # an absent backbone: recorded, not fatal
                 skipped.append((tuple(fs), f"not in dataset '{part.dataset}': {exc}"))
         sets = keep
+    resolved: list[tuple[str, ...]] = []
     if not sets:
-        data, resolved = None, list[tuple[str, ...]]()
+        data = None
     else:
         data, resolved = load_labelled_data(
             store, part.dataset, sets, normalize=part.options.normalize
         )
     if data is None:
+        # a part whose feature sets are all absent: skipped records only, no cell reads data
         return Prepared(part, store, None, [], [], False, [], skipped_sets=skipped)  # type: ignore[arg-type]
     sweep = part.settings is not None
     methods, is_all = parse_methods(part.methods, data.task, sweep=sweep)
