@@ -38,7 +38,13 @@ from embedstore.testing.harness import (  # noqa: E402
     kill_and_resume,
     write_images,
 )
-from embedstore.testing.hostile import HOSTILE, chunk_bomb, make_declared, make_hostile  # noqa: E402
+from embedstore.testing.hostile import (  # noqa: E402
+    HOSTILE,
+    VERIFY_IMPORT_PEAK,
+    chunk_bomb,
+    make_declared,
+    make_hostile,
+)
 
 TABLE: dict[str, str] = {}  # the summary printed at the end, one row per class of fault
 
@@ -197,8 +203,8 @@ def hostile(tmp: Path) -> None:
     declared = make_declared(tmp / "declared")
     peaks, refused_declared = [], 0
     for name, archive in declared.items():
-        out = subprocess.run([sys.executable, "-c", _PEAK, str(archive), str(tmp / "t.zarr")],
-                             capture_output=True, text=True, env=env(), cwd=ROOT)  # fmt: skip
+        argv = [sys.executable, "-c", VERIFY_IMPORT_PEAK, str(archive), str(tmp / "t.zarr")]
+        out = subprocess.run(argv, capture_output=True, text=True, env=env(), cwd=ROOT)
         verified, imported, peak = out.stdout.split()
         refused_declared += verified == "False" and imported == "False"
         peaks.append(int(peak))
@@ -208,21 +214,6 @@ def hostile(tmp: Path) -> None:
         f"{n} tried, {refused + refused_declared} refused; declared-shape archives: peak memory "
         f"of verify + import {max(peaks) / 2**20:.0f} MiB at most (limit 256 MiB)"
     )
-
-
-_PEAK = """
-import sys
-from embedstore.archive import import_archive, verify
-from embedstore.errors import EmbedstoreError
-report = verify(sys.argv[1])
-try:
-    import_archive(sys.argv[1], sys.argv[2])
-    imported = True
-except EmbedstoreError:
-    imported = False
-hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(report.ok, imported, int(hwm.split()[1]) * 1024)
-"""
 
 
 def bad_inputs(tmp: Path) -> None:

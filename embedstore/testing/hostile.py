@@ -17,6 +17,23 @@ from embedstore.archive import export_archive
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
+# `python -c VERIFY_IMPORT_PEAK ARCHIVE TARGET`: verify, then import, an archive in a fresh process;
+# prints whether verify passed, whether the import did, and the process's peak memory in bytes.
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking process.
+VERIFY_IMPORT_PEAK = """
+import sys
+from embedstore.archive import import_archive, verify
+from embedstore.errors import EmbedstoreError
+report = verify(sys.argv[1])
+try:
+    import_archive(sys.argv[1], sys.argv[2])
+    imported = True
+except EmbedstoreError:
+    imported = False
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(report.ok, imported, int(hwm.split()[1]) * 1024)
+"""
+
 
 def good_archive(tmp: Path) -> Path:
     """A small valid archive: one dataset of 40 rows, one complete 8-d backbone."""

@@ -275,32 +275,16 @@ def test_import_never_moves_over_an_array_being_extracted(tmp_path):
     assert _snapshot(target) == before and not Path(f"{target}.locks").exists()
 
 
-_PEAK = """
-import sys
-from embedstore.archive import import_archive, verify
-from embedstore.errors import EmbedstoreError
-report = verify(sys.argv[1])
-try:
-    import_archive(sys.argv[1], sys.argv[2])
-    imported = True
-except EmbedstoreError:
-    imported = False
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking (pytest) process
-hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(report.ok, imported, int(hwm.split()[1]) * 1024)
-"""
-
-
 @pytest.mark.slow
 def test_a_declared_shape_the_chunks_do_not_back_costs_bounded_memory(tmp_path):
     """verify and import refuse archives declaring a huge shape (manifest updated to match)
     without allocating or iterating in proportion to it: peak RSS of a fresh process < 256 MiB."""
-    from embedstore.testing.hostile import make_declared
+    from embedstore.testing.hostile import VERIFY_IMPORT_PEAK, make_declared
 
     for name, archive in make_declared(tmp_path).items():
         target = tmp_path / "target.zarr"
         proc = subprocess.run(
-            [sys.executable, "-c", _PEAK, str(archive), str(target)],
+            [sys.executable, "-c", VERIFY_IMPORT_PEAK, str(archive), str(target)],
             capture_output=True, text=True, timeout=120, env=env(),
             preexec_fn=lambda: __import__("resource").setrlimit(  # a runaway fails, not swaps
                 __import__("resource").RLIMIT_AS, (4 * 2**30, 4 * 2**30)),
