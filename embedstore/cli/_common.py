@@ -161,3 +161,20 @@ def parse_weights(items: list[str]) -> dict[str, str]:
             )
         out[name] = path
     return out
+
+
+def progress_bar(label: str, disable: bool):
+    """The bar of a long command on stderr: its label, bar, done/total, time, current step; gone
+    when done (rich is imported here, not when the CLI starts)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        disable=disable,
+    )

@@ -18,6 +18,7 @@ from embedstore.cli._common import (
     console,
     err_console,
     parse_weights,
+    progress_bar,
     user_errors,
 )
 
@@ -130,21 +131,6 @@ def _open_checked(store: str, dataset: str, backbone: list[str] | None, device: 
     return s, names, paths
 
 
-def _progress_bar(label: str, disable: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err_console,
-        transient=True,
-        disable=disable,
-    )
-
-
 def _run_resumable(label: str, out: str | None, quiet: bool, run) -> list:
     """Run one analysis resumably: ``run(done, progress)`` yields records; those already in
     ``out`` are passed in as ``done``, new ones are appended to ``out`` one by one, under a
@@ -154,7 +140,7 @@ def _run_resumable(label: str, out: str | None, quiet: bool, run) -> list:
     done = read_records(out) if out else []
     seen = {r.key() for r in done}
     results = []
-    with _progress_bar(label, quiet) as bar:
+    with progress_bar(label, quiet) as bar:
         task = bar.add_task("loading", total=None)
 
         def progress(d: int, total: int, text: str) -> None:

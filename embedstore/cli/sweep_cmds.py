@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from embedstore.cli._common import (
@@ -27,6 +26,7 @@ from embedstore.cli._common import (
     err_console,
     feature_sets,
     method_help,
+    progress_bar,
     user_errors,
 )
 from embedstore.errors import InvalidDataError
@@ -150,16 +150,7 @@ def sweep(
                 f"--metric kappa is computed for ordinal tasks; dataset '{dataset}' is {task} "
                 f"(use one of {', '.join(m for m in METRICS if m != 'kappa')})"
             )
-        bar = Progress(
-            TextColumn("[bold]sweep[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err_console,
-            transient=True,
-            disable=as_json,
-        )
+        bar = progress_bar("sweep", as_json)
         with bar:
             bar_task = bar.add_task("loading features", total=None)
 
